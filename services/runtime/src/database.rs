@@ -1,0 +1,192 @@
+//! The database: one diesel-async pool over Postgres or SQLite, chosen by `DATABASE_URL`.
+//!
+//! Query code is written once and run on either connection with [`with_connection!`]. Each
+//! service embeds its own migrations (one folder per backend) and applies them at start-up.
+
+use std::time::Duration;
+
+use diesel::SqliteConnection;
+use diesel::result::{ConnectionError, DatabaseErrorKind};
+use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
+use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
+use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+
+use crate::settings::DatabaseLocation;
+
+pub type SqliteAsyncConnection = SyncConnectionWrapper<SqliteConnection>;
+
+/// A pool on one of the two backends.
+#[derive(Clone)]
+pub enum Database {
+    Postgres(Pool<AsyncPgConnection>),
+    Sqlite(Pool<SqliteAsyncConnection>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error("not found")]
+    NotFound,
+    #[error("already exists")]
+    AlreadyExists,
+    #[error("database error: {0}")]
+    Query(diesel::result::Error),
+    #[error("migrations failed: {0}")]
+    Migration(String),
+}
+
+impl From<diesel::result::Error> for DbError {
+    fn from(error: diesel::result::Error) -> Self {
+        match error {
+            diesel::result::Error::NotFound => DbError::NotFound,
+            diesel::result::Error::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => {
+                DbError::AlreadyExists
+            }
+            other => DbError::Query(other),
+        }
+    }
+}
+
+impl From<PoolError> for DbError {
+    fn from(error: PoolError) -> Self {
+        DbError::Unavailable(error.to_string())
+    }
+}
+
+impl From<DbError> for tonic::Status {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::NotFound => tonic::Status::not_found("not found"),
+            DbError::AlreadyExists => tonic::Status::already_exists("already exists"),
+            DbError::Unavailable(why) => tonic::Status::unavailable(why),
+            other => {
+                tracing::error!(error = %other, "database error");
+                tonic::Status::internal("database error")
+            }
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db` is.
+/// The body is compiled once per backend, so it must be valid diesel for both.
+#[macro_export]
+macro_rules! with_connection {
+    ($db:expr, |$conn:ident| $body:expr) => {
+        match $db {
+            $crate::database::Database::Postgres(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::database::DbError::from)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+            $crate::database::Database::Sqlite(pool) => {
+                let mut pooled = pool.get().await.map_err($crate::database::DbError::from)?;
+                let $conn = &mut *pooled;
+                $body
+            }
+        }
+    };
+}
+
+impl Database {
+    /// Opens the pool (creating the SQLite file and its folder when needed).
+    pub async fn connect(location: &DatabaseLocation) -> Result<Self, DbError> {
+        match location {
+            DatabaseLocation::Postgres(url) => {
+                let mut config = ManagerConfig::<AsyncPgConnection>::default();
+                config.custom_setup = Box::new(|url| {
+                    Box::pin(async move {
+                        let mut conn = AsyncPgConnection::establish(url).await?;
+                        conn.batch_execute("SET statement_timeout = 30000")
+                            .await
+                            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(url.clone(), config);
+                let pool = Pool::builder(manager)
+                    .max_size(16)
+                    .wait_timeout(Some(Duration::from_secs(10)))
+                    .create_timeout(Some(Duration::from_secs(10)))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|error| DbError::Unavailable(error.to_string()))?;
+                // Fail at start-up, with a clear message, rather than on the first request.
+                drop(pool.get().await?);
+                Ok(Database::Postgres(pool))
+            }
+            DatabaseLocation::Sqlite(path) => {
+                if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                    std::fs::create_dir_all(parent).map_err(|error| {
+                        DbError::Unavailable(format!("cannot create {}: {error}", parent.display()))
+                    })?;
+                }
+                let mut config = ManagerConfig::<SqliteAsyncConnection>::default();
+                config.custom_setup = Box::new(|url| {
+                    Box::pin(async move {
+                        let mut conn = SqliteAsyncConnection::establish(url).await?;
+                        conn.batch_execute(
+                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; \
+                             PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
+                        )
+                        .await
+                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                        Ok(conn)
+                    })
+                });
+                let manager = AsyncDieselConnectionManager::new_with_config(
+                    path.to_string_lossy().into_owned(),
+                    config,
+                );
+                let pool = Pool::builder(manager)
+                    .max_size(4)
+                    .wait_timeout(Some(Duration::from_secs(10)))
+                    .runtime(deadpool::Runtime::Tokio1)
+                    .build()
+                    .map_err(|error| DbError::Unavailable(error.to_string()))?;
+                drop(pool.get().await?);
+                Ok(Database::Sqlite(pool))
+            }
+        }
+    }
+
+    /// Applies the pending migrations of one service, for whichever backend this is.
+    pub async fn run_migrations(
+        &self,
+        postgres: EmbeddedMigrations,
+        sqlite: EmbeddedMigrations,
+    ) -> Result<(), DbError> {
+        let migration_error = |error: Box<dyn std::error::Error + Send + Sync>| {
+            DbError::Migration(error.to_string())
+        };
+        match self {
+            Database::Postgres(pool) => {
+                let conn = pool.get().await?;
+                tokio::task::block_in_place(|| {
+                    AsyncMigrationHarness::new(conn)
+                        .run_pending_migrations(postgres)
+                        .map(drop)
+                        .map_err(migration_error)
+                })
+            }
+            Database::Sqlite(pool) => {
+                let conn = pool.get().await?;
+                tokio::task::block_in_place(|| {
+                    AsyncMigrationHarness::new(conn)
+                        .run_pending_migrations(sqlite)
+                        .map(drop)
+                        .map_err(migration_error)
+                })
+            }
+        }
+    }
+
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Database::Postgres(_) => "postgres",
+            Database::Sqlite(_) => "sqlite",
+        }
+    }
+}

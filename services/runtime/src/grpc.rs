@@ -1,0 +1,228 @@
+//! gRPC plumbing shared by every service.
+//!
+//! A [`GrpcChannel`] is what every generated client runs on: a TCP channel in the microservice
+//! mode, or the server's own routes called in process in the all-in-one mode (no socket, no
+//! HTTP/2 framing, the same client types). Both inject the W3C trace context of the current span
+//! and the internal admin token into the request metadata. Servers extract the trace context into
+//! their span, serve `grpc.health.v1` and reflection (v1 and v1alpha), and stop on a token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::propagation::{Extractor, Injector};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic::body::Body;
+use tonic::service::Routes;
+use tonic::transport::{Endpoint, Server};
+use tower::ServiceBuilder;
+use tower::ServiceExt as _;
+use tower::util::BoxCloneSyncService;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::secrets::tokens_match;
+
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The transport under every gRPC client of this project.
+pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+
+struct HeaderInjector<'a>(&'a mut http::HeaderMap);
+
+impl Injector for HeaderInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(name), Ok(value)) = (
+            http::header::HeaderName::from_bytes(key.as_bytes()),
+            http::HeaderValue::from_str(&value),
+        ) {
+            self.0.insert(name, value);
+        }
+    }
+}
+
+struct HeaderExtractor<'a>(&'a http::HeaderMap);
+
+impl Extractor for HeaderExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|value| value.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+}
+
+/// Writes the current span's trace context into outgoing headers.
+pub fn inject_trace_context(headers: &mut http::HeaderMap) {
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut HeaderInjector(headers));
+    });
+}
+
+/// Reads a trace context from incoming headers.
+pub fn extract_trace_context(headers: &http::HeaderMap) -> opentelemetry::Context {
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.extract(&HeaderExtractor(headers))
+    })
+}
+
+fn client_stack<S>(inner: S, internal_token: Arc<str>) -> GrpcChannel
+where
+    S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let bearer = http::HeaderValue::from_str(&format!("Bearer {internal_token}")).ok();
+    let service = ServiceBuilder::new()
+        .map_request(move |mut request: http::Request<Body>| {
+            inject_trace_context(request.headers_mut());
+            if let Some(bearer) = &bearer {
+                request
+                    .headers_mut()
+                    .insert(http::header::AUTHORIZATION, bearer.clone());
+            }
+            request
+        })
+        .service(inner)
+        .map_err(Into::into);
+    BoxCloneSyncService::new(service)
+}
+
+/// A lazily connected channel to another service over TCP (`http://host:port`).
+pub fn connect(url: &str, internal_token: Arc<str>) -> Result<GrpcChannel, tonic::transport::Error> {
+    let channel = Endpoint::from_shared(url.to_owned())?
+        .connect_timeout(Duration::from_secs(5))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_while_idle(true)
+        .connect_lazy();
+    Ok(client_stack(channel, internal_token))
+}
+
+/// A channel that calls `routes` in this process, through the same server layers as over TCP.
+pub fn in_process(routes: Routes, internal_token: Arc<str>) -> GrpcChannel {
+    let server = ServiceBuilder::new()
+        .layer(server_trace_layer())
+        .service(routes)
+        .map_response(|response| response.map(Body::new));
+    client_stack(server, internal_token)
+}
+
+fn grpc_server_span(request: &http::Request<impl Sized>) -> tracing::Span {
+    let path = request.uri().path();
+    let (service, method) = path
+        .trim_start_matches('/')
+        .split_once('/')
+        .unwrap_or(("", ""));
+    let span = tracing::info_span!(
+        "grpc.server",
+        otel.name = %path.trim_start_matches('/'),
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+    );
+    let _ = span.set_parent(extract_trace_context(request.headers()));
+    span
+}
+
+type ServerTraceLayer = tower_http::trace::TraceLayer<
+    tower_http::classify::SharedClassifier<tower_http::classify::GrpcErrorsAsFailures>,
+    fn(&http::Request<Body>) -> tracing::Span,
+    (),
+    (),
+    (),
+    (),
+    (),
+>;
+
+/// One span per RPC, a child of the caller's trace.
+pub fn server_trace_layer() -> ServerTraceLayer {
+    tower_http::trace::TraceLayer::new_for_grpc()
+        .make_span_with(grpc_server_span as fn(&http::Request<Body>) -> tracing::Span)
+        .on_request(())
+        .on_response(())
+        .on_body_chunk(())
+        .on_eos(())
+        .on_failure(())
+}
+
+/// Checks the internal admin token on a service's RPCs (health and reflection stay open).
+#[derive(Clone)]
+pub struct RequireToken {
+    token: Arc<str>,
+}
+
+impl RequireToken {
+    pub fn new(token: Arc<str>) -> Self {
+        RequireToken { token }
+    }
+}
+
+impl tonic::service::Interceptor for RequireToken {
+    fn call(&mut self, request: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        let presented = request
+            .metadata()
+            .get("authorization")
+            .and_then(|value| value.to_str().ok())
+            .map(|value| value.strip_prefix("Bearer ").unwrap_or(value));
+        match presented {
+            Some(presented) if tokens_match(presented, &self.token) => Ok(request),
+            _ => Err(tonic::Status::unauthenticated("admin token required")),
+        }
+    }
+}
+
+/// The routes of one service plus health and reflection, and the reporter that flips health.
+pub struct ServiceRoutes {
+    pub routes: Routes,
+    pub health: tonic_health::server::HealthReporter,
+}
+
+/// Builds a service's routes; `add` registers the service itself and marks it serving.
+pub fn service_routes(
+    add: impl FnOnce(&mut tonic::service::RoutesBuilder),
+) -> Result<ServiceRoutes, tonic_reflection::server::Error> {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gb_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(gb_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    let mut builder = tonic::service::RoutesBuilder::default();
+    builder
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha);
+    add(&mut builder);
+    Ok(ServiceRoutes {
+        routes: builder.routes(),
+        health,
+    })
+}
+
+/// Serves routes on an already-bound listener until `shutdown` is cancelled; in-flight calls
+/// and open streams are let finish.
+pub async fn serve(
+    routes: Routes,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> Result<(), tonic::transport::Error> {
+    Server::builder()
+        .tcp_nodelay(true)
+        .layer(server_trace_layer())
+        .add_routes(routes)
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown.cancelled_owned(),
+        )
+        .await
+}

@@ -1,0 +1,22 @@
+//! What every gemini-balance service shares.
+//!
+//! - [`settings`]: the environment (and `.env`) read once into typed, validated settings;
+//! - [`database`]: the diesel-async pool over Postgres or SQLite and migrations at start-up;
+//! - [`secrets`]: key encryption at rest, fingerprints, masking and constant-time comparison;
+//! - [`upstream`]: the pooled HTTP client to the Gemini API and the classification of its errors;
+//! - [`grpc`]: channels (TCP or in-process), trace context, auth and the server scaffolding;
+//! - [`telemetry`]: logs and OpenTelemetry export;
+//! - [`shutdown`]: one cancellation token for SIGINT and SIGTERM.
+
+pub mod database;
+pub mod grpc;
+pub mod secrets;
+pub mod settings;
+pub mod shutdown;
+pub mod telemetry;
+pub mod upstream;
+
+/// Milliseconds since the Unix epoch, the time unit of the contracts.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

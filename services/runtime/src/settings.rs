@@ -1,0 +1,359 @@
+//! Settings, by gemini-balance's own environment names, read from the environment and from a
+//! `.env` file in the working directory (the environment wins over the file).
+//!
+//! Lists accept gemini-balance's JSON form (`API_KEYS=["a","b"]`) and comma-separated values.
+//! Every value is parsed and checked once, at start-up: a bad one stops the start with a message
+//! that names the setting.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Google's endpoint; `BASE_URL` replaces it (a mock in tests, a relay elsewhere).
+pub const DEFAULT_BASE_URL: &str = "https://generativelanguage.googleapis.com/v1beta";
+
+/// gemini-balance's five legacy models, hidden from listings and rejected.
+const DEFAULT_FILTERED_MODELS: &[&str] = &[
+    "gemini-1.0-pro-vision-latest",
+    "gemini-pro-vision",
+    "chat-bison-001",
+    "text-bison-001",
+    "embedding-gecko-001",
+];
+
+#[derive(Debug, thiserror::Error)]
+#[error("setting {name}: {problem}")]
+pub struct SettingError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+fn problem(name: &'static str, problem: impl Into<String>) -> SettingError {
+    SettingError {
+        name,
+        problem: problem.into(),
+    }
+}
+
+/// Where the data lives, as `DATABASE_URL` says.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseLocation {
+    Postgres(String),
+    Sqlite(PathBuf),
+}
+
+impl std::fmt::Debug for DatabaseLocation {
+    // The Postgres URL may carry a password: show only the backend and, for SQLite, the path.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseLocation::Postgres(_) => f.write_str("Postgres(..)"),
+            DatabaseLocation::Sqlite(path) => write!(f, "Sqlite({})", path.display()),
+        }
+    }
+}
+
+impl DatabaseLocation {
+    fn parse(value: &str) -> Result<Self, SettingError> {
+        let value = value.trim();
+        if value.starts_with("postgres://") || value.starts_with("postgresql://") {
+            return Ok(DatabaseLocation::Postgres(value.to_owned()));
+        }
+        let path = value
+            .strip_prefix("sqlite://")
+            .or_else(|| value.strip_prefix("sqlite:"))
+            .unwrap_or(value);
+        if path.is_empty() {
+            return Err(problem("DATABASE_URL", "empty path"));
+        }
+        if value.contains("://") && !value.starts_with("sqlite://") {
+            return Err(problem(
+                "DATABASE_URL",
+                "expected postgres://…, sqlite://path or a plain file path",
+            ));
+        }
+        Ok(DatabaseLocation::Sqlite(PathBuf::from(path)))
+    }
+}
+
+/// Every setting the running services read.
+#[derive(Clone)]
+pub struct Settings {
+    pub api_keys: Vec<String>,
+    pub allowed_tokens: Vec<String>,
+    pub auth_token: Option<String>,
+    pub base_url: String,
+    pub max_failures: u32,
+    pub max_retries: u32,
+    pub time_out: Duration,
+    pub test_model: String,
+    /// `None` when `CHECK_INTERVAL_HOURS` is 0.
+    pub check_interval: Option<Duration>,
+    pub proxies: Vec<String>,
+    pub filtered_models: Vec<String>,
+    /// The model of the simple chat endpoint when the caller names none.
+    pub chat_model: String,
+    pub database: DatabaseLocation,
+    pub encryption_key: Option<String>,
+    pub gateway_addr: SocketAddr,
+    pub chat_addr: SocketAddr,
+    pub keys_addr: SocketAddr,
+    pub chat_url: String,
+    pub keys_url: String,
+    pub log_level: String,
+    pub log_json: bool,
+}
+
+impl std::fmt::Debug for Settings {
+    // Secrets are shown only as counts or presence.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("api_keys", &format_args!("{} keys", self.api_keys.len()))
+            .field(
+                "allowed_tokens",
+                &format_args!("{} tokens", self.allowed_tokens.len()),
+            )
+            .field("auth_token_set", &self.auth_token.is_some())
+            .field("base_url", &self.base_url)
+            .field("max_failures", &self.max_failures)
+            .field("max_retries", &self.max_retries)
+            .field("time_out", &self.time_out)
+            .field("test_model", &self.test_model)
+            .field("check_interval", &self.check_interval)
+            .field("proxies", &format_args!("{} proxies", self.proxies.len()))
+            .field("filtered_models", &self.filtered_models)
+            .field("database", &self.database)
+            .field("encryption_key_set", &self.encryption_key.is_some())
+            .field("gateway_addr", &self.gateway_addr)
+            .field("chat_addr", &self.chat_addr)
+            .field("keys_addr", &self.keys_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Reads settings from a lookup function, so that tests need not touch the process environment.
+struct Source<'a> {
+    lookup: &'a dyn Fn(&str) -> Option<String>,
+}
+
+impl Source<'_> {
+    fn raw(&self, name: &str) -> Option<String> {
+        (self.lookup)(name)
+            .map(|value| value.trim().to_owned())
+            .filter(|value| !value.is_empty())
+    }
+
+    fn string(&self, name: &'static str, default: &str) -> String {
+        self.raw(name).unwrap_or_else(|| default.to_owned())
+    }
+
+    fn optional(&self, name: &'static str) -> Option<String> {
+        self.raw(name)
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, SettingError>
+    where
+        T::Err: std::fmt::Display,
+    {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(value) => value
+                .parse()
+                .map_err(|error| problem(name, format!("{value:?} is not a valid number: {error}"))),
+        }
+    }
+
+    fn list(&self, name: &'static str, default: &[&str]) -> Result<Vec<String>, SettingError> {
+        match self.raw(name) {
+            None => Ok(default.iter().map(|item| (*item).to_owned()).collect()),
+            Some(value) => parse_list(&value).map_err(|why| problem(name, why)),
+        }
+    }
+
+    fn address(&self, name: &'static str, default: &str) -> Result<SocketAddr, SettingError> {
+        let value = self.string(name, default);
+        value
+            .parse()
+            .map_err(|_| problem(name, format!("{value:?} is not a host:port socket address")))
+    }
+}
+
+/// A list in gemini-balance's JSON form or comma-separated; blanks and duplicates dropped, order kept.
+pub fn parse_list(value: &str) -> Result<Vec<String>, String> {
+    let value = value.trim();
+    let items: Vec<String> = if value.starts_with('[') {
+        serde_json::from_str::<Vec<String>>(value)
+            .map_err(|error| format!("not a JSON list of strings: {error}"))?
+    } else {
+        value.split(',').map(str::to_owned).collect()
+    };
+    let mut seen = std::collections::HashSet::new();
+    Ok(items
+        .into_iter()
+        .map(|item| item.trim().to_owned())
+        .filter(|item| !item.is_empty() && seen.insert(item.clone()))
+        .collect())
+}
+
+impl Settings {
+    /// Loads `.env` (when present) beneath the process environment, then parses.
+    pub fn from_environment() -> Result<Self, SettingError> {
+        let file_values: HashMap<String, String> = match dotenvy::dotenv_iter() {
+            Ok(iter) => iter.filter_map(Result::ok).collect(),
+            Err(_) => HashMap::new(),
+        };
+        Self::from_lookup(&|name| std::env::var(name).ok().or_else(|| file_values.get(name).cloned()))
+    }
+
+    /// Parses settings from any source of values (the environment, a map in tests).
+    pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
+        let source = Source { lookup };
+        let base_url = source.string("BASE_URL", DEFAULT_BASE_URL);
+        let parsed_base = url::Url::parse(&base_url)
+            .map_err(|error| problem("BASE_URL", format!("{base_url:?} is not a URL: {error}")))?;
+        if !matches!(parsed_base.scheme(), "http" | "https") {
+            return Err(problem("BASE_URL", "must be an http or https URL"));
+        }
+        let max_failures: u32 = source.number("MAX_FAILURES", 3)?;
+        if max_failures == 0 {
+            return Err(problem("MAX_FAILURES", "must be at least 1"));
+        }
+        let max_retries: u32 = source.number("MAX_RETRIES", 3)?;
+        if max_retries == 0 {
+            return Err(problem("MAX_RETRIES", "must be at least 1 (it counts attempts)"));
+        }
+        let time_out_seconds: f64 = source.number("TIME_OUT", 300.0)?;
+        if !(time_out_seconds.is_finite() && time_out_seconds > 0.0) {
+            return Err(problem("TIME_OUT", "must be a positive number of seconds"));
+        }
+        let check_hours: f64 = source.number("CHECK_INTERVAL_HOURS", 1.0)?;
+        if !(check_hours.is_finite() && check_hours >= 0.0) {
+            return Err(problem("CHECK_INTERVAL_HOURS", "must be 0 (off) or a positive number"));
+        }
+        let proxies = source.list("PROXIES", &[])?;
+        for proxy in &proxies {
+            let scheme = proxy.split("://").next().unwrap_or_default();
+            if !matches!(scheme, "http" | "https" | "socks5" | "socks5h") || !proxy.contains("://") {
+                return Err(problem(
+                    "PROXIES",
+                    "each proxy must be an http://, https:// or socks5:// URL",
+                ));
+            }
+        }
+        let database = match source.optional("DATABASE_URL") {
+            Some(value) => DatabaseLocation::parse(&value)?,
+            None => DatabaseLocation::Sqlite(PathBuf::from("data/gemini-balance.db")),
+        };
+        let log_format = source.string("LOG_FORMAT", "text");
+        let log_json = match log_format.as_str() {
+            "json" => true,
+            "text" => false,
+            other => return Err(problem("LOG_FORMAT", format!("{other:?}: expected text or json"))),
+        };
+        let chat_addr = source.address("CHAT_ADDR", "0.0.0.0:50051")?;
+        let keys_addr = source.address("KEYS_ADDR", "0.0.0.0:50052")?;
+        Ok(Settings {
+            api_keys: source.list("API_KEYS", &[])?,
+            allowed_tokens: source.list("ALLOWED_TOKENS", &[])?,
+            auth_token: source.optional("AUTH_TOKEN"),
+            base_url: base_url.trim_end_matches('/').to_owned(),
+            max_failures,
+            max_retries,
+            time_out: Duration::from_secs_f64(time_out_seconds),
+            test_model: source.string("TEST_MODEL", "gemini-2.5-flash-lite"),
+            check_interval: (check_hours > 0.0)
+                .then(|| Duration::from_secs_f64(check_hours * 3600.0)),
+            proxies,
+            filtered_models: source.list("FILTERED_MODELS", DEFAULT_FILTERED_MODELS)?,
+            chat_model: source.string("CHAT_MODEL", "gemini-2.5-flash"),
+            database,
+            encryption_key: source.optional("ENCRYPTION_KEY"),
+            gateway_addr: source.address("GATEWAY_ADDR", "0.0.0.0:8000")?,
+            chat_addr,
+            keys_addr,
+            chat_url: source.string("CHAT_URL", &format!("http://127.0.0.1:{}", chat_addr.port())),
+            keys_url: source.string("KEYS_URL", &format!("http://127.0.0.1:{}", keys_addr.port())),
+            log_level: source.string("LOG_LEVEL", "info"),
+            log_json,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, SettingError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+            .collect();
+        Settings::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn lists_accept_json_and_commas() {
+        assert_eq!(parse_list(r#"["a", "b","a"]"#), Ok(vec!["a".into(), "b".into()]));
+        assert_eq!(parse_list(" a, b ,,c"), Ok(vec!["a".into(), "b".into(), "c".into()]));
+        assert!(parse_list(r#"["a", 1]"#).is_err());
+    }
+
+    #[test]
+    fn defaults_are_gemini_balance_defaults() -> Result<(), SettingError> {
+        let settings = settings(&[])?;
+        assert_eq!(settings.base_url, DEFAULT_BASE_URL);
+        assert_eq!(settings.max_failures, 3);
+        assert_eq!(settings.max_retries, 3);
+        assert_eq!(settings.time_out, Duration::from_secs(300));
+        assert_eq!(settings.check_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(settings.gateway_addr.port(), 8000);
+        assert_eq!(
+            settings.database,
+            DatabaseLocation::Sqlite(PathBuf::from("data/gemini-balance.db"))
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn a_bad_setting_is_named() {
+        for (name, value) in [
+            ("MAX_RETRIES", "three"),
+            ("MAX_FAILURES", "0"),
+            ("TIME_OUT", "-1"),
+            ("BASE_URL", "not a url"),
+            ("PROXIES", "ftp://x"),
+            ("API_KEYS", "[1,2]"),
+            ("GATEWAY_ADDR", "8000"),
+            ("DATABASE_URL", "mysql://x"),
+        ] {
+            let Err(error) = settings(&[(name, value)]) else {
+                panic!("{name}={value} was accepted");
+            };
+            assert_eq!(error.name, name);
+            assert!(error.to_string().starts_with(&format!("setting {name}:")));
+        }
+    }
+
+    #[test]
+    fn database_url_forms() -> Result<(), SettingError> {
+        assert_eq!(
+            DatabaseLocation::parse("postgres://u@h/db")?,
+            DatabaseLocation::Postgres("postgres://u@h/db".into())
+        );
+        assert_eq!(
+            DatabaseLocation::parse("sqlite:///tmp/x.db")?,
+            DatabaseLocation::Sqlite("/tmp/x.db".into())
+        );
+        assert_eq!(
+            DatabaseLocation::parse("data/x.db")?,
+            DatabaseLocation::Sqlite("data/x.db".into())
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn zero_check_interval_turns_checks_off() -> Result<(), SettingError> {
+        assert_eq!(settings(&[("CHECK_INTERVAL_HOURS", "0")])?.check_interval, None);
+        Ok(())
+    }
+}
