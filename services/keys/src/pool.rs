@@ -1,0 +1,210 @@
+//! The authoritative key pool: every key's state in memory, written through to the database,
+//! and pushed to the chat replicas as a snapshot followed by one event per visible change.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use gb_proto::keys::v1 as pb;
+use gb_runtime::database::{Database, DbError};
+use gb_runtime::secrets::KeyCipher;
+use tokio::sync::broadcast;
+
+use crate::state::{Change, KeyEntry};
+use crate::store;
+
+const EVENT_BUFFER: usize = 4096;
+
+#[derive(Default)]
+struct Entries {
+    by_id: BTreeMap<i64, KeyEntry>,
+    /// Fingerprint → id, to find a key by its value.
+    by_fingerprint: HashMap<String, i64>,
+}
+
+pub struct KeyPool {
+    db: Database,
+    cipher: KeyCipher,
+    max_failures: AtomicU32,
+    entries: Mutex<Entries>,
+    /// Serialises write-backs so that the database sees states in the order memory did.
+    writer: tokio::sync::Mutex<()>,
+    events: broadcast::Sender<pb::PoolEvent>,
+}
+
+/// How a key is named by a caller.
+#[derive(Clone, Debug)]
+pub enum Selector {
+    Id(i64),
+    Value(String),
+}
+
+impl Selector {
+    pub fn from_proto(selector: Option<&pb::KeySelector>) -> Option<Self> {
+        match selector?.selector.as_ref()? {
+            pb::key_selector::Selector::Id(id) => Some(Selector::Id(*id)),
+            pb::key_selector::Selector::Value(value) => Some(Selector::Value(value.clone())),
+        }
+    }
+}
+
+impl KeyPool {
+    pub async fn open(db: Database, cipher: KeyCipher, max_failures: u32) -> Result<Arc<Self>, DbError> {
+        let mut entries = Entries::default();
+        for entry in store::load_all(&db, &cipher).await? {
+            entries
+                .by_fingerprint
+                .insert(cipher.fingerprint(&entry.value), entry.id);
+            entries.by_id.insert(entry.id, entry);
+        }
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        Ok(Arc::new(KeyPool {
+            db,
+            cipher,
+            max_failures: AtomicU32::new(max_failures),
+            entries: Mutex::new(entries),
+            writer: tokio::sync::Mutex::new(()),
+            events,
+        }))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Entries> {
+        // A panic while holding the lock leaves consistent data (every mutation is one step).
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    pub fn set_max_failures(&self, max_failures: u32) {
+        self.max_failures.store(max_failures.max(1), Ordering::Relaxed);
+    }
+
+    pub fn list(&self) -> Vec<KeyEntry> {
+        self.lock().by_id.values().cloned().collect()
+    }
+
+    pub fn find(&self, selector: &Selector) -> Option<KeyEntry> {
+        let entries = self.lock();
+        let id = match selector {
+            Selector::Id(id) => *id,
+            Selector::Value(value) => *entries.by_fingerprint.get(&self.cipher.fingerprint(value))?,
+        };
+        entries.by_id.get(&id).cloned()
+    }
+
+    /// Stores a new key; `Ok(None)` when the value is already in the pool.
+    pub async fn create(&self, value: &str, key_type: &str) -> Result<Option<KeyEntry>, DbError> {
+        let _writing = self.writer.lock().await;
+        let Some(entry) = store::insert(&self.db, &self.cipher, value, key_type).await? else {
+            return Ok(None);
+        };
+        {
+            let mut entries = self.lock();
+            entries
+                .by_fingerprint
+                .insert(self.cipher.fingerprint(value), entry.id);
+            entries.by_id.insert(entry.id, entry.clone());
+        }
+        self.publish(pb::pool_event::Event::Upserted(entry.to_pool_key()));
+        Ok(Some(entry))
+    }
+
+    /// Adds the values not yet stored (the start-up import of `API_KEYS`); returns how many.
+    pub async fn import(&self, values: &[String]) -> Result<usize, DbError> {
+        let mut added = 0;
+        for value in values {
+            if self.find(&Selector::Value(value.clone())).is_some() {
+                continue;
+            }
+            if self.create(value, "gemini").await?.is_some() {
+                added += 1;
+            }
+        }
+        Ok(added)
+    }
+
+    pub async fn delete(&self, id: i64) -> Result<bool, DbError> {
+        let _writing = self.writer.lock().await;
+        let deleted = store::delete(&self.db, id).await?;
+        {
+            let mut entries = self.lock();
+            entries.by_id.remove(&id);
+            entries.by_fingerprint.retain(|_, known| *known != id);
+        }
+        if deleted {
+            self.publish(pb::pool_event::Event::RemovedId(id));
+        }
+        Ok(deleted)
+    }
+
+    /// The current pool and a receiver of every change after it, taken atomically.
+    pub fn subscribe(&self) -> (pb::PoolSnapshot, broadcast::Receiver<pb::PoolEvent>) {
+        let entries = self.lock();
+        let receiver = self.events.subscribe();
+        let snapshot = pb::PoolSnapshot {
+            keys: entries.by_id.values().map(KeyEntry::to_pool_key).collect(),
+        };
+        (snapshot, receiver)
+    }
+
+    /// Applies a batch of outcomes (from any chat replica) and writes the result back once.
+    pub async fn apply_outcomes(&self, outcomes: &[pb::Outcome]) -> Result<u32, DbError> {
+        let max_failures = self.max_failures.load(Ordering::Relaxed);
+        self.mutate(|entries| {
+            let mut changed = Vec::new();
+            for outcome in outcomes {
+                if let Some(entry) = entries.by_id.get_mut(&outcome.key_id) {
+                    let change = entry.apply_outcome(outcome, max_failures);
+                    changed.push((outcome.key_id, change));
+                }
+            }
+            changed
+        })
+        .await
+    }
+
+    /// Resets the given keys; returns how many were found.
+    pub async fn reset(&self, ids: &[i64]) -> Result<u32, DbError> {
+        self.mutate(|entries| {
+            ids.iter()
+                .filter_map(|id| Some((*id, entries.by_id.get_mut(id)?.reset())))
+                .collect()
+        })
+        .await
+    }
+
+    /// Runs `apply` on the entries under the lock, then persists and publishes what it changed.
+    async fn mutate(
+        &self,
+        apply: impl FnOnce(&mut Entries) -> Vec<(i64, Change)>,
+    ) -> Result<u32, DbError> {
+        let _writing = self.writer.lock().await;
+        let (to_store, to_publish, applied) = {
+            let mut entries = self.lock();
+            let changes = apply(&mut entries);
+            let applied = changes.len() as u32;
+            let mut stored: BTreeMap<i64, KeyEntry> = BTreeMap::new();
+            let mut visible: BTreeMap<i64, pb::PoolKey> = BTreeMap::new();
+            for (id, change) in changes {
+                let Some(entry) = entries.by_id.get(&id) else {
+                    continue;
+                };
+                if change.stored {
+                    stored.insert(id, entry.clone());
+                }
+                if change.visible {
+                    visible.insert(id, entry.to_pool_key());
+                }
+            }
+            (stored.into_values().collect::<Vec<_>>(), visible, applied)
+        };
+        store::save_states(&self.db, &to_store).await?;
+        for pool_key in to_publish.into_values() {
+            self.publish(pb::pool_event::Event::Upserted(pool_key));
+        }
+        Ok(applied)
+    }
+
+    fn publish(&self, event: pb::pool_event::Event) {
+        // No receiver is fine: no chat replica is listening yet.
+        let _ = self.events.send(pb::PoolEvent { event: Some(event) });
+    }
+}

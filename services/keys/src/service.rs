@@ -1,0 +1,226 @@
+//! The `KeysService` gRPC contract over the pool.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use futures::Stream;
+use gb_proto::keys::v1 as pb;
+use gb_proto::keys::v1::keys_service_server::KeysService;
+use gb_runtime::now_ms;
+use tokio::sync::broadcast::error::RecvError;
+use tonic::{Request, Response, Status};
+
+use crate::pool::{KeyPool, Selector};
+use crate::state::KeyEntry;
+use crate::verify::Verifier;
+
+pub struct KeysGrpc {
+    pub pool: Arc<KeyPool>,
+    pub verifier: Arc<Verifier>,
+}
+
+impl KeysGrpc {
+    fn select(&self, selector: Option<&pb::KeySelector>) -> Result<KeyEntry, Status> {
+        let selector = Selector::from_proto(selector)
+            .ok_or_else(|| Status::invalid_argument("a key id or value is required"))?;
+        self.pool
+            .find(&selector)
+            .ok_or_else(|| Status::not_found("no such key"))
+    }
+}
+
+type PoolEventStream = Pin<Box<dyn Stream<Item = Result<pb::PoolEvent, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl KeysService for KeysGrpc {
+    async fn list_keys(
+        &self,
+        request: Request<pb::ListKeysRequest>,
+    ) -> Result<Response<pb::ListKeysResponse>, Status> {
+        let wanted = request.into_inner().statuses;
+        let now = now_ms();
+        let keys = self
+            .pool
+            .list()
+            .iter()
+            .map(|entry| entry.to_admin_key(now))
+            .filter(|key| wanted.is_empty() || wanted.contains(&key.status))
+            .collect();
+        Ok(Response::new(pb::ListKeysResponse { keys }))
+    }
+
+    async fn get_key(&self, request: Request<pb::GetKeyRequest>) -> Result<Response<pb::Key>, Status> {
+        let entry = self.select(request.get_ref().key.as_ref())?;
+        Ok(Response::new(entry.to_admin_key(now_ms())))
+    }
+
+    async fn create_key(
+        &self,
+        request: Request<pb::CreateKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
+        let request = request.into_inner();
+        let value = request.key_value.trim();
+        if value.is_empty() || value.chars().any(char::is_whitespace) || value.len() > 512 {
+            return Err(Status::invalid_argument(
+                "key_value must be a non-empty key without spaces",
+            ));
+        }
+        let key_type = match request.key_type.trim() {
+            "" => "gemini",
+            other => other,
+        };
+        match self.pool.create(value, key_type).await? {
+            Some(entry) => Ok(Response::new(entry.to_admin_key(now_ms()))),
+            None => Err(Status::already_exists("this key is already in the pool")),
+        }
+    }
+
+    async fn delete_key(
+        &self,
+        request: Request<pb::DeleteKeyRequest>,
+    ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
+        let entry = self.select(request.get_ref().key.as_ref())?;
+        let deleted = self.pool.delete(entry.id).await?;
+        Ok(Response::new(pb::DeleteKeyResponse { deleted }))
+    }
+
+    type WatchPoolStream = PoolEventStream;
+
+    async fn watch_pool(
+        &self,
+        _request: Request<pb::WatchPoolRequest>,
+    ) -> Result<Response<Self::WatchPoolStream>, Status> {
+        let pool = self.pool.clone();
+        let (snapshot, mut receiver) = pool.subscribe();
+        let stream = async_stream(move |sender| async move {
+            let first = pb::PoolEvent {
+                event: Some(pb::pool_event::Event::Snapshot(snapshot)),
+            };
+            if sender.send(Ok(first)).await.is_err() {
+                return;
+            }
+            loop {
+                let event = match receiver.recv().await {
+                    Ok(event) => event,
+                    // The watcher fell behind: start it over from a fresh snapshot.
+                    Err(RecvError::Lagged(_)) => {
+                        let (snapshot, fresh) = pool.subscribe();
+                        receiver = fresh;
+                        pb::PoolEvent {
+                            event: Some(pb::pool_event::Event::Snapshot(snapshot)),
+                        }
+                    }
+                    Err(RecvError::Closed) => return,
+                };
+                if sender.send(Ok(event)).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
+    async fn report_outcomes(
+        &self,
+        request: Request<pb::ReportOutcomesRequest>,
+    ) -> Result<Response<pb::ReportOutcomesResponse>, Status> {
+        let applied = self.pool.apply_outcomes(&request.into_inner().outcomes).await?;
+        Ok(Response::new(pb::ReportOutcomesResponse { applied }))
+    }
+
+    async fn verify_keys(
+        &self,
+        request: Request<pb::VerifyKeysRequest>,
+    ) -> Result<Response<pb::VerifyKeysResponse>, Status> {
+        let selectors = request.into_inner().keys;
+        let mut results = Vec::new();
+        let mut to_check = Vec::new();
+        let mut checked_selectors = Vec::new();
+        if selectors.is_empty() {
+            for entry in self.pool.list() {
+                checked_selectors.push(pb::KeySelector {
+                    selector: Some(pb::key_selector::Selector::Id(entry.id)),
+                });
+                to_check.push(entry);
+            }
+        }
+        for selector in selectors {
+            match Selector::from_proto(Some(&selector)).and_then(|known| self.pool.find(&known)) {
+                Some(entry) => {
+                    checked_selectors.push(selector);
+                    to_check.push(entry);
+                }
+                None => results.push(pb::VerifyResult {
+                    key: Some(selector),
+                    found: false,
+                    error: "no such key".into(),
+                    ..Default::default()
+                }),
+            }
+        }
+        let checked = self.verifier.check(&self.pool, to_check).await;
+        for check in checked {
+            let selector = checked_selectors
+                .iter()
+                .find(|selector| match &selector.selector {
+                    Some(pb::key_selector::Selector::Id(id)) => *id == check.entry.id,
+                    Some(pb::key_selector::Selector::Value(value)) => **value == *check.entry.value,
+                    None => false,
+                })
+                .cloned();
+            results.push(pb::VerifyResult {
+                key: selector,
+                id: check.entry.id,
+                masked_value: gb_runtime::secrets::mask_key(&check.entry.value),
+                valid: check.failure.is_none(),
+                error: check.failure.as_ref().map(|failure| failure.message()).unwrap_or_default(),
+                http_status: check.failure.as_ref().map_or(200, |failure| u32::from(failure.status)),
+                found: true,
+            });
+        }
+        Ok(Response::new(pb::VerifyKeysResponse { results }))
+    }
+
+    async fn reset_keys(
+        &self,
+        request: Request<pb::ResetKeysRequest>,
+    ) -> Result<Response<pb::ResetKeysResponse>, Status> {
+        let request = request.into_inner();
+        let mut ids = Vec::new();
+        let mut not_found = Vec::new();
+        if request.all {
+            let now = now_ms();
+            ids.extend(
+                self.pool
+                    .list()
+                    .iter()
+                    .filter(|entry| {
+                        request.statuses.is_empty()
+                            || request.statuses.contains(&(entry.status_at(now) as i32))
+                    })
+                    .map(|entry| entry.id),
+            );
+        }
+        for selector in request.keys {
+            match Selector::from_proto(Some(&selector)).and_then(|known| self.pool.find(&known)) {
+                Some(entry) => ids.push(entry.id),
+                None => not_found.push(selector),
+            }
+        }
+        let reset = self.pool.reset(&ids).await?;
+        Ok(Response::new(pb::ResetKeysResponse { reset, not_found }))
+    }
+}
+
+/// A stream fed by a task, for server streams whose items come from a loop.
+fn async_stream<F, Fut>(
+    producer: F,
+) -> impl Stream<Item = Result<pb::PoolEvent, Status>> + Send + 'static
+where
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::PoolEvent, Status>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (sender, receiver) = tokio::sync::mpsc::channel(64);
+    tokio::spawn(producer(sender));
+    tokio_stream::wrappers::ReceiverStream::new(receiver)
+}
