@@ -25,7 +25,25 @@ use crate::secrets::tokens_match;
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// The transport under every gRPC client of this project.
-pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, BoxError>;
+pub type GrpcChannel = BoxCloneSyncService<http::Request<Body>, http::Response<Body>, ChannelError>;
+
+/// A transport failure under a [`GrpcChannel`]. A named type rather than a boxed trait object,
+/// so that futures holding a client stay `Send` for any lifetime (a trait-object error trips
+/// the compiler's higher-ranked checks in spawned tasks).
+#[derive(Debug)]
+pub struct ChannelError(BoxError);
+
+impl std::fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
 
 struct HeaderInjector<'a>(&'a mut http::HeaderMap);
 
@@ -89,7 +107,7 @@ where
             request
         })
         .service(inner)
-        .map_err(Into::into);
+        .map_err(|error: S::Error| ChannelError(error.into()));
     BoxCloneSyncService::new(service)
 }
 

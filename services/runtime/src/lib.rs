@@ -13,6 +13,7 @@ pub mod grpc;
 pub mod secrets;
 pub mod settings;
 pub mod shutdown;
+pub mod status_mapping;
 pub mod telemetry;
 pub mod upstream;
 

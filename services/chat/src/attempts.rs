@@ -1,0 +1,382 @@
+//! The attempt loop: one request, up to `MAX_RETRIES` attempts, each on another key.
+//!
+//! The client's own errors end the loop at once and are not counted against the key; a dead key
+//! is disabled, a quota error cools the key down, a transient error counts a failure; each
+//! outcome is reported in the background. When every attempt fails, the last upstream status and
+//! body (key values masked) are returned. A stream is retried only until its first event has been
+//! read: after that, a failure ends the stream and nothing is sent twice.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+use gb_proto::keys::v1 as pb;
+use gb_runtime::now_ms;
+use gb_runtime::secrets::{mask_key, redact};
+use gb_runtime::upstream::{FailureClass, Upstream, UpstreamFailure, google_error_body};
+use tracing::Instrument;
+
+use crate::outcomes::OutcomeReporter;
+use crate::pool::{LocalKey, LocalPool, NoKey};
+
+/// When a 429 carries no `RetryInfo`, this replica avoids the key this long on its own.
+const LOCAL_DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+
+#[derive(Debug)]
+pub enum CallError {
+    /// No key could be tried at all.
+    NoKey(NoKey),
+    /// The last attempt's failure.
+    Upstream(UpstreamFailure),
+}
+
+pub struct Answer {
+    pub body: Bytes,
+    pub attempts: u32,
+}
+
+pub type EventStream =
+    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+
+/// A stream whose first event has arrived: the rest is read on demand.
+pub struct OpenStream {
+    pub first: Bytes,
+    pub rest: EventStream,
+    pub key: Arc<LocalKey>,
+    pub started: Instant,
+    pub attempts: u32,
+}
+
+#[derive(Clone)]
+pub struct Attempts {
+    pub upstream: Upstream,
+    pub pool: Arc<LocalPool>,
+    pub reporter: OutcomeReporter,
+    pub max_retries: u32,
+}
+
+/// Token counts of a Gemini answer's `usageMetadata`.
+#[derive(Default, Clone, Copy)]
+pub struct Usage {
+    pub prompt: u64,
+    pub completion: u64,
+}
+
+impl Usage {
+    pub fn from_body(body: &[u8]) -> Option<Self> {
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Metadata {
+            #[serde(default)]
+            prompt_token_count: u64,
+            #[serde(default)]
+            candidates_token_count: u64,
+            #[serde(default)]
+            thoughts_token_count: u64,
+        }
+        #[derive(serde::Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        struct WithUsage {
+            usage_metadata: Option<Metadata>,
+        }
+        let metadata = serde_json::from_slice::<WithUsage>(body).ok()?.usage_metadata?;
+        Some(Usage {
+            prompt: metadata.prompt_token_count,
+            completion: metadata.candidates_token_count + metadata.thoughts_token_count,
+        })
+    }
+}
+
+fn no_key_failure(no_key: &NoKey) -> UpstreamFailure {
+    let (status, google_status, message) = match no_key {
+        NoKey::NoneUsable => (503, "UNAVAILABLE", "no usable API key in the pool".to_owned()),
+        NoKey::AllCooling { until_ms } => {
+            let seconds = (until_ms - now_ms()).max(0) / 1000 + 1;
+            (
+                429,
+                "RESOURCE_EXHAUSTED",
+                format!("every API key in the pool is rate-limited; retry in {seconds}s"),
+            )
+        }
+        NoKey::AllTried => (503, "UNAVAILABLE", "every usable API key failed".to_owned()),
+    };
+    UpstreamFailure {
+        status,
+        body: google_error_body(status, google_status, &message),
+        class: FailureClass::Transient,
+    }
+}
+
+impl CallError {
+    /// What the client gets: the upstream's status and body, or one made in the same shape.
+    pub fn into_failure(self) -> UpstreamFailure {
+        match self {
+            CallError::Upstream(failure) => failure,
+            CallError::NoKey(no_key) => no_key_failure(&no_key),
+        }
+    }
+}
+
+fn outcome_class(class: FailureClass) -> (pb::OutcomeClass, u32) {
+    match class {
+        FailureClass::ClientError => (pb::OutcomeClass::ClientError, 0),
+        FailureClass::DeadKey => (pb::OutcomeClass::DeadKey, 0),
+        FailureClass::Quota { retry_after } => (
+            pb::OutcomeClass::Quota,
+            retry_after.map_or(0, |delay| delay.as_millis().min(u128::from(u32::MAX)) as u32),
+        ),
+        FailureClass::Transient => (pb::OutcomeClass::Transient, 0),
+    }
+}
+
+impl Attempts {
+    fn pick(&self, tried: &[i64], last: &mut Option<UpstreamFailure>) -> Result<Arc<LocalKey>, CallError> {
+        self.pool.pick(tried, now_ms()).map_err(|no_key| match last.take() {
+            Some(failure) => CallError::Upstream(failure),
+            None => CallError::NoKey(no_key),
+        })
+    }
+
+    pub fn report_success(&self, key: &LocalKey, model: &str, started: Instant, usage: Usage) {
+        self.reporter.report(pb::Outcome {
+            key_id: key.id,
+            class: pb::OutcomeClass::Success as i32,
+            http_status: 200,
+            latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
+            model: model.to_owned(),
+            at_ms: now_ms(),
+            prompt_tokens: usage.prompt,
+            completion_tokens: usage.completion,
+            ..Default::default()
+        });
+    }
+
+    /// Reports a failed attempt and applies its verdict to this replica's view at once.
+    pub fn report_failure(&self, key: &LocalKey, model: &str, started: Instant, failure: &UpstreamFailure) {
+        let (class, retry_after_ms) = outcome_class(failure.class);
+        match failure.class {
+            FailureClass::DeadKey => {
+                key.mark_disabled();
+                self.pool.refresh();
+            }
+            FailureClass::Quota { retry_after } => {
+                let wait = retry_after.unwrap_or(LOCAL_DEFAULT_COOLDOWN);
+                key.mark_cooling_until(now_ms() + wait.as_millis() as i64);
+            }
+            FailureClass::ClientError | FailureClass::Transient => {}
+        }
+        tracing::warn!(
+            key.id = key.id,
+            key.masked = %mask_key(&key.value),
+            http.response.status_code = failure.status,
+            class = ?failure.class,
+            model,
+            "upstream attempt failed"
+        );
+        self.reporter.report(pb::Outcome {
+            key_id: key.id,
+            class: class as i32,
+            http_status: u32::from(failure.status),
+            latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
+            retry_after_ms,
+            error: redact(&failure.message(), &key.value),
+            model: model.to_owned(),
+            at_ms: now_ms(),
+            ..Default::default()
+        });
+    }
+
+    /// A unary call (generate, count, embed, list, get) with retries over keys.
+    pub async fn unary(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Bytes>,
+        model: &str,
+    ) -> Result<Answer, CallError> {
+        let mut tried = Vec::new();
+        let mut last_failure = None;
+        for attempt in 1..=self.max_retries {
+            let key = self.pick(&tried, &mut last_failure)?;
+            tried.push(key.id);
+            let started = Instant::now();
+            let span = attempt_span(attempt, &key, model);
+            let result = self
+                .send_unary(method.clone(), path, body.clone(), &key)
+                .instrument(span.clone())
+                .await;
+            match result {
+                Ok(body) => {
+                    span.record("outcome", "success");
+                    span.record("http.response.status_code", 200);
+                    self.report_success(&key, model, started, Usage::from_body(&body).unwrap_or_default());
+                    return Ok(Answer { body, attempts: attempt });
+                }
+                Err(failure) => {
+                    span.record("outcome", format!("{:?}", failure.class).as_str());
+                    span.record("http.response.status_code", failure.status);
+                    self.report_failure(&key, model, started, &failure);
+                    if !failure.class.is_retryable() {
+                        return Err(CallError::Upstream(failure));
+                    }
+                    last_failure = Some(failure);
+                }
+            }
+        }
+        Err(match last_failure {
+            Some(failure) => CallError::Upstream(failure),
+            None => CallError::NoKey(NoKey::NoneUsable),
+        })
+    }
+
+    async fn send_unary(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Bytes>,
+        key: &LocalKey,
+    ) -> Result<Bytes, UpstreamFailure> {
+        let mut request = self.upstream.request(method, path, &key.value, true);
+        if let Some(body) = body {
+            request = request.header("content-type", "application/json").body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| UpstreamFailure::from_transport(&error))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| UpstreamFailure::from_transport(&error))?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(masked(UpstreamFailure::from_response(status, body), &key.value))
+        }
+    }
+
+    /// Opens a `streamGenerateContent` stream, retrying over keys until its first event arrives.
+    pub async fn open_stream(&self, path: &str, body: Bytes, model: &str) -> Result<OpenStream, CallError> {
+        let mut tried = Vec::new();
+        let mut last_failure = None;
+        for attempt in 1..=self.max_retries {
+            let key = self.pick(&tried, &mut last_failure)?;
+            tried.push(key.id);
+            let started = Instant::now();
+            let span = attempt_span(attempt, &key, model);
+            let result = self
+                .send_stream(path, body.clone(), &key)
+                .instrument(span.clone())
+                .await;
+            match result {
+                Ok((first, rest)) => {
+                    span.record("outcome", "success");
+                    span.record("http.response.status_code", 200);
+                    return Ok(OpenStream {
+                        first,
+                        rest,
+                        key,
+                        started,
+                        attempts: attempt,
+                    });
+                }
+                Err(failure) => {
+                    span.record("outcome", format!("{:?}", failure.class).as_str());
+                    span.record("http.response.status_code", failure.status);
+                    self.report_failure(&key, model, started, &failure);
+                    if !failure.class.is_retryable() {
+                        return Err(CallError::Upstream(failure));
+                    }
+                    last_failure = Some(failure);
+                }
+            }
+        }
+        Err(match last_failure {
+            Some(failure) => CallError::Upstream(failure),
+            None => CallError::NoKey(NoKey::NoneUsable),
+        })
+    }
+
+    async fn send_stream(
+        &self,
+        path: &str,
+        body: Bytes,
+        key: &LocalKey,
+    ) -> Result<(Bytes, EventStream), UpstreamFailure> {
+        let response = self
+            .upstream
+            .request(reqwest::Method::POST, path, &key.value, false)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .map_err(|error| UpstreamFailure::from_transport(&error))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(masked(UpstreamFailure::from_response(status, body), &key.value));
+        }
+        let mut events: EventStream = Box::pin(response.bytes_stream().eventsource());
+        match events.next().await {
+            Some(Ok(event)) => match stream_error(&event.data) {
+                Some(failure) => Err(masked(failure, &key.value)),
+                None => Ok((Bytes::from(event.data), events)),
+            },
+            Some(Err(error)) => Err(broken_stream(&error)),
+            None => Err(UpstreamFailure {
+                status: 502,
+                body: google_error_body(502, "UNAVAILABLE", "the upstream returned an empty stream"),
+                class: FailureClass::Transient,
+            }),
+        }
+    }
+}
+
+fn attempt_span(attempt: u32, key: &LocalKey, model: &str) -> tracing::Span {
+    tracing::info_span!(
+        "upstream.attempt",
+        otel.kind = "client",
+        attempt,
+        key.id = key.id,
+        key.masked = %mask_key(&key.value),
+        gen_ai.request.model = model,
+        http.response.status_code = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    )
+}
+
+fn masked(mut failure: UpstreamFailure, key: &str) -> UpstreamFailure {
+    if let Ok(text) = std::str::from_utf8(&failure.body)
+        && text.contains(key)
+    {
+        failure.body = Bytes::from(redact(text, key));
+    }
+    failure
+}
+
+/// An SSE event that carries `{"error": …}` instead of a chunk.
+pub fn stream_error(data: &str) -> Option<UpstreamFailure> {
+    let trimmed = data.trim_start().strip_prefix('{')?.trim_start();
+    if !trimmed.starts_with("\"error\"") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(data).ok()?;
+    let status = value["error"]["code"].as_u64().and_then(|code| u16::try_from(code).ok()).unwrap_or(500);
+    Some(UpstreamFailure::from_response(status, Bytes::from(data.to_owned())))
+}
+
+/// A stream that broke while being read.
+pub fn broken_stream(error: &EventStreamError<reqwest::Error>) -> UpstreamFailure {
+    match error {
+        EventStreamError::Transport(error) => UpstreamFailure::from_transport(error),
+        other => UpstreamFailure {
+            status: 502,
+            body: google_error_body(502, "UNAVAILABLE", &format!("the upstream stream was malformed: {other}")),
+            class: FailureClass::Transient,
+        },
+    }
+}

@@ -1,0 +1,310 @@
+//! The chat replica's local view of the key pool: picked from on every attempt without a lock
+//! held across the pick, a database query or an RPC. The keys service's `WatchPool` stream
+//! keeps it current; this replica also marks keys it has just seen fail, before the keys
+//! service's verdict comes back.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use gb_proto::keys::v1 as pb;
+use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
+use gb_runtime::grpc::GrpcChannel;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub struct LocalKey {
+    pub id: i64,
+    pub value: Arc<str>,
+    disabled: AtomicBool,
+    cooldown_until_ms: AtomicI64,
+}
+
+impl LocalKey {
+    fn usable_at(&self, now_ms: i64) -> bool {
+        !self.disabled.load(Ordering::Relaxed) && self.cooldown_until_ms.load(Ordering::Relaxed) <= now_ms
+    }
+
+    pub fn mark_disabled(&self) {
+        self.disabled.store(true, Ordering::Relaxed);
+    }
+
+    pub fn mark_cooling_until(&self, until_ms: i64) {
+        self.cooldown_until_ms.fetch_max(until_ms, Ordering::Relaxed);
+    }
+}
+
+#[derive(Default)]
+struct Keys {
+    by_id: HashMap<i64, Arc<LocalKey>>,
+    /// The keys not disabled, in id order: the round-robin ring.
+    ring: Arc<Vec<Arc<LocalKey>>>,
+}
+
+impl Keys {
+    fn rebuild_ring(&mut self) {
+        let mut ring: Vec<Arc<LocalKey>> = self
+            .by_id
+            .values()
+            .filter(|key| !key.disabled.load(Ordering::Relaxed))
+            .cloned()
+            .collect();
+        ring.sort_by_key(|key| key.id);
+        self.ring = Arc::new(ring);
+    }
+
+    fn upsert(&mut self, key: &pb::PoolKey) -> bool {
+        let disabled = key.status == pb::KeyStatus::Disabled as i32;
+        if let Some(known) = self.by_id.get(&key.id)
+            && *known.value == *key.value
+        {
+            let was_disabled = known.disabled.swap(disabled, Ordering::Relaxed);
+            known.cooldown_until_ms.store(key.cooldown_until_ms, Ordering::Relaxed);
+            return was_disabled != disabled;
+        }
+        self.by_id.insert(
+            key.id,
+            Arc::new(LocalKey {
+                id: key.id,
+                value: key.value.as_str().into(),
+                disabled: AtomicBool::new(disabled),
+                cooldown_until_ms: AtomicI64::new(key.cooldown_until_ms),
+            }),
+        );
+        true
+    }
+}
+
+/// Why no key could be picked.
+#[derive(Debug, PartialEq, Eq)]
+pub enum NoKey {
+    /// The pool is empty or every key is disabled.
+    NoneUsable,
+    /// Every usable key is cooling down; the first is free again at this time.
+    AllCooling { until_ms: i64 },
+    /// Every usable key was already tried for this request.
+    AllTried,
+}
+
+pub struct LocalPool {
+    keys: RwLock<Keys>,
+    cursor: AtomicUsize,
+    loaded: watch::Sender<bool>,
+}
+
+impl Default for LocalPool {
+    fn default() -> Self {
+        LocalPool {
+            keys: RwLock::new(Keys::default()),
+            cursor: AtomicUsize::new(0),
+            loaded: watch::channel(false).0,
+        }
+    }
+}
+
+impl LocalPool {
+    fn ring(&self) -> Arc<Vec<Arc<LocalKey>>> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .ring
+            .clone()
+    }
+
+    /// The next usable key in round-robin order that this request has not tried yet.
+    pub fn pick(&self, tried: &[i64], now_ms: i64) -> Result<Arc<LocalKey>, NoKey> {
+        let ring = self.ring();
+        let count = ring.len();
+        if count == 0 {
+            return Err(NoKey::NoneUsable);
+        }
+        let start = self.cursor.fetch_add(1, Ordering::Relaxed);
+        let mut soonest = i64::MAX;
+        let mut any_untried = false;
+        for offset in 0..count {
+            let key = &ring[(start + offset) % count];
+            if tried.contains(&key.id) {
+                continue;
+            }
+            any_untried = true;
+            if key.usable_at(now_ms) {
+                return Ok(key.clone());
+            }
+            if !key.disabled.load(Ordering::Relaxed) {
+                soonest = soonest.min(key.cooldown_until_ms.load(Ordering::Relaxed));
+            }
+        }
+        if !any_untried {
+            Err(NoKey::AllTried)
+        } else if soonest < i64::MAX {
+            Err(NoKey::AllCooling { until_ms: soonest })
+        } else {
+            Err(NoKey::NoneUsable)
+        }
+    }
+
+    /// Rebuilds the ring after this replica disabled a key on its own.
+    pub fn refresh(&self) {
+        self.keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .rebuild_ring();
+    }
+
+    pub fn apply(&self, event: pb::pool_event::Event) {
+        let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let ring_changed = match event {
+            pb::pool_event::Event::Snapshot(snapshot) => {
+                let previous = std::mem::take(&mut keys.by_id);
+                for key in &snapshot.keys {
+                    if let Some(known) = previous.get(&key.id) {
+                        keys.by_id.insert(key.id, known.clone());
+                    }
+                    keys.upsert(key);
+                }
+                true
+            }
+            pb::pool_event::Event::Upserted(key) => keys.upsert(&key),
+            pb::pool_event::Event::RemovedId(id) => keys.by_id.remove(&id).is_some(),
+        };
+        if ring_changed {
+            keys.rebuild_ring();
+        }
+        drop(keys);
+        self.loaded.send_replace(true);
+    }
+
+    pub fn len(&self) -> usize {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_id
+            .len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Waits until the first snapshot has arrived, or `limit` has passed; true when loaded.
+    pub async fn wait_loaded(&self, limit: Duration) -> bool {
+        let mut loaded = self.loaded.subscribe();
+        tokio::time::timeout(limit, loaded.wait_for(|loaded| *loaded))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+}
+
+/// Follows the keys service's pool stream for as long as the process runs, reconnecting with
+/// backoff; each reconnection starts from a full snapshot.
+pub async fn follow_pool(
+    pool: Arc<LocalPool>,
+    mut client: KeysServiceClient<GrpcChannel>,
+    shutdown: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let stream = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            result = client.watch_pool(pb::WatchPoolRequest {}) => result,
+        };
+        match stream {
+            Ok(response) => {
+                let mut events = response.into_inner();
+                loop {
+                    let message = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        message = events.message() => message,
+                    };
+                    match message {
+                        Ok(Some(pb::PoolEvent { event: Some(event) })) => {
+                            backoff = Duration::from_millis(100);
+                            pool.apply(event);
+                        }
+                        Ok(Some(_)) => {}
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::warn!(code = ?status.code(), message = status.message(), "key pool stream broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                tracing::warn!(code = ?status.code(), message = status.message(), "cannot watch the key pool");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool_key(id: i64, status: pb::KeyStatus, cooldown_until_ms: i64) -> pb::PoolKey {
+        pb::PoolKey {
+            id,
+            value: format!("key-{id}"),
+            status: status as i32,
+            cooldown_until_ms,
+            key_type: "gemini".into(),
+        }
+    }
+
+    fn pool_of(keys: Vec<pb::PoolKey>) -> LocalPool {
+        let pool = LocalPool::default();
+        pool.apply(pb::pool_event::Event::Snapshot(pb::PoolSnapshot { keys }));
+        pool
+    }
+
+    #[test]
+    fn round_robin_over_usable_keys() {
+        let pool = pool_of(vec![
+            pool_key(1, pb::KeyStatus::Active, 0),
+            pool_key(2, pb::KeyStatus::Disabled, 0),
+            pool_key(3, pb::KeyStatus::Active, 0),
+        ]);
+        let picks: Vec<i64> = (0..4).map(|_| pool.pick(&[], 0).unwrap().id).collect();
+        assert_eq!(picks, vec![1, 3, 1, 3]);
+    }
+
+    #[test]
+    fn cooling_keys_are_skipped_until_their_time() {
+        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 500)]);
+        assert_eq!(pool.pick(&[], 100).err(), Some(NoKey::AllCooling { until_ms: 500 }));
+        assert_eq!(pool.pick(&[], 500).unwrap().id, 1);
+    }
+
+    #[test]
+    fn tried_keys_are_not_picked_again() {
+        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 0), pool_key(2, pb::KeyStatus::Active, 0)]);
+        assert_eq!(pool.pick(&[1], 0).unwrap().id, 2);
+        assert_eq!(pool.pick(&[1, 2], 0).err(), Some(NoKey::AllTried));
+    }
+
+    #[test]
+    fn events_update_the_ring() {
+        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 0)]);
+        pool.apply(pb::pool_event::Event::Upserted(pool_key(1, pb::KeyStatus::Disabled, 0)));
+        assert_eq!(pool.pick(&[], 0).err(), Some(NoKey::NoneUsable));
+        pool.apply(pb::pool_event::Event::Upserted(pool_key(2, pb::KeyStatus::Active, 0)));
+        assert_eq!(pool.pick(&[], 0).unwrap().id, 2);
+        pool.apply(pb::pool_event::Event::RemovedId(2));
+        assert!(pool.pick(&[], 0).is_err());
+    }
+
+    #[test]
+    fn a_locally_disabled_key_is_skipped_at_once() {
+        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 0), pool_key(2, pb::KeyStatus::Active, 0)]);
+        pool.pick(&[], 0).unwrap().mark_disabled();
+        for _ in 0..4 {
+            assert_eq!(pool.pick(&[], 0).unwrap().id, 2);
+        }
+    }
+}

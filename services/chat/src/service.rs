@@ -1,0 +1,325 @@
+//! The `ChatService` gRPC contract: Gemini-native bodies through the attempt loop.
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::{Stream, StreamExt};
+use gb_proto::chat::v1 as pb;
+use gb_proto::chat::v1::chat_service_server::ChatService;
+use gb_runtime::status_mapping::{code_for_http, google_status_for_http};
+use gb_runtime::upstream::{FailureClass, UpstreamFailure, google_error_body};
+use prost::Message;
+use tonic::{Request, Response, Status};
+
+use crate::attempts::{Attempts, CallError, OpenStream, Usage, broken_stream, stream_error};
+use crate::models;
+
+pub struct ChatGrpc {
+    pub attempts: Attempts,
+    pub filtered_models: Arc<Vec<String>>,
+    pub chat_model: String,
+}
+
+/// A failure as a gRPC status that carries the upstream status and body in its details.
+pub fn failure_status(failure: &UpstreamFailure) -> Status {
+    let retry_after_seconds = match failure.class {
+        FailureClass::Quota {
+            retry_after: Some(delay),
+        } => Some(delay.as_secs_f64().ceil() as u32),
+        _ => None,
+    };
+    let details = pb::UpstreamError {
+        http_status: u32::from(failure.status),
+        body: failure.body.to_vec(),
+        retry_after_seconds,
+    };
+    Status::with_details(
+        code_for_http(failure.status),
+        failure.message(),
+        Bytes::from(details.encode_to_vec()),
+    )
+}
+
+fn local_error(status: u16, message: &str) -> Status {
+    failure_status(&UpstreamFailure {
+        status,
+        body: google_error_body(status, google_status_for_http(status), message),
+        class: FailureClass::ClientError,
+    })
+}
+
+fn call_status(error: CallError) -> Status {
+    failure_status(&error.into_failure())
+}
+
+type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GeminiChunk, Status>> + Send>>;
+
+impl ChatGrpc {
+    /// The validated model name, or the client's error.
+    fn model<'a>(&self, model: &'a str) -> Result<&'a str, Status> {
+        let Some(model) = models::normalize(model) else {
+            return Err(local_error(400, &format!("invalid model name {model:?}")));
+        };
+        if models::is_filtered(&self.filtered_models, model) {
+            return Err(local_error(
+                404,
+                &format!("model {model} is not available on this gateway (FILTERED_MODELS)"),
+            ));
+        }
+        Ok(model)
+    }
+
+    async fn model_action(
+        &self,
+        request: pb::GeminiRequest,
+        action: &str,
+        body: Bytes,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let model = self.model(&request.model)?;
+        let path = format!("models/{model}:{action}");
+        let answer = self
+            .attempts
+            .unary(reqwest::Method::POST, &path, Some(body), model)
+            .await
+            .map_err(call_status)?;
+        Ok(Response::new(pb::GeminiResponse {
+            body: answer.body.to_vec(),
+            attempts: answer.attempts,
+        }))
+    }
+
+    /// Turns an opened upstream stream into chunks; reports the outcome when it ends.
+    fn chunks(&self, open: OpenStream, model: String) -> ChunkStream {
+        struct State {
+            open: OpenStream,
+            attempts: Attempts,
+            model: String,
+            usage: Usage,
+            done: bool,
+        }
+        let first = Bytes::clone(&open.first);
+        let initial_usage = Usage::from_body(&first).unwrap_or_default();
+        let state = State {
+            open,
+            attempts: self.attempts.clone(),
+            model,
+            usage: initial_usage,
+            done: false,
+        };
+        let rest = futures::stream::unfold(state, |mut state| async move {
+            if state.done {
+                return None;
+            }
+            let item = match state.open.rest.next().await {
+                Some(Ok(event)) => match stream_error(&event.data) {
+                    None => {
+                        if event.data.contains("usageMetadata")
+                            && let Some(usage) = Usage::from_body(event.data.as_bytes())
+                        {
+                            state.usage = usage;
+                        }
+                        Ok(pb::GeminiChunk {
+                            data: event.data.into_bytes(),
+                        })
+                    }
+                    Some(failure) => Err(failure),
+                },
+                Some(Err(error)) => Err(broken_stream(&error)),
+                None => {
+                    state.attempts.report_success(
+                        &state.open.key,
+                        &state.model,
+                        state.open.started,
+                        state.usage,
+                    );
+                    return None;
+                }
+            };
+            match item {
+                Ok(chunk) => Some((Ok(chunk), state)),
+                Err(failure) => {
+                    // Output has reached the client: no retry, the stream ends with the error.
+                    state.done = true;
+                    state.attempts.report_failure(
+                        &state.open.key,
+                        &state.model,
+                        state.open.started,
+                        &failure,
+                    );
+                    Some((Err(failure_status(&failure)), state))
+                }
+            }
+        });
+        let first = futures::stream::once(async move { Ok(pb::GeminiChunk { data: first.to_vec() }) });
+        Box::pin(first.chain(rest))
+    }
+}
+
+/// The text parts of the first candidate, without thoughts.
+fn answer_text(body: &[u8]) -> Option<String> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    let parts = value["candidates"][0]["content"]["parts"].as_array()?;
+    Some(
+        parts
+            .iter()
+            .filter(|part| !part["thought"].as_bool().unwrap_or(false))
+            .filter_map(|part| part["text"].as_str())
+            .collect(),
+    )
+}
+
+/// `batchEmbedContents` requires each request to name its model; fill it in where missing.
+fn with_request_models(body: Vec<u8>, model: &str) -> Bytes {
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return Bytes::from(body);
+    };
+    let mut changed = false;
+    if let Some(requests) = value.get_mut("requests").and_then(serde_json::Value::as_array_mut) {
+        for request in requests.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+            if !request.contains_key("model") {
+                request.insert("model".into(), serde_json::Value::String(format!("models/{model}")));
+                changed = true;
+            }
+        }
+    }
+    if changed {
+        Bytes::from(value.to_string())
+    } else {
+        Bytes::from(body)
+    }
+}
+
+#[tonic::async_trait]
+impl ChatService for ChatGrpc {
+    async fn generate_content(
+        &self,
+        request: Request<pb::GeminiRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let mut request = request.into_inner();
+        let body = Bytes::from(std::mem::take(&mut request.body));
+        self.model_action(request, "generateContent", body).await
+    }
+
+    type StreamGenerateContentStream = ChunkStream;
+
+    async fn stream_generate_content(
+        &self,
+        request: Request<pb::GeminiRequest>,
+    ) -> Result<Response<Self::StreamGenerateContentStream>, Status> {
+        let request = request.into_inner();
+        let model = self.model(&request.model)?.to_owned();
+        let path = format!("models/{model}:streamGenerateContent?alt=sse");
+        let open = self
+            .attempts
+            .open_stream(&path, Bytes::from(request.body), &model)
+            .await
+            .map_err(call_status)?;
+        Ok(Response::new(self.chunks(open, model)))
+    }
+
+    async fn count_tokens(
+        &self,
+        request: Request<pb::GeminiRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let mut request = request.into_inner();
+        let body = Bytes::from(std::mem::take(&mut request.body));
+        self.model_action(request, "countTokens", body).await
+    }
+
+    async fn embed_content(
+        &self,
+        request: Request<pb::GeminiRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let mut request = request.into_inner();
+        let body = Bytes::from(std::mem::take(&mut request.body));
+        self.model_action(request, "embedContent", body).await
+    }
+
+    async fn batch_embed_contents(
+        &self,
+        request: Request<pb::GeminiRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let mut request = request.into_inner();
+        let model = self.model(&request.model)?.to_owned();
+        let body = with_request_models(std::mem::take(&mut request.body), &model);
+        self.model_action(request, "batchEmbedContents", body).await
+    }
+
+    async fn list_models(
+        &self,
+        request: Request<pb::ListModelsRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let request = request.into_inner();
+        let page_size = if request.page_size == 0 { 1000 } else { request.page_size.min(1000) };
+        let mut path = format!("models?pageSize={page_size}");
+        if !request.page_token.is_empty() {
+            let token: String = url_encode(&request.page_token);
+            path.push_str(&format!("&pageToken={token}"));
+        }
+        let answer = self
+            .attempts
+            .unary(reqwest::Method::GET, &path, None, "")
+            .await
+            .map_err(call_status)?;
+        Ok(Response::new(pb::GeminiResponse {
+            body: models::filter_list(&answer.body, &self.filtered_models).to_vec(),
+            attempts: answer.attempts,
+        }))
+    }
+
+    async fn get_model(
+        &self,
+        request: Request<pb::GetModelRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let request = request.into_inner();
+        let model = self.model(&request.model)?;
+        let answer = self
+            .attempts
+            .unary(reqwest::Method::GET, &format!("models/{model}"), None, model)
+            .await
+            .map_err(call_status)?;
+        Ok(Response::new(pb::GeminiResponse {
+            body: answer.body.to_vec(),
+            attempts: answer.attempts,
+        }))
+    }
+
+    async fn chat(&self, request: Request<pb::ChatRequest>) -> Result<Response<pb::ChatResponse>, Status> {
+        let request = request.into_inner();
+        if request.message.trim().is_empty() {
+            return Err(local_error(400, "message must not be empty"));
+        }
+        let requested = request.model.as_deref().filter(|model| !model.is_empty());
+        let model = self.model(requested.unwrap_or(&self.chat_model))?.to_owned();
+        let body = serde_json::json!({
+            "contents": [{"role": "user", "parts": [{"text": request.message}]}]
+        });
+        let answer = self
+            .attempts
+            .unary(
+                reqwest::Method::POST,
+                &format!("models/{model}:generateContent"),
+                Some(Bytes::from(body.to_string())),
+                &model,
+            )
+            .await
+            .map_err(call_status)?;
+        let text = answer_text(&answer.body)
+            .ok_or_else(|| local_error(502, "the model answered without text"))?;
+        Ok(Response::new(pb::ChatResponse { response: text, model }))
+    }
+}
+
+fn url_encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|byte| {
+            if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+                (byte as char).to_string()
+            } else {
+                format!("%{byte:02X}")
+            }
+        })
+        .collect()
+}
