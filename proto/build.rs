@@ -17,6 +17,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("cargo:rerun-if-changed={proto}");
     }
     tonic_prost_build::configure()
+        // Bodies as `bytes::Bytes`: passed through without copies.
+        .bytes(".gemini_balance")
         .file_descriptor_set_path(out_dir.join("gemini_balance_descriptor.bin"))
         .compile_protos(&protos, &["."])?;
     Ok(())

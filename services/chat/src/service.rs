@@ -31,7 +31,7 @@ pub fn failure_status(failure: &UpstreamFailure) -> Status {
     };
     let details = pb::UpstreamError {
         http_status: u32::from(failure.status),
-        body: failure.body.to_vec(),
+        body: failure.body.clone(),
         retry_after_seconds,
     };
     Status::with_details(
@@ -84,7 +84,7 @@ impl ChatGrpc {
             .await
             .map_err(call_status)?;
         Ok(Response::new(pb::GeminiResponse {
-            body: answer.body.to_vec(),
+            body: answer.body,
             attempts: answer.attempts,
         }))
     }
@@ -120,7 +120,7 @@ impl ChatGrpc {
                             state.usage = usage;
                         }
                         Ok(pb::GeminiChunk {
-                            data: event.data.into_bytes(),
+                            data: Bytes::from(event.data),
                         })
                     }
                     Some(failure) => Err(failure),
@@ -151,7 +151,7 @@ impl ChatGrpc {
                 }
             }
         });
-        let first = futures::stream::once(async move { Ok(pb::GeminiChunk { data: first.to_vec() }) });
+        let first = futures::stream::once(async move { Ok(pb::GeminiChunk { data: first }) });
         Box::pin(first.chain(rest))
     }
 }
@@ -170,9 +170,9 @@ fn answer_text(body: &[u8]) -> Option<String> {
 }
 
 /// `batchEmbedContents` requires each request to name its model; fill it in where missing.
-fn with_request_models(body: Vec<u8>, model: &str) -> Bytes {
+fn with_request_models(body: Bytes, model: &str) -> Bytes {
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
-        return Bytes::from(body);
+        return body;
     };
     let mut changed = false;
     if let Some(requests) = value.get_mut("requests").and_then(serde_json::Value::as_array_mut) {
@@ -186,7 +186,7 @@ fn with_request_models(body: Vec<u8>, model: &str) -> Bytes {
     if changed {
         Bytes::from(value.to_string())
     } else {
-        Bytes::from(body)
+        body
     }
 }
 
@@ -197,7 +197,7 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let mut request = request.into_inner();
-        let body = Bytes::from(std::mem::take(&mut request.body));
+        let body = std::mem::take(&mut request.body);
         self.model_action(request, "generateContent", body).await
     }
 
@@ -212,7 +212,7 @@ impl ChatService for ChatGrpc {
         let path = format!("models/{model}:streamGenerateContent?alt=sse");
         let open = self
             .attempts
-            .open_stream(&path, Bytes::from(request.body), &model)
+            .open_stream(&path, request.body, &model)
             .await
             .map_err(call_status)?;
         Ok(Response::new(self.chunks(open, model)))
@@ -223,7 +223,7 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let mut request = request.into_inner();
-        let body = Bytes::from(std::mem::take(&mut request.body));
+        let body = std::mem::take(&mut request.body);
         self.model_action(request, "countTokens", body).await
     }
 
@@ -232,7 +232,7 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let mut request = request.into_inner();
-        let body = Bytes::from(std::mem::take(&mut request.body));
+        let body = std::mem::take(&mut request.body);
         self.model_action(request, "embedContent", body).await
     }
 
@@ -263,7 +263,7 @@ impl ChatService for ChatGrpc {
             .await
             .map_err(call_status)?;
         Ok(Response::new(pb::GeminiResponse {
-            body: models::filter_list(&answer.body, &self.filtered_models).to_vec(),
+            body: models::filter_list(&answer.body, &self.filtered_models),
             attempts: answer.attempts,
         }))
     }
@@ -280,7 +280,7 @@ impl ChatService for ChatGrpc {
             .await
             .map_err(call_status)?;
         Ok(Response::new(pb::GeminiResponse {
-            body: answer.body.to_vec(),
+            body: answer.body,
             attempts: answer.attempts,
         }))
     }

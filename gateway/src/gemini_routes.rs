@@ -1,0 +1,177 @@
+//! Gemini-native routes (`/v1beta/…` and `/gemini/v1beta/…`): the body passes through as bytes
+//! to the chat service and back; streams are framed as SSE (`alt=sse`) or as the JSON array
+//! that Google returns without it.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::Response;
+use axum::routing::get;
+use futures::StreamExt;
+use gb_proto::chat::v1 as pb;
+use serde::Deserialize;
+
+use crate::auth::Caller;
+use crate::errors::{google_error, google_from_status, upstream_error};
+use crate::state::GatewayState;
+
+pub fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/models", get(list_models))
+        .route("/models/{model_action}", get(get_model).post(model_action))
+}
+
+fn context(caller: &Caller) -> Option<pb::CallContext> {
+    Some(pb::CallContext {
+        caller: caller.0.clone(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+fn json_answer(body: Bytes) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    page_size: Option<u32>,
+    page_token: Option<String>,
+}
+
+async fn list_models(
+    State(state): State<GatewayState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    let request = pb::ListModelsRequest {
+        context: context(&caller),
+        page_size: query.page_size.unwrap_or(0),
+        page_token: query.page_token.unwrap_or_default(),
+    };
+    match state.chat.clone().list_models(request).await {
+        Ok(answer) => json_answer(answer.into_inner().body),
+        Err(status) => google_from_status(&status),
+    }
+}
+
+async fn get_model(
+    State(state): State<GatewayState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(model): Path<String>,
+) -> Response {
+    let request = pb::GetModelRequest {
+        context: context(&caller),
+        model,
+    };
+    match state.chat.clone().get_model(request).await {
+        Ok(answer) => json_answer(answer.into_inner().body),
+        Err(status) => google_from_status(&status),
+    }
+}
+
+fn wants_sse(query: Option<&str>) -> bool {
+    query.is_some_and(|query| {
+        url::form_urlencoded::parse(query.as_bytes()).any(|(name, value)| name == "alt" && value == "sse")
+    })
+}
+
+async fn model_action(
+    State(state): State<GatewayState>,
+    axum::Extension(caller): axum::Extension<Caller>,
+    Path(model_action): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let Some((model, action)) = model_action.rsplit_once(':') else {
+        return google_error(404, &format!("unknown method for models/{model_action}"));
+    };
+    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        return google_error(400, &format!("Invalid JSON payload received: {error}"));
+    }
+    let request = pb::GeminiRequest {
+        context: context(&caller),
+        model: model.to_owned(),
+        body,
+    };
+    let mut chat = state.chat.clone();
+    let answer = match action {
+        "generateContent" => chat.generate_content(request).await,
+        "countTokens" => chat.count_tokens(request).await,
+        "embedContent" => chat.embed_content(request).await,
+        "batchEmbedContents" => chat.batch_embed_contents(request).await,
+        "streamGenerateContent" => {
+            return match chat.stream_generate_content(request).await {
+                Ok(stream) => stream_answer(stream.into_inner(), wants_sse(query.as_deref())),
+                Err(status) => google_from_status(&status),
+            };
+        }
+        other => return google_error(404, &format!("unknown method {other:?} for models/{model}")),
+    };
+    match answer {
+        Ok(answer) => json_answer(answer.into_inner().body),
+        Err(status) => google_from_status(&status),
+    }
+}
+
+/// The error body a failed stream ends with: the upstream's own, or one in Google's shape.
+fn stream_error_body(status: &tonic::Status) -> Bytes {
+    match upstream_error(status) {
+        Some(upstream) => upstream.body,
+        None => Bytes::from(
+            serde_json::json!({"error": {"code": 500, "message": status.message(), "status": "INTERNAL"}}).to_string(),
+        ),
+    }
+}
+
+/// Frames chunks as they arrive: SSE events, or the elements of a JSON array.
+fn stream_answer(chunks: tonic::Streaming<pb::GeminiChunk>, sse: bool) -> Response {
+    let mut first = true;
+    let mut ended = false;
+    let framed = chunks
+        .map(move |item| {
+            let (data, is_error) = match item {
+                Ok(chunk) => (chunk.data, false),
+                Err(status) => (stream_error_body(&status), true),
+            };
+            let mut frame = Vec::with_capacity(data.len() + 8);
+            if sse {
+                frame.extend_from_slice(b"data: ");
+                frame.extend_from_slice(&data);
+                frame.extend_from_slice(b"\r\n\r\n");
+            } else {
+                frame.extend_from_slice(if first { b"[" } else { b",\r\n" });
+                frame.extend_from_slice(&data);
+            }
+            first = false;
+            (Bytes::from(frame), is_error)
+        })
+        // A failed stream ends after its error event.
+        .take_while(move |(_, is_error)| {
+            let keep = !ended;
+            ended |= *is_error;
+            futures::future::ready(keep)
+        })
+        .map(|(frame, _)| Ok::<_, std::convert::Infallible>(frame));
+    let body = if sse {
+        Body::from_stream(framed)
+    } else {
+        let closing = futures::stream::once(async { Ok(Bytes::from_static(b"]")) });
+        Body::from_stream(framed.chain(closing))
+    };
+    let mut response = Response::new(body);
+    *response.status_mut() = StatusCode::OK;
+    let content_type = if sse { "text/event-stream" } else { "application/json" };
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}

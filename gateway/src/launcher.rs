@@ -1,0 +1,136 @@
+//! Starts gemini-balance in either run mode, on listeners the caller has already bound (so that
+//! tests bind port 0 without a race).
+//!
+//! - all-in-one: keys, chat and gateway in one process; the gateway and chat reach the services
+//!   through in-process channels (same gRPC clients, no socket);
+//! - one service: `keys`, `chat` or `gateway` on its own address, the others over gRPC.
+//!
+//! Shutdown order: the HTTP or gRPC server stops taking work and drains, then the chat service
+//! flushes its outcome reports.
+
+use std::sync::Arc;
+
+use axum::serve::ListenerExt;
+use gb_chat::ChatService;
+use gb_keys::KeysService;
+use gb_runtime::database::Database;
+use gb_runtime::grpc::{self, GrpcChannel, ServiceRoutes, service_routes};
+use gb_runtime::settings::Settings;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tonic_health::ServingStatus;
+
+use crate::auth::Auth;
+use crate::state::GatewayState;
+
+pub const KEYS_SERVICE_NAME: &str = "gemini_balance.keys.v1.KeysService";
+pub const CHAT_SERVICE_NAME: &str = "gemini_balance.chat.v1.ChatService";
+
+/// The token the services present to each other: `AUTH_TOKEN`. The all-in-one mode makes a
+/// random one when none is set (admin routes then stay closed); split services need it.
+pub fn internal_token(settings: &Settings, all_in_one: bool) -> anyhow::Result<Arc<str>> {
+    match (&settings.auth_token, all_in_one) {
+        (Some(token), _) => Ok(token.as_str().into()),
+        (None, true) => {
+            tracing::warn!("AUTH_TOKEN is not set: every admin route is closed");
+            Ok(uuid::Uuid::new_v4().to_string().into())
+        }
+        (None, false) => anyhow::bail!(
+            "setting AUTH_TOKEN: required when services run apart (it authenticates them to each other)"
+        ),
+    }
+}
+
+fn warn_without_clients(settings: &Settings) {
+    if settings.allowed_tokens.is_empty() {
+        tracing::warn!("ALLOWED_TOKENS is empty: only the admin token can call the API routes");
+    }
+}
+
+async fn keys_routes(settings: &Settings, token: &Arc<str>, shutdown: &CancellationToken) -> anyhow::Result<ServiceRoutes> {
+    let db = Database::connect(&settings.database).await?;
+    tracing::info!(backend = db.backend_name(), "database connected");
+    let keys = KeysService::start(settings, db, shutdown.clone()).await?;
+    let routes = service_routes(|builder| {
+        builder.add_service(keys.grpc_service(token.clone()));
+    })?;
+    routes
+        .health
+        .set_service_status(KEYS_SERVICE_NAME, ServingStatus::Serving)
+        .await;
+    Ok(routes)
+}
+
+async fn chat_routes(
+    settings: &Settings,
+    keys: GrpcChannel,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<(ChatService, ServiceRoutes)> {
+    let chat = ChatService::start(settings, keys, shutdown.clone()).await?;
+    let routes = service_routes(|builder| {
+        builder.add_service(chat.grpc_service());
+    })?;
+    routes
+        .health
+        .set_service_status(CHAT_SERVICE_NAME, ServingStatus::Serving)
+        .await;
+    Ok((chat, routes))
+}
+
+async fn serve_http(state: GatewayState, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "gateway listening");
+    let listener = listener.tap_io(|stream| {
+        let _ = stream.set_nodelay(true);
+    });
+    axum::serve(listener, crate::router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    Ok(())
+}
+
+/// Everything in one process.
+pub async fn run_all_in_one(settings: Settings, gateway: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    warn_without_clients(&settings);
+    let token = internal_token(&settings, true)?;
+    let keys = keys_routes(&settings, &token, &shutdown).await?;
+    let keys_channel = grpc::in_process(keys.routes, token.clone());
+    let (chat, chat_routes) = chat_routes(&settings, keys_channel.clone(), &shutdown).await?;
+    let chat_channel = grpc::in_process(chat_routes.routes, token.clone());
+    let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
+    serve_http(GatewayState::new(chat_channel, keys_channel, auth), gateway, shutdown).await?;
+    chat.flush().await;
+    Ok(())
+}
+
+/// The keys service alone.
+pub async fn run_keys(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let token = internal_token(&settings, false)?;
+    let routes = keys_routes(&settings, &token, &shutdown).await?;
+    tracing::info!(address = %listener.local_addr()?, "keys service listening");
+    grpc::serve(routes.routes, listener, shutdown).await?;
+    Ok(())
+}
+
+/// The chat service alone, reaching the keys service at `KEYS_URL`.
+pub async fn run_chat(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let token = internal_token(&settings, false)?;
+    let keys = grpc::connect(&settings.keys_url, token)
+        .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
+    let (chat, routes) = chat_routes(&settings, keys, &shutdown).await?;
+    tracing::info!(address = %listener.local_addr()?, "chat service listening");
+    grpc::serve(routes.routes, listener, shutdown).await?;
+    chat.flush().await;
+    Ok(())
+}
+
+/// The gateway alone, reaching the services at `CHAT_URL` and `KEYS_URL`.
+pub async fn run_gateway(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+    warn_without_clients(&settings);
+    let token = internal_token(&settings, false)?;
+    let chat = grpc::connect(&settings.chat_url, token.clone())
+        .map_err(|error| anyhow::anyhow!("setting CHAT_URL: {error}"))?;
+    let keys = grpc::connect(&settings.keys_url, token)
+        .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
+    let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
+    serve_http(GatewayState::new(chat, keys, auth), listener, shutdown).await
+}

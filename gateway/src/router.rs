@@ -1,0 +1,98 @@
+//! The route table: which paths exist, which token each needs, and the HTTP span of a request.
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request, State};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::errors::{google_error, openai_error};
+use crate::gemini_routes;
+use crate::key_admin_routes;
+use crate::state::GatewayState;
+
+/// Gemini requests may carry inline media: the limit is well above Google's own 20 MB.
+const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+
+async fn require_client(State(state): State<GatewayState>, mut request: Request, next: Next) -> Response {
+    match state.auth.client(request.headers(), request.uri().query()) {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => google_error(
+            401,
+            "API key not valid: pass one of the gateway's ALLOWED_TOKENS as x-goog-api-key, key= or Authorization: Bearer",
+        ),
+    }
+}
+
+async fn require_admin(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
+    if state.auth.is_admin(request.headers()) {
+        return next.run(request).await;
+    }
+    google_error(401, "this route needs the admin token (AUTH_TOKEN) in Authorization")
+}
+
+async fn require_admin_openai(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
+    if state.auth.is_admin(request.headers()) {
+        return next.run(request).await;
+    }
+    openai_error(401, "this route needs the admin token (AUTH_TOKEN) in Authorization")
+}
+
+async fn health() -> impl IntoResponse {
+    axum::Json(serde_json::json!({"status": "healthy"}))
+}
+
+async fn not_found(request: Request) -> Response {
+    google_error(404, &format!("no route for {} {}", request.method(), request.uri().path()))
+}
+
+fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    // The path only: the query may carry a client token (key=).
+    let span = tracing::info_span!(
+        "http.request",
+        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.kind = "server",
+        http.request.method = %request.method(),
+        url.path = %request.uri().path(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let _ = span.set_parent(gb_runtime::grpc::extract_trace_context(request.headers()));
+    span
+}
+
+fn record_status(response: &Response, _latency: std::time::Duration, span: &tracing::Span) {
+    span.record("http.response.status_code", response.status().as_u16());
+}
+
+pub fn router(state: GatewayState) -> Router {
+    let client = from_fn_with_state(state.clone(), require_client);
+    let admin = from_fn_with_state(state.clone(), require_admin);
+    let admin_openai = from_fn_with_state(state.clone(), require_admin_openai);
+
+    let gemini = gemini_routes::routes().route_layer(client);
+    let gemini_balance_keys = key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
+    let key_resource = key_admin_routes::key_resource_routes().route_layer(admin);
+    let key_list = key_admin_routes::key_list_routes().route_layer(admin_openai);
+
+    Router::new()
+        .route("/health", get(health))
+        .nest("/v1beta", gemini.clone())
+        .nest("/gemini/v1beta", gemini.merge(gemini_balance_keys))
+        .merge(key_resource)
+        .nest("/v1", key_list.clone())
+        .nest("/hf/v1", key_list)
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(http_span as fn(&axum::http::Request<axum::body::Body>) -> tracing::Span)
+                .on_request(())
+                .on_response(record_status as fn(&Response, std::time::Duration, &tracing::Span))
+                .on_failure(()),
+        )
+        .with_state(state)
+}
