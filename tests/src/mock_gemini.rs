@@ -1,0 +1,564 @@
+//! A mock of the Gemini API (`/v1beta`), faithful where the gateway depends on it: Google's
+//! JSON shapes, SSE framing (`data: …\r\n\r\n`) and the JSON-array stream form, error bodies
+//! with `ErrorInfo` reasons and `RetryInfo` delays, and per-key behaviours a test can set
+//! (in process, or over `/_mock/…` from another process). It records every call it receives.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, Query, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+
+/// How the mock answers calls made with one key.
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "behavior", rename_all = "snake_case")]
+pub enum Behavior {
+    /// Normal answers.
+    #[default]
+    Ok,
+    /// 400 `INVALID_ARGUMENT` with `ErrorInfo` reason `API_KEY_INVALID`.
+    InvalidKey,
+    /// 403 `PERMISSION_DENIED` with reason `CONSUMER_SUSPENDED`.
+    Suspended,
+    /// 429 `RESOURCE_EXHAUSTED` with `QuotaFailure` and (when set) a `RetryInfo` delay.
+    Quota { retry_delay_seconds: Option<f64> },
+    /// A 5xx answer (500 `INTERNAL`, 503 `UNAVAILABLE`).
+    ServerError { status: u16 },
+    /// Streams send this many chunks, then the connection breaks.
+    CutStreamAfter { chunks: usize },
+    /// Answers normally after a delay.
+    Slow { millis: u64 },
+}
+
+/// One call the mock received.
+#[derive(Clone, Debug, Serialize)]
+pub struct Call {
+    pub key: String,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct MockState {
+    behaviors: Mutex<HashMap<String, Behavior>>,
+    /// Behaviours for the next N calls of a key, consumed before `behaviors`.
+    queued: Mutex<HashMap<String, Vec<Behavior>>>,
+    calls: Mutex<Vec<Call>>,
+    /// Chunks per streamed answer.
+    stream_chunks: Mutex<usize>,
+}
+
+/// A running mock; stops when dropped.
+pub struct MockGemini {
+    pub addr: SocketAddr,
+    state: Arc<MockState>,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl MockGemini {
+    /// Starts on an ephemeral port of 127.0.0.1.
+    pub async fn start() -> anyhow::Result<Self> {
+        Self::start_on(TcpListener::bind("127.0.0.1:0").await?).await
+    }
+
+    pub async fn start_on(listener: TcpListener) -> anyhow::Result<Self> {
+        let state = Arc::new(MockState {
+            stream_chunks: Mutex::new(3),
+            ..Default::default()
+        });
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let app = router(state.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(MockGemini {
+            addr,
+            state,
+            _stop: stop,
+        })
+    }
+
+    /// `BASE_URL` for the gateway.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v1beta", self.addr)
+    }
+
+    pub fn set_behavior(&self, key: &str, behavior: Behavior) {
+        lock(&self.state.behaviors).insert(key.to_owned(), behavior);
+    }
+
+    /// The next calls with `key` follow `behaviors` in order, then the key's standing behaviour.
+    pub fn queue_behaviors(&self, key: &str, behaviors: Vec<Behavior>) {
+        lock(&self.state.queued).insert(key.to_owned(), behaviors);
+    }
+
+    pub fn set_stream_chunks(&self, chunks: usize) {
+        *lock(&self.state.stream_chunks) = chunks.max(1);
+    }
+
+    pub fn calls(&self) -> Vec<Call> {
+        lock(&self.state.calls).clone()
+    }
+
+    pub fn clear_calls(&self) {
+        lock(&self.state.calls).clear();
+    }
+}
+
+fn router(state: Arc<MockState>) -> Router {
+    Router::new()
+        .route("/v1beta/models", get(list_models))
+        .route("/v1beta/models/{model_action}", get(get_model).post(model_action))
+        .route("/_mock/keys/{key}", post(control_set_behavior))
+        .route("/_mock/calls", get(control_calls).delete(control_clear_calls))
+        .route("/_mock/stream-chunks/{chunks}", post(control_stream_chunks))
+        .with_state(state)
+}
+
+// ----- control API, for tests in another process -----
+
+async fn control_set_behavior(
+    State(state): State<Arc<MockState>>,
+    Path(key): Path<String>,
+    axum::Json(behavior): axum::Json<Behavior>,
+) -> StatusCode {
+    lock(&state.behaviors).insert(key, behavior);
+    StatusCode::NO_CONTENT
+}
+
+async fn control_calls(State(state): State<Arc<MockState>>) -> axum::Json<Vec<Call>> {
+    axum::Json(lock(&state.calls).clone())
+}
+
+async fn control_clear_calls(State(state): State<Arc<MockState>>) -> StatusCode {
+    lock(&state.calls).clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn control_stream_chunks(State(state): State<Arc<MockState>>, Path(chunks): Path<usize>) -> StatusCode {
+    *lock(&state.stream_chunks) = chunks.max(1);
+    StatusCode::NO_CONTENT
+}
+
+// ----- Google's shapes -----
+
+fn json_answer(status: u16, body: &Value) -> Response {
+    let mut response = Response::new(Body::from(body.to_string()));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, "application/json; charset=UTF-8".parse().unwrap_or_else(|_| header::HeaderValue::from_static("application/json")));
+    response
+}
+
+fn google_error(code: u16, status: &str, message: &str, details: Value) -> Value {
+    let mut error = json!({"code": code, "message": message, "status": status});
+    if details.as_array().is_some_and(|details| !details.is_empty()) {
+        error["details"] = details;
+    }
+    json!({"error": error})
+}
+
+/// The error body a behaviour produces, if it is an error.
+fn behavior_error(behavior: &Behavior) -> Option<(u16, Value)> {
+    match behavior {
+        Behavior::InvalidKey => Some((
+            400,
+            google_error(
+                400,
+                "INVALID_ARGUMENT",
+                "API key not valid. Please pass a valid API key.",
+                json!([
+                    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID",
+                     "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}},
+                    {"@type": "type.googleapis.com/google.rpc.LocalizedMessage", "locale": "en-US",
+                     "message": "API key not valid. Please pass a valid API key."}
+                ]),
+            ),
+        )),
+        Behavior::Suspended => Some((
+            403,
+            google_error(
+                403,
+                "PERMISSION_DENIED",
+                "Permission denied: Consumer 'api_key:redacted' has been suspended.",
+                json!([
+                    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CONSUMER_SUSPENDED",
+                     "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}
+                ]),
+            ),
+        )),
+        Behavior::Quota { retry_delay_seconds } => {
+            let mut details = vec![
+                json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                    "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"}, "quotaValue": "10"}]}),
+                json!({"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                    "description": "Learn more about Gemini API quotas",
+                    "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}),
+            ];
+            if let Some(seconds) = retry_delay_seconds {
+                details.push(json!({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": format!("{seconds}s")}));
+            }
+            Some((
+                429,
+                google_error(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    "You exceeded your current quota, please check your plan and billing details.",
+                    Value::Array(details),
+                ),
+            ))
+        }
+        Behavior::ServerError { status } => {
+            let (name, message) = if *status == 503 {
+                ("UNAVAILABLE", "The model is overloaded. Please try again later.")
+            } else {
+                ("INTERNAL", "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting")
+            };
+            Some((*status, google_error(*status, name, message, json!([]))))
+        }
+        Behavior::Ok | Behavior::CutStreamAfter { .. } | Behavior::Slow { .. } => None,
+    }
+}
+
+const MODELS: &[(&str, &str, &[&str])] = &[
+    ("gemini-2.5-flash", "Gemini 2.5 Flash", &["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]),
+    ("gemini-2.5-pro", "Gemini 2.5 Pro", &["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]),
+    ("gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", &["generateContent", "countTokens"]),
+    ("gemini-2.0-flash-exp", "Gemini 2.0 Flash Experimental", &["generateContent", "countTokens", "bidiGenerateContent"]),
+    ("gemini-2.5-flash-preview-tts", "Gemini 2.5 Flash Preview TTS", &["countTokens", "generateContent"]),
+    ("gemini-embedding-001", "Gemini Embedding 001", &["embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"]),
+    ("text-embedding-004", "Text Embedding 004", &["embedContent"]),
+    ("gemini-pro-vision", "Gemini Pro Vision (legacy)", &["generateContent"]),
+];
+
+fn model_json(name: &str, display: &str, methods: &[&str]) -> Value {
+    json!({
+        "name": format!("models/{name}"),
+        "version": "001",
+        "displayName": display,
+        "description": format!("{display}, as served by the mock."),
+        "inputTokenLimit": 1048576,
+        "outputTokenLimit": 65536,
+        "supportedGenerationMethods": methods,
+        "temperature": 1,
+        "topP": 0.95,
+        "topK": 64,
+        "maxTemperature": 2,
+        "thinking": name.starts_with("gemini-2.5")
+    })
+}
+
+fn find_model(name: &str) -> Option<Value> {
+    MODELS
+        .iter()
+        .find(|(model, _, _)| *model == name)
+        .map(|(model, display, methods)| model_json(model, display, methods))
+}
+
+fn not_found_model(model: &str, method: &str) -> Response {
+    json_answer(
+        404,
+        &google_error(
+            404,
+            "NOT_FOUND",
+            &format!("models/{model} is not found for API version v1beta, or is not supported for {method}. Call ListModels to see the list of available models and their supported methods."),
+            json!([]),
+        ),
+    )
+}
+
+// ----- request handling -----
+
+fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+    if let Some(key) = headers.get("x-goog-api-key").and_then(|value| value.to_str().ok()) {
+        return Some(key.to_owned());
+    }
+    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .find(|(name, _)| name == "key")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// Records the call and decides its behaviour; `Err` is an answer to return at once.
+async fn admit(
+    state: &MockState,
+    headers: &HeaderMap,
+    method: &str,
+    path: &str,
+    query: Option<&str>,
+    body: &Bytes,
+) -> Result<(String, Behavior), Response> {
+    let Some(key) = presented_key(headers, query) else {
+        return Err(json_answer(
+            403,
+            &google_error(
+                403,
+                "PERMISSION_DENIED",
+                "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+                json!([]),
+            ),
+        ));
+    };
+    lock(&state.calls).push(Call {
+        key: key.clone(),
+        method: method.to_owned(),
+        path: path.to_owned(),
+        query: query.unwrap_or_default().to_owned(),
+        body: serde_json::from_slice(body).unwrap_or(Value::Null),
+    });
+    let queued = {
+        let mut queued = lock(&state.queued);
+        match queued.get_mut(&key) {
+            Some(list) if !list.is_empty() => Some(list.remove(0)),
+            _ => None,
+        }
+    };
+    let behavior = queued.unwrap_or_else(|| lock(&state.behaviors).get(&key).cloned().unwrap_or_default());
+    if let Behavior::Slow { millis } = behavior {
+        tokio::time::sleep(Duration::from_millis(millis)).await;
+    }
+    if let Some((status, error)) = behavior_error(&behavior) {
+        return Err(json_answer(status, &error));
+    }
+    Ok((key, behavior))
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    page_size: Option<usize>,
+    page_token: Option<String>,
+}
+
+async fn list_models(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    RawQuery(raw_query): RawQuery,
+    Query(query): Query<ListQuery>,
+) -> Response {
+    if let Err(answer) = admit(&state, &headers, "GET", "/v1beta/models", raw_query.as_deref(), &Bytes::new()).await {
+        return answer;
+    }
+    let page_size = query.page_size.unwrap_or(50).clamp(1, 1000);
+    let start: usize = query.page_token.and_then(|token| token.parse().ok()).unwrap_or(0);
+    let models: Vec<Value> = MODELS
+        .iter()
+        .skip(start)
+        .take(page_size)
+        .map(|(model, display, methods)| model_json(model, display, methods))
+        .collect();
+    let mut answer = json!({"models": models});
+    if start + page_size < MODELS.len() {
+        answer["nextPageToken"] = json!((start + page_size).to_string());
+    }
+    json_answer(200, &answer)
+}
+
+async fn get_model(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Path(model): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let path = format!("/v1beta/models/{model}");
+    if let Err(answer) = admit(&state, &headers, "GET", &path, query.as_deref(), &Bytes::new()).await {
+        return answer;
+    }
+    match find_model(&model) {
+        Some(found) => json_answer(200, &found),
+        None => json_answer(
+            404,
+            &google_error(404, "NOT_FOUND", &format!("models/{model} is not found for API version v1beta"), json!([])),
+        ),
+    }
+}
+
+/// The text of the last user turn, which the mock echoes.
+fn last_user_text(request: &Value) -> String {
+    request["contents"]
+        .as_array()
+        .and_then(|contents| contents.iter().rev().find(|content| content["role"].as_str().unwrap_or("user") == "user"))
+        .and_then(|content| content["parts"].as_array())
+        .map(|parts| parts.iter().filter_map(|part| part["text"].as_str()).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn answer_text(request: &Value) -> String {
+    format!("Echo: {}", last_user_text(request))
+}
+
+fn word_count(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
+
+fn generate_answer(model: &str, text: &str, prompt_tokens: u64, finish: bool, index: usize) -> Value {
+    let mut candidate = json!({
+        "content": {"parts": [{"text": text, "thoughtSignature": "c2lnbmF0dXJlLW9mLXRoZS1tb2Nr"}], "role": "model"},
+        "index": 0
+    });
+    if finish {
+        candidate["finishReason"] = json!("STOP");
+    }
+    json!({
+        "candidates": [candidate],
+        "usageMetadata": {
+            "promptTokenCount": prompt_tokens,
+            "candidatesTokenCount": word_count(text),
+            "totalTokenCount": prompt_tokens + word_count(text),
+            "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+        },
+        "modelVersion": model,
+        "responseId": format!("mock-response-{index}"),
+        // A field no client library knows yet: it must reach the client unchanged.
+        "mockFutureField": {"kept": true}
+    })
+}
+
+fn invalid_argument(message: &str) -> Response {
+    json_answer(400, &google_error(400, "INVALID_ARGUMENT", message, json!([])))
+}
+
+fn embedding(text: &str, dimensions: usize) -> Value {
+    let seed = text.bytes().fold(7u64, |hash, byte| hash.wrapping_mul(31).wrapping_add(u64::from(byte)));
+    let values: Vec<f64> = (0..dimensions)
+        .map(|index| (((seed.wrapping_add(index as u64 * 97)) % 2000) as f64 / 1000.0) - 1.0)
+        .collect();
+    json!({"values": values})
+}
+
+async fn model_action(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Path(model_action): Path<String>,
+    RawQuery(query): RawQuery,
+    body: Bytes,
+) -> Response {
+    let path = format!("/v1beta/models/{model_action}");
+    let (_key, behavior) = match admit(&state, &headers, "POST", &path, query.as_deref(), &body).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    let Some((model, action)) = model_action.split_once(':') else {
+        return json_answer(404, &google_error(404, "NOT_FOUND", "Not Found", json!([])));
+    };
+    let Ok(request) = serde_json::from_slice::<Value>(&body) else {
+        return invalid_argument("Invalid JSON payload received. Unexpected token.");
+    };
+    let Some(found) = find_model(model) else {
+        return not_found_model(model, action);
+    };
+    let methods: Vec<&str> = found["supportedGenerationMethods"]
+        .as_array()
+        .map(|methods| methods.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let method_ok = |method: &str| methods.contains(&method);
+    match action {
+        "generateContent" | "streamGenerateContent" if method_ok("generateContent") => {
+            if request["contents"].as_array().is_none_or(|contents| contents.is_empty()) {
+                return invalid_argument("* GenerateContentRequest.contents: contents is not specified\n");
+            }
+            let text = answer_text(&request);
+            let prompt_tokens = word_count(&last_user_text(&request));
+            if action == "generateContent" {
+                return json_answer(200, &generate_answer(model, &text, prompt_tokens, true, 0));
+            }
+            let sse = query.as_deref().is_some_and(|query| query.contains("alt=sse"));
+            let chunk_count = *lock(&state.stream_chunks);
+            stream_answer(model, &text, prompt_tokens, chunk_count, sse, behavior)
+        }
+        "countTokens" if method_ok("countTokens") => {
+            let contents = if request.get("generateContentRequest").is_some() {
+                &request["generateContentRequest"]
+            } else {
+                &request
+            };
+            let total = word_count(&last_user_text(contents));
+            json_answer(200, &json!({"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}))
+        }
+        "embedContent" if method_ok("embedContent") => {
+            let dimensions = request["outputDimensionality"].as_u64().unwrap_or(8) as usize;
+            let text = request["content"]["parts"][0]["text"].as_str().unwrap_or_default();
+            json_answer(200, &json!({"embedding": embedding(text, dimensions)}))
+        }
+        "batchEmbedContents" if method_ok("embedContent") => {
+            let Some(requests) = request["requests"].as_array() else {
+                return invalid_argument("* BatchEmbedContentsRequest.requests: requests is not specified\n");
+            };
+            let mut embeddings = Vec::new();
+            for (index, item) in requests.iter().enumerate() {
+                if item["model"].as_str() != Some(&format!("models/{model}")) {
+                    return invalid_argument(&format!(
+                        "* BatchEmbedContentsRequest.requests[{index}].model: model must be models/{model}\n"
+                    ));
+                }
+                let dimensions = item["outputDimensionality"].as_u64().unwrap_or(8) as usize;
+                let text = item["content"]["parts"][0]["text"].as_str().unwrap_or_default();
+                embeddings.push(embedding(text, dimensions));
+            }
+            json_answer(200, &json!({"embeddings": embeddings}))
+        }
+        _ => not_found_model(model, action),
+    }
+}
+
+fn stream_answer(model: &str, text: &str, prompt_tokens: u64, chunk_count: usize, sse: bool, behavior: Behavior) -> Response {
+    let words: Vec<&str> = text.split_inclusive(' ').collect();
+    let per_chunk = words.len().div_ceil(chunk_count).max(1);
+    let mut pieces: Vec<String> = words.chunks(per_chunk).map(|chunk| chunk.concat()).collect();
+    while pieces.len() < chunk_count {
+        pieces.push(String::new());
+    }
+    let total = pieces.len();
+    let cut_after = match behavior {
+        Behavior::CutStreamAfter { chunks } => Some(chunks),
+        _ => None,
+    };
+    let mut frames: Vec<Result<Bytes, std::io::Error>> = Vec::new();
+    for (index, piece) in pieces.iter().enumerate() {
+        if cut_after == Some(index) {
+            frames.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock cut the stream")));
+            break;
+        }
+        let chunk = generate_answer(model, piece, prompt_tokens, index + 1 == total, index).to_string();
+        let frame = if sse {
+            format!("data: {chunk}\r\n\r\n")
+        } else if index == 0 {
+            format!("[{chunk}")
+        } else {
+            format!(",\r\n{chunk}")
+        };
+        frames.push(Ok(Bytes::from(frame)));
+    }
+    if !sse && cut_after.is_none() {
+        frames.push(Ok(Bytes::from_static(b"]")));
+    }
+    // Frames go out one by one with a short pause, as a model's tokens would.
+    let stream = futures::StreamExt::then(futures::stream::iter(frames), |frame| async move {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        frame
+    });
+    let content_type = if sse { "text/event-stream" } else { "application/json; charset=UTF-8" };
+    ([(header::CONTENT_TYPE, content_type)], Body::from_stream(stream)).into_response()
+}
