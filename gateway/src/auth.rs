@@ -39,7 +39,8 @@ impl Auth {
     /// The caller of a client route, or `None` for a missing or unknown token.
     pub fn client(&self, headers: &HeaderMap, query: Option<&str>) -> Option<Caller> {
         let presented = presented_client_token(headers, query)?;
-        self.is_client_token(&presented).then(|| caller_id(&presented))
+        self.is_client_token(&presented)
+            .then(|| caller_id(&presented))
     }
 
     /// Whether the request carries the admin token (`Authorization`, `Bearer` optional).
@@ -56,7 +57,10 @@ impl Auth {
 }
 
 fn presented_client_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(value) = headers.get("x-goog-api-key").and_then(|value| value.to_str().ok()) {
+    if let Some(value) = headers
+        .get("x-goog-api-key")
+        .and_then(|value| value.to_str().ok())
+    {
         return Some(value.trim().to_owned());
     }
     if let Some(query) = query {
@@ -76,6 +80,9 @@ fn presented_client_token(headers: &HeaderMap, query: Option<&str>) -> Option<St
 /// A stable, non-reversible name for a token, for logs and records.
 fn caller_id(token: &str) -> Caller {
     let digest = Sha256::digest(token.as_bytes());
-    let hex: String = digest[..6].iter().map(|byte| format!("{byte:02x}")).collect();
+    let hex: String = digest[..6]
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
     Caller(format!("token-{hex}"))
 }

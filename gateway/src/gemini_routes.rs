@@ -31,9 +31,10 @@ fn context(caller: &Caller) -> Option<pb::CallContext> {
 
 fn json_answer(body: Bytes) -> Response {
     let mut response = Response::new(Body::from(body));
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
     response
 }
 
@@ -77,7 +78,8 @@ async fn get_model(
 
 fn wants_sse(query: Option<&str>) -> bool {
     query.is_some_and(|query| {
-        url::form_urlencoded::parse(query.as_bytes()).any(|(name, value)| name == "alt" && value == "sse")
+        url::form_urlencoded::parse(query.as_bytes())
+            .any(|(name, value)| name == "alt" && value == "sse")
     })
 }
 
@@ -166,7 +168,11 @@ fn stream_answer(chunks: tonic::Streaming<pb::GeminiChunk>, sse: bool) -> Respon
     };
     let mut response = Response::new(body);
     *response.status_mut() = StatusCode::OK;
-    let content_type = if sse { "text/event-stream" } else { "application/json" };
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/json"
+    };
     response
         .headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));

@@ -31,7 +31,10 @@ pub fn gemini_balance_key_routes() -> Router<GatewayState> {
         .route("/verify-selected-keys", post(verify_selected_keys))
         .route("/reset-fail-count/{key}", post(reset_fail_count))
         .route("/reset-all-fail-counts", post(reset_all_fail_counts))
-        .route("/reset-selected-fail-counts", post(reset_selected_fail_counts))
+        .route(
+            "/reset-selected-fail-counts",
+            post(reset_selected_fail_counts),
+        )
 }
 
 /// gemini-balance's `GET {/v1,/hf/v1}/keys/list`.
@@ -90,7 +93,9 @@ async fn list_keys(State(state): State<GatewayState>) -> Result<Json<Value>, Goo
         .await?
         .into_inner()
         .keys;
-    Ok(Json(json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()})))
+    Ok(Json(
+        json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()}),
+    ))
 }
 
 #[derive(Deserialize)]
@@ -134,7 +139,9 @@ async fn delete_key(
     state
         .keys
         .clone()
-        .delete_key(pb::DeleteKeyRequest { key: Some(selector) })
+        .delete_key(pb::DeleteKeyRequest {
+            key: Some(selector),
+        })
         .await?;
     Ok(Json(json!({"message": "key deleted", "id": id})))
 }
@@ -169,7 +176,10 @@ async fn keys_list(State(state): State<GatewayState>) -> Result<Json<Value>, Goo
     })))
 }
 
-async fn verify(state: &GatewayState, keys: Vec<pb::KeySelector>) -> Result<Vec<pb::VerifyResult>, GoogleError> {
+async fn verify(
+    state: &GatewayState,
+    keys: Vec<pb::KeySelector>,
+) -> Result<Vec<pb::VerifyResult>, GoogleError> {
     Ok(state
         .keys
         .clone()
@@ -179,7 +189,10 @@ async fn verify(state: &GatewayState, keys: Vec<pb::KeySelector>) -> Result<Vec<
         .results)
 }
 
-async fn verify_key(State(state): State<GatewayState>, Path(key): Path<String>) -> Result<Response, GoogleError> {
+async fn verify_key(
+    State(state): State<GatewayState>,
+    Path(key): Path<String>,
+) -> Result<Response, GoogleError> {
     let results = verify(&state, vec![selector(&key)]).await?;
     let Some(result) = results.first() else {
         return Err(GoogleError(500, "no verification result".into()));
@@ -207,15 +220,21 @@ struct SelectedKeys {
     key_type: Option<String>,
 }
 
+fn refuse_selection(message: String) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"success": false, "message": message})),
+    )
+        .into_response()
+}
+
+/// The selected keys of a bulk route; the refusal message when there are none.
 fn selected(
     body: Result<Json<SelectedKeys>, axum::extract::rejection::JsonRejection>,
-) -> Result<SelectedKeys, Response> {
-    let refuse = |message: String| {
-        (StatusCode::BAD_REQUEST, Json(json!({"success": false, "message": message}))).into_response()
-    };
-    let Json(body) = body.map_err(|rejection| refuse(rejection.body_text()))?;
+) -> Result<SelectedKeys, String> {
+    let Json(body) = body.map_err(|rejection| rejection.body_text())?;
     if body.keys.is_empty() {
-        return Err(refuse("no keys given".into()));
+        return Err("no keys given".into());
     }
     Ok(body)
 }
@@ -226,7 +245,7 @@ async fn verify_selected_keys(
 ) -> Result<Response, GoogleError> {
     let body = match selected(body) {
         Ok(body) => body,
-        Err(refusal) => return Ok(refusal),
+        Err(message) => return Ok(refuse_selection(message)),
     };
     let results = verify(&state, body.keys.iter().map(|key| selector(key)).collect()).await?;
     let mut successful = Vec::new();
@@ -272,7 +291,10 @@ async fn reset(
     Ok(state.keys.clone().reset_keys(request).await?.into_inner())
 }
 
-async fn reset_fail_count(State(state): State<GatewayState>, Path(key): Path<String>) -> Result<Response, GoogleError> {
+async fn reset_fail_count(
+    State(state): State<GatewayState>,
+    Path(key): Path<String>,
+) -> Result<Response, GoogleError> {
     let answer = reset(
         &state,
         pb::ResetKeysRequest {
@@ -294,7 +316,10 @@ async fn reset_fail_count(State(state): State<GatewayState>, Path(key): Path<Str
 fn statuses_of(key_type: Option<&str>) -> Result<Vec<i32>, GoogleError> {
     match key_type.map(str::trim) {
         None | Some("") | Some("all") => Ok(Vec::new()),
-        Some("valid") => Ok(vec![pb::KeyStatus::Active as i32, pb::KeyStatus::CoolingDown as i32]),
+        Some("valid") => Ok(vec![
+            pb::KeyStatus::Active as i32,
+            pb::KeyStatus::CoolingDown as i32,
+        ]),
         Some("invalid") => Ok(vec![pb::KeyStatus::Disabled as i32]),
         Some(other) => Err(GoogleError(
             400,
@@ -321,7 +346,9 @@ async fn reset_all_fail_counts(
         },
     )
     .await?;
-    Ok(Json(json!({"success": true, "message": format!("reset {} keys", answer.reset), "reset_count": answer.reset})))
+    Ok(Json(
+        json!({"success": true, "message": format!("reset {} keys", answer.reset), "reset_count": answer.reset}),
+    ))
 }
 
 async fn reset_selected_fail_counts(
@@ -330,7 +357,7 @@ async fn reset_selected_fail_counts(
 ) -> Result<Response, GoogleError> {
     let body = match selected(body) {
         Ok(body) => body,
-        Err(refusal) => return Ok(refusal),
+        Err(message) => return Ok(refuse_selection(message)),
     };
     statuses_of(body.key_type.as_deref())?;
     let answer = reset(
@@ -342,7 +369,11 @@ async fn reset_selected_fail_counts(
     )
     .await?;
     let failed = answer.not_found.len();
-    let status = if failed == 0 { StatusCode::OK } else { StatusCode::MULTI_STATUS };
+    let status = if failed == 0 {
+        StatusCode::OK
+    } else {
+        StatusCode::MULTI_STATUS
+    };
     Ok((
         status,
         Json(json!({

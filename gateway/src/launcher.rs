@@ -47,7 +47,11 @@ fn warn_without_clients(settings: &Settings) {
     }
 }
 
-async fn keys_routes(settings: &Settings, token: &Arc<str>, shutdown: &CancellationToken) -> anyhow::Result<ServiceRoutes> {
+async fn keys_routes(
+    settings: &Settings,
+    token: &Arc<str>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<ServiceRoutes> {
     let db = Database::connect(&settings.database).await?;
     tracing::info!(backend = db.backend_name(), "database connected");
     let keys = KeysService::start(settings, db, shutdown.clone()).await?;
@@ -77,7 +81,11 @@ async fn chat_routes(
     Ok((chat, routes))
 }
 
-async fn serve_http(state: GatewayState, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+async fn serve_http(
+    state: GatewayState,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);
@@ -89,7 +97,11 @@ async fn serve_http(state: GatewayState, listener: TcpListener, shutdown: Cancel
 }
 
 /// Everything in one process.
-pub async fn run_all_in_one(settings: Settings, gateway: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_all_in_one(
+    settings: Settings,
+    gateway: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     warn_without_clients(&settings);
     let token = internal_token(&settings, true)?;
     let keys = keys_routes(&settings, &token, &shutdown).await?;
@@ -97,13 +109,22 @@ pub async fn run_all_in_one(settings: Settings, gateway: TcpListener, shutdown: 
     let (chat, chat_routes) = chat_routes(&settings, keys_channel.clone(), &shutdown).await?;
     let chat_channel = grpc::in_process(chat_routes.routes, token.clone());
     let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
-    serve_http(GatewayState::new(chat_channel, keys_channel, auth), gateway, shutdown).await?;
+    serve_http(
+        GatewayState::new(chat_channel, keys_channel, auth),
+        gateway,
+        shutdown,
+    )
+    .await?;
     chat.flush().await;
     Ok(())
 }
 
 /// The keys service alone.
-pub async fn run_keys(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_keys(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
     let routes = keys_routes(&settings, &token, &shutdown).await?;
     tracing::info!(address = %listener.local_addr()?, "keys service listening");
@@ -112,7 +133,11 @@ pub async fn run_keys(settings: Settings, listener: TcpListener, shutdown: Cance
 }
 
 /// The chat service alone, reaching the keys service at `KEYS_URL`.
-pub async fn run_chat(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_chat(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
     let keys = grpc::connect(&settings.keys_url, token)
         .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
@@ -124,7 +149,11 @@ pub async fn run_chat(settings: Settings, listener: TcpListener, shutdown: Cance
 }
 
 /// The gateway alone, reaching the services at `CHAT_URL` and `KEYS_URL`.
-pub async fn run_gateway(settings: Settings, listener: TcpListener, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_gateway(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     warn_without_clients(&settings);
     let token = internal_token(&settings, false)?;
     let chat = grpc::connect(&settings.chat_url, token.clone())

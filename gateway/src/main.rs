@@ -10,7 +10,11 @@ use gb_runtime::settings::Settings;
 use tokio::net::TcpListener;
 
 #[derive(Parser)]
-#[command(name = "gemini-balance", version, about = "A key-pooling gateway for the Gemini API")]
+#[command(
+    name = "gemini-balance",
+    version,
+    about = "A key-pooling gateway for the Gemini API"
+)]
 struct Cli {
     #[command(subcommand)]
     service: Option<Service>,
@@ -71,7 +75,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("gemini-balance: cannot start the runtime: {error}");

@@ -15,7 +15,11 @@ use crate::state::GatewayState;
 /// Gemini requests may carry inline media: the limit is well above Google's own 20 MB.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
-async fn require_client(State(state): State<GatewayState>, mut request: Request, next: Next) -> Response {
+async fn require_client(
+    State(state): State<GatewayState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match state.auth.client(request.headers(), request.uri().query()) {
         Some(caller) => {
             request.extensions_mut().insert(caller);
@@ -28,18 +32,32 @@ async fn require_client(State(state): State<GatewayState>, mut request: Request,
     }
 }
 
-async fn require_admin(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
+async fn require_admin(
+    State(state): State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if state.auth.is_admin(request.headers()) {
         return next.run(request).await;
     }
-    google_error(401, "this route needs the admin token (AUTH_TOKEN) in Authorization")
+    google_error(
+        401,
+        "this route needs the admin token (AUTH_TOKEN) in Authorization",
+    )
 }
 
-async fn require_admin_openai(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
+async fn require_admin_openai(
+    State(state): State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
     if state.auth.is_admin(request.headers()) {
         return next.run(request).await;
     }
-    openai_error(401, "this route needs the admin token (AUTH_TOKEN) in Authorization")
+    openai_error(
+        401,
+        "this route needs the admin token (AUTH_TOKEN) in Authorization",
+    )
 }
 
 async fn health() -> impl IntoResponse {
@@ -47,17 +65,41 @@ async fn health() -> impl IntoResponse {
 }
 
 async fn not_found(request: Request) -> Response {
-    google_error(404, &format!("no route for {} {}", request.method(), request.uri().path()))
+    google_error(
+        404,
+        &format!("no route for {} {}", request.method(), request.uri().path()),
+    )
+}
+
+/// A path fit for logs and traces: the query is dropped (it may carry `key=`) and any long
+/// segment is masked (gemini-balance's admin routes put key values in the path).
+fn loggable_path(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.len() > 24 {
+                gb_runtime::secrets::mask_key(segment)
+            } else {
+                segment.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    // The path only: the query may carry a client token (key=).
+    // This layer runs after routing, so the route template is known (except for the fallback).
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(|matched| matched.as_str().to_owned());
+    let path = loggable_path(request.uri().path());
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format!("{} {}", request.method(), request.uri().path()),
+        otel.name = %format!("{} {}", request.method(), route.as_deref().unwrap_or("unmatched")),
         otel.kind = "server",
         http.request.method = %request.method(),
-        url.path = %request.uri().path(),
+        http.route = route.as_deref().unwrap_or_default(),
+        url.path = %path,
         http.response.status_code = tracing::field::Empty,
     );
     let _ = span.set_parent(gb_runtime::grpc::extract_trace_context(request.headers()));
@@ -74,7 +116,8 @@ pub fn router(state: GatewayState) -> Router {
     let admin_openai = from_fn_with_state(state.clone(), require_admin_openai);
 
     let gemini = gemini_routes::routes().route_layer(client);
-    let gemini_balance_keys = key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
+    let gemini_balance_keys =
+        key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
     let key_resource = key_admin_routes::key_resource_routes().route_layer(admin);
     let key_list = key_admin_routes::key_list_routes().route_layer(admin_openai);
 
@@ -89,7 +132,9 @@ pub fn router(state: GatewayState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
-                .make_span_with(http_span as fn(&axum::http::Request<axum::body::Body>) -> tracing::Span)
+                .make_span_with(
+                    http_span as fn(&axum::http::Request<axum::body::Body>) -> tracing::Span,
+                )
                 .on_request(())
                 .on_response(record_status as fn(&Response, std::time::Duration, &tracing::Span))
                 .on_failure(()),

@@ -16,4 +16,5 @@ pub mod keys {
 }
 
 /// Every message and service of this crate, for `tonic-reflection`.
-pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("gemini_balance_descriptor");
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    tonic::include_file_descriptor_set!("gemini_balance_descriptor");

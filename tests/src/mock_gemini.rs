@@ -67,7 +67,9 @@ pub struct MockGemini {
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl MockGemini {
@@ -128,9 +130,15 @@ impl MockGemini {
 fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .route("/v1beta/models", get(list_models))
-        .route("/v1beta/models/{model_action}", get(get_model).post(model_action))
+        .route(
+            "/v1beta/models/{model_action}",
+            get(get_model).post(model_action),
+        )
         .route("/_mock/keys/{key}", post(control_set_behavior))
-        .route("/_mock/calls", get(control_calls).delete(control_clear_calls))
+        .route(
+            "/_mock/calls",
+            get(control_calls).delete(control_clear_calls),
+        )
         .route("/_mock/stream-chunks/{chunks}", post(control_stream_chunks))
         .with_state(state)
 }
@@ -155,7 +163,10 @@ async fn control_clear_calls(State(state): State<Arc<MockState>>) -> StatusCode 
     StatusCode::NO_CONTENT
 }
 
-async fn control_stream_chunks(State(state): State<Arc<MockState>>, Path(chunks): Path<usize>) -> StatusCode {
+async fn control_stream_chunks(
+    State(state): State<Arc<MockState>>,
+    Path(chunks): Path<usize>,
+) -> StatusCode {
     *lock(&state.stream_chunks) = chunks.max(1);
     StatusCode::NO_CONTENT
 }
@@ -164,23 +175,30 @@ async fn control_stream_chunks(State(state): State<Arc<MockState>>, Path(chunks)
 
 fn json_answer(status: u16, body: &Value) -> Response {
     let mut response = Response::new(Body::from(body.to_string()));
-    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    response
-        .headers_mut()
-        .insert(header::CONTENT_TYPE, "application/json; charset=UTF-8".parse().unwrap_or_else(|_| header::HeaderValue::from_static("application/json")));
+    *response.status_mut() =
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        "application/json; charset=UTF-8"
+            .parse()
+            .unwrap_or_else(|_| header::HeaderValue::from_static("application/json")),
+    );
     response
 }
 
 fn google_error(code: u16, status: &str, message: &str, details: Value) -> Value {
     let mut error = json!({"code": code, "message": message, "status": status});
-    if details.as_array().is_some_and(|details| !details.is_empty()) {
+    if details
+        .as_array()
+        .is_some_and(|details| !details.is_empty())
+    {
         error["details"] = details;
     }
     json!({"error": error})
 }
 
 /// The error body a behaviour produces, if it is an error.
-fn behavior_error(behavior: &Behavior) -> Option<(u16, Value)> {
+fn behavior_error(behavior: &Behavior, key: &str) -> Option<(u16, Value)> {
     match behavior {
         Behavior::InvalidKey => Some((
             400,
@@ -201,14 +219,17 @@ fn behavior_error(behavior: &Behavior) -> Option<(u16, Value)> {
             google_error(
                 403,
                 "PERMISSION_DENIED",
-                "Permission denied: Consumer 'api_key:redacted' has been suspended.",
+                // Google names the consumer by its key here: a gateway must mask it.
+                &format!("Permission denied: Consumer 'api_key:{key}' has been suspended."),
                 json!([
                     {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CONSUMER_SUSPENDED",
                      "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}
                 ]),
             ),
         )),
-        Behavior::Quota { retry_delay_seconds } => {
+        Behavior::Quota {
+            retry_delay_seconds,
+        } => {
             let mut details = vec![
                 json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
                     "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
@@ -233,9 +254,15 @@ fn behavior_error(behavior: &Behavior) -> Option<(u16, Value)> {
         }
         Behavior::ServerError { status } => {
             let (name, message) = if *status == 503 {
-                ("UNAVAILABLE", "The model is overloaded. Please try again later.")
+                (
+                    "UNAVAILABLE",
+                    "The model is overloaded. Please try again later.",
+                )
             } else {
-                ("INTERNAL", "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting")
+                (
+                    "INTERNAL",
+                    "An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting",
+                )
             };
             Some((*status, google_error(*status, name, message, json!([]))))
         }
@@ -244,14 +271,61 @@ fn behavior_error(behavior: &Behavior) -> Option<(u16, Value)> {
 }
 
 const MODELS: &[(&str, &str, &[&str])] = &[
-    ("gemini-2.5-flash", "Gemini 2.5 Flash", &["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]),
-    ("gemini-2.5-pro", "Gemini 2.5 Pro", &["generateContent", "countTokens", "createCachedContent", "batchGenerateContent"]),
-    ("gemini-2.5-flash-lite", "Gemini 2.5 Flash-Lite", &["generateContent", "countTokens"]),
-    ("gemini-2.0-flash-exp", "Gemini 2.0 Flash Experimental", &["generateContent", "countTokens", "bidiGenerateContent"]),
-    ("gemini-2.5-flash-preview-tts", "Gemini 2.5 Flash Preview TTS", &["countTokens", "generateContent"]),
-    ("gemini-embedding-001", "Gemini Embedding 001", &["embedContent", "countTextTokens", "countTokens", "asyncBatchEmbedContent"]),
-    ("text-embedding-004", "Text Embedding 004", &["embedContent"]),
-    ("gemini-pro-vision", "Gemini Pro Vision (legacy)", &["generateContent"]),
+    (
+        "gemini-2.5-flash",
+        "Gemini 2.5 Flash",
+        &[
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+    ),
+    (
+        "gemini-2.5-pro",
+        "Gemini 2.5 Pro",
+        &[
+            "generateContent",
+            "countTokens",
+            "createCachedContent",
+            "batchGenerateContent",
+        ],
+    ),
+    (
+        "gemini-2.5-flash-lite",
+        "Gemini 2.5 Flash-Lite",
+        &["generateContent", "countTokens"],
+    ),
+    (
+        "gemini-2.0-flash-exp",
+        "Gemini 2.0 Flash Experimental",
+        &["generateContent", "countTokens", "bidiGenerateContent"],
+    ),
+    (
+        "gemini-2.5-flash-preview-tts",
+        "Gemini 2.5 Flash Preview TTS",
+        &["countTokens", "generateContent"],
+    ),
+    (
+        "gemini-embedding-001",
+        "Gemini Embedding 001",
+        &[
+            "embedContent",
+            "countTextTokens",
+            "countTokens",
+            "asyncBatchEmbedContent",
+        ],
+    ),
+    (
+        "text-embedding-004",
+        "Text Embedding 004",
+        &["embedContent"],
+    ),
+    (
+        "gemini-pro-vision",
+        "Gemini Pro Vision (legacy)",
+        &["generateContent"],
+    ),
 ];
 
 fn model_json(name: &str, display: &str, methods: &[&str]) -> Value {
@@ -284,7 +358,9 @@ fn not_found_model(model: &str, method: &str) -> Response {
         &google_error(
             404,
             "NOT_FOUND",
-            &format!("models/{model} is not found for API version v1beta, or is not supported for {method}. Call ListModels to see the list of available models and their supported methods."),
+            &format!(
+                "models/{model} is not found for API version v1beta, or is not supported for {method}. Call ListModels to see the list of available models and their supported methods."
+            ),
             json!([]),
         ),
     )
@@ -293,7 +369,10 @@ fn not_found_model(model: &str, method: &str) -> Response {
 // ----- request handling -----
 
 fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
-    if let Some(key) = headers.get("x-goog-api-key").and_then(|value| value.to_str().ok()) {
+    if let Some(key) = headers
+        .get("x-goog-api-key")
+        .and_then(|value| value.to_str().ok())
+    {
         return Some(key.to_owned());
     }
     url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
@@ -335,11 +414,16 @@ async fn admit(
             _ => None,
         }
     };
-    let behavior = queued.unwrap_or_else(|| lock(&state.behaviors).get(&key).cloned().unwrap_or_default());
+    let behavior = queued.unwrap_or_else(|| {
+        lock(&state.behaviors)
+            .get(&key)
+            .cloned()
+            .unwrap_or_default()
+    });
     if let Behavior::Slow { millis } = behavior {
         tokio::time::sleep(Duration::from_millis(millis)).await;
     }
-    if let Some((status, error)) = behavior_error(&behavior) {
+    if let Some((status, error)) = behavior_error(&behavior, &key) {
         return Err(json_answer(status, &error));
     }
     Ok((key, behavior))
@@ -358,11 +442,23 @@ async fn list_models(
     RawQuery(raw_query): RawQuery,
     Query(query): Query<ListQuery>,
 ) -> Response {
-    if let Err(answer) = admit(&state, &headers, "GET", "/v1beta/models", raw_query.as_deref(), &Bytes::new()).await {
+    if let Err(answer) = admit(
+        &state,
+        &headers,
+        "GET",
+        "/v1beta/models",
+        raw_query.as_deref(),
+        &Bytes::new(),
+    )
+    .await
+    {
         return answer;
     }
     let page_size = query.page_size.unwrap_or(50).clamp(1, 1000);
-    let start: usize = query.page_token.and_then(|token| token.parse().ok()).unwrap_or(0);
+    let start: usize = query
+        .page_token
+        .and_then(|token| token.parse().ok())
+        .unwrap_or(0);
     let models: Vec<Value> = MODELS
         .iter()
         .skip(start)
@@ -383,14 +479,28 @@ async fn get_model(
     RawQuery(query): RawQuery,
 ) -> Response {
     let path = format!("/v1beta/models/{model}");
-    if let Err(answer) = admit(&state, &headers, "GET", &path, query.as_deref(), &Bytes::new()).await {
+    if let Err(answer) = admit(
+        &state,
+        &headers,
+        "GET",
+        &path,
+        query.as_deref(),
+        &Bytes::new(),
+    )
+    .await
+    {
         return answer;
     }
     match find_model(&model) {
         Some(found) => json_answer(200, &found),
         None => json_answer(
             404,
-            &google_error(404, "NOT_FOUND", &format!("models/{model} is not found for API version v1beta"), json!([])),
+            &google_error(
+                404,
+                "NOT_FOUND",
+                &format!("models/{model} is not found for API version v1beta"),
+                json!([]),
+            ),
         ),
     }
 }
@@ -399,9 +509,20 @@ async fn get_model(
 fn last_user_text(request: &Value) -> String {
     request["contents"]
         .as_array()
-        .and_then(|contents| contents.iter().rev().find(|content| content["role"].as_str().unwrap_or("user") == "user"))
+        .and_then(|contents| {
+            contents
+                .iter()
+                .rev()
+                .find(|content| content["role"].as_str().unwrap_or("user") == "user")
+        })
         .and_then(|content| content["parts"].as_array())
-        .map(|parts| parts.iter().filter_map(|part| part["text"].as_str()).collect::<Vec<_>>().join(" "))
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|part| part["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .unwrap_or_default()
 }
 
@@ -413,7 +534,13 @@ fn word_count(text: &str) -> u64 {
     text.split_whitespace().count() as u64
 }
 
-fn generate_answer(model: &str, text: &str, prompt_tokens: u64, finish: bool, index: usize) -> Value {
+fn generate_answer(
+    model: &str,
+    text: &str,
+    prompt_tokens: u64,
+    finish: bool,
+    index: usize,
+) -> Value {
     let mut candidate = json!({
         "content": {"parts": [{"text": text, "thoughtSignature": "c2lnbmF0dXJlLW9mLXRoZS1tb2Nr"}], "role": "model"},
         "index": 0
@@ -437,11 +564,16 @@ fn generate_answer(model: &str, text: &str, prompt_tokens: u64, finish: bool, in
 }
 
 fn invalid_argument(message: &str) -> Response {
-    json_answer(400, &google_error(400, "INVALID_ARGUMENT", message, json!([])))
+    json_answer(
+        400,
+        &google_error(400, "INVALID_ARGUMENT", message, json!([])),
+    )
 }
 
 fn embedding(text: &str, dimensions: usize) -> Value {
-    let seed = text.bytes().fold(7u64, |hash, byte| hash.wrapping_mul(31).wrapping_add(u64::from(byte)));
+    let seed = text.bytes().fold(7u64, |hash, byte| {
+        hash.wrapping_mul(31).wrapping_add(u64::from(byte))
+    });
     let values: Vec<f64> = (0..dimensions)
         .map(|index| (((seed.wrapping_add(index as u64 * 97)) % 2000) as f64 / 1000.0) - 1.0)
         .collect();
@@ -456,10 +588,11 @@ async fn model_action(
     body: Bytes,
 ) -> Response {
     let path = format!("/v1beta/models/{model_action}");
-    let (_key, behavior) = match admit(&state, &headers, "POST", &path, query.as_deref(), &body).await {
-        Ok(admitted) => admitted,
-        Err(answer) => return answer,
-    };
+    let (_key, behavior) =
+        match admit(&state, &headers, "POST", &path, query.as_deref(), &body).await {
+            Ok(admitted) => admitted,
+            Err(answer) => return answer,
+        };
     let Some((model, action)) = model_action.split_once(':') else {
         return json_answer(404, &google_error(404, "NOT_FOUND", "Not Found", json!([])));
     };
@@ -476,15 +609,22 @@ async fn model_action(
     let method_ok = |method: &str| methods.contains(&method);
     match action {
         "generateContent" | "streamGenerateContent" if method_ok("generateContent") => {
-            if request["contents"].as_array().is_none_or(|contents| contents.is_empty()) {
-                return invalid_argument("* GenerateContentRequest.contents: contents is not specified\n");
+            if request["contents"]
+                .as_array()
+                .is_none_or(|contents| contents.is_empty())
+            {
+                return invalid_argument(
+                    "* GenerateContentRequest.contents: contents is not specified\n",
+                );
             }
             let text = answer_text(&request);
             let prompt_tokens = word_count(&last_user_text(&request));
             if action == "generateContent" {
                 return json_answer(200, &generate_answer(model, &text, prompt_tokens, true, 0));
             }
-            let sse = query.as_deref().is_some_and(|query| query.contains("alt=sse"));
+            let sse = query
+                .as_deref()
+                .is_some_and(|query| query.contains("alt=sse"));
             let chunk_count = *lock(&state.stream_chunks);
             stream_answer(model, &text, prompt_tokens, chunk_count, sse, behavior)
         }
@@ -495,16 +635,23 @@ async fn model_action(
                 &request
             };
             let total = word_count(&last_user_text(contents));
-            json_answer(200, &json!({"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}))
+            json_answer(
+                200,
+                &json!({"totalTokens": total, "promptTokensDetails": [{"modality": "TEXT", "tokenCount": total}]}),
+            )
         }
         "embedContent" if method_ok("embedContent") => {
             let dimensions = request["outputDimensionality"].as_u64().unwrap_or(8) as usize;
-            let text = request["content"]["parts"][0]["text"].as_str().unwrap_or_default();
+            let text = request["content"]["parts"][0]["text"]
+                .as_str()
+                .unwrap_or_default();
             json_answer(200, &json!({"embedding": embedding(text, dimensions)}))
         }
         "batchEmbedContents" if method_ok("embedContent") => {
             let Some(requests) = request["requests"].as_array() else {
-                return invalid_argument("* BatchEmbedContentsRequest.requests: requests is not specified\n");
+                return invalid_argument(
+                    "* BatchEmbedContentsRequest.requests: requests is not specified\n",
+                );
             };
             let mut embeddings = Vec::new();
             for (index, item) in requests.iter().enumerate() {
@@ -514,7 +661,9 @@ async fn model_action(
                     ));
                 }
                 let dimensions = item["outputDimensionality"].as_u64().unwrap_or(8) as usize;
-                let text = item["content"]["parts"][0]["text"].as_str().unwrap_or_default();
+                let text = item["content"]["parts"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default();
                 embeddings.push(embedding(text, dimensions));
             }
             json_answer(200, &json!({"embeddings": embeddings}))
@@ -523,10 +672,20 @@ async fn model_action(
     }
 }
 
-fn stream_answer(model: &str, text: &str, prompt_tokens: u64, chunk_count: usize, sse: bool, behavior: Behavior) -> Response {
+fn stream_answer(
+    model: &str,
+    text: &str,
+    prompt_tokens: u64,
+    chunk_count: usize,
+    sse: bool,
+    behavior: Behavior,
+) -> Response {
     let words: Vec<&str> = text.split_inclusive(' ').collect();
     let per_chunk = words.len().div_ceil(chunk_count).max(1);
-    let mut pieces: Vec<String> = words.chunks(per_chunk).map(|chunk| chunk.concat()).collect();
+    let mut pieces: Vec<String> = words
+        .chunks(per_chunk)
+        .map(|chunk| chunk.concat())
+        .collect();
     while pieces.len() < chunk_count {
         pieces.push(String::new());
     }
@@ -538,10 +697,14 @@ fn stream_answer(model: &str, text: &str, prompt_tokens: u64, chunk_count: usize
     let mut frames: Vec<Result<Bytes, std::io::Error>> = Vec::new();
     for (index, piece) in pieces.iter().enumerate() {
         if cut_after == Some(index) {
-            frames.push(Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "mock cut the stream")));
+            frames.push(Err(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "mock cut the stream",
+            )));
             break;
         }
-        let chunk = generate_answer(model, piece, prompt_tokens, index + 1 == total, index).to_string();
+        let chunk =
+            generate_answer(model, piece, prompt_tokens, index + 1 == total, index).to_string();
         let frame = if sse {
             format!("data: {chunk}\r\n\r\n")
         } else if index == 0 {
@@ -559,6 +722,14 @@ fn stream_answer(model: &str, text: &str, prompt_tokens: u64, chunk_count: usize
         tokio::time::sleep(Duration::from_millis(5)).await;
         frame
     });
-    let content_type = if sse { "text/event-stream" } else { "application/json; charset=UTF-8" };
-    ([(header::CONTENT_TYPE, content_type)], Body::from_stream(stream)).into_response()
+    let content_type = if sse {
+        "text/event-stream"
+    } else {
+        "application/json; charset=UTF-8"
+    };
+    (
+        [(header::CONTENT_TYPE, content_type)],
+        Body::from_stream(stream),
+    )
+        .into_response()
 }

@@ -82,7 +82,9 @@ impl Usage {
         struct WithUsage {
             usage_metadata: Option<Metadata>,
         }
-        let metadata = serde_json::from_slice::<WithUsage>(body).ok()?.usage_metadata?;
+        let metadata = serde_json::from_slice::<WithUsage>(body)
+            .ok()?
+            .usage_metadata?;
         Some(Usage {
             prompt: metadata.prompt_token_count,
             completion: metadata.candidates_token_count + metadata.thoughts_token_count,
@@ -92,7 +94,11 @@ impl Usage {
 
 fn no_key_failure(no_key: &NoKey) -> UpstreamFailure {
     let (status, google_status, message) = match no_key {
-        NoKey::NoneUsable => (503, "UNAVAILABLE", "no usable API key in the pool".to_owned()),
+        NoKey::NoneUsable => (
+            503,
+            "UNAVAILABLE",
+            "no usable API key in the pool".to_owned(),
+        ),
         NoKey::AllCooling { until_ms } => {
             let seconds = (until_ms - now_ms()).max(0) / 1000 + 1;
             (
@@ -126,18 +132,26 @@ fn outcome_class(class: FailureClass) -> (pb::OutcomeClass, u32) {
         FailureClass::DeadKey => (pb::OutcomeClass::DeadKey, 0),
         FailureClass::Quota { retry_after } => (
             pb::OutcomeClass::Quota,
-            retry_after.map_or(0, |delay| delay.as_millis().min(u128::from(u32::MAX)) as u32),
+            retry_after.map_or(0, |delay| {
+                delay.as_millis().min(u128::from(u32::MAX)) as u32
+            }),
         ),
         FailureClass::Transient => (pb::OutcomeClass::Transient, 0),
     }
 }
 
 impl Attempts {
-    fn pick(&self, tried: &[i64], last: &mut Option<UpstreamFailure>) -> Result<Arc<LocalKey>, CallError> {
-        self.pool.pick(tried, now_ms()).map_err(|no_key| match last.take() {
-            Some(failure) => CallError::Upstream(failure),
-            None => CallError::NoKey(no_key),
-        })
+    fn pick(
+        &self,
+        tried: &[i64],
+        last: &mut Option<UpstreamFailure>,
+    ) -> Result<Arc<LocalKey>, CallError> {
+        self.pool
+            .pick(tried, now_ms())
+            .map_err(|no_key| match last.take() {
+                Some(failure) => CallError::Upstream(failure),
+                None => CallError::NoKey(no_key),
+            })
     }
 
     pub fn report_success(&self, key: &LocalKey, model: &str, started: Instant, usage: Usage) {
@@ -155,7 +169,13 @@ impl Attempts {
     }
 
     /// Reports a failed attempt and applies its verdict to this replica's view at once.
-    pub fn report_failure(&self, key: &LocalKey, model: &str, started: Instant, failure: &UpstreamFailure) {
+    pub fn report_failure(
+        &self,
+        key: &LocalKey,
+        model: &str,
+        started: Instant,
+        failure: &UpstreamFailure,
+    ) {
         let (class, retry_after_ms) = outcome_class(failure.class);
         match failure.class {
             FailureClass::DeadKey => {
@@ -212,8 +232,16 @@ impl Attempts {
                 Ok(body) => {
                     span.record("outcome", "success");
                     span.record("http.response.status_code", 200);
-                    self.report_success(&key, model, started, Usage::from_body(&body).unwrap_or_default());
-                    return Ok(Answer { body, attempts: attempt });
+                    self.report_success(
+                        &key,
+                        model,
+                        started,
+                        Usage::from_body(&body).unwrap_or_default(),
+                    );
+                    return Ok(Answer {
+                        body,
+                        attempts: attempt,
+                    });
                 }
                 Err(failure) => {
                     span.record("outcome", format!("{:?}", failure.class).as_str());
@@ -241,7 +269,9 @@ impl Attempts {
     ) -> Result<Bytes, UpstreamFailure> {
         let mut request = self.upstream.request(method, path, &key.value, true);
         if let Some(body) = body {
-            request = request.header("content-type", "application/json").body(body);
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
         }
         let response = request
             .send()
@@ -255,12 +285,17 @@ impl Attempts {
         if (200..300).contains(&status) {
             Ok(body)
         } else {
-            Err(masked(UpstreamFailure::from_response(status, body), &key.value))
+            Err(UpstreamFailure::from_response(status, body).redacted(&key.value))
         }
     }
 
     /// Opens a `streamGenerateContent` stream, retrying over keys until its first event arrives.
-    pub async fn open_stream(&self, path: &str, body: Bytes, model: &str) -> Result<OpenStream, CallError> {
+    pub async fn open_stream(
+        &self,
+        path: &str,
+        body: Bytes,
+        model: &str,
+    ) -> Result<OpenStream, CallError> {
         let mut tried = Vec::new();
         let mut last_failure = None;
         for attempt in 1..=self.max_retries {
@@ -318,18 +353,22 @@ impl Attempts {
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
             let body = response.bytes().await.unwrap_or_default();
-            return Err(masked(UpstreamFailure::from_response(status, body), &key.value));
+            return Err(UpstreamFailure::from_response(status, body).redacted(&key.value));
         }
         let mut events: EventStream = Box::pin(response.bytes_stream().eventsource());
         match events.next().await {
             Some(Ok(event)) => match stream_error(&event.data) {
-                Some(failure) => Err(masked(failure, &key.value)),
+                Some(failure) => Err(failure.redacted(&key.value)),
                 None => Ok((Bytes::from(event.data), events)),
             },
             Some(Err(error)) => Err(broken_stream(&error)),
             None => Err(UpstreamFailure {
                 status: 502,
-                body: google_error_body(502, "UNAVAILABLE", "the upstream returned an empty stream"),
+                body: google_error_body(
+                    502,
+                    "UNAVAILABLE",
+                    "the upstream returned an empty stream",
+                ),
                 class: FailureClass::Transient,
             }),
         }
@@ -349,15 +388,6 @@ fn attempt_span(attempt: u32, key: &LocalKey, model: &str) -> tracing::Span {
     )
 }
 
-fn masked(mut failure: UpstreamFailure, key: &str) -> UpstreamFailure {
-    if let Ok(text) = std::str::from_utf8(&failure.body)
-        && text.contains(key)
-    {
-        failure.body = Bytes::from(redact(text, key));
-    }
-    failure
-}
-
 /// An SSE event that carries `{"error": …}` instead of a chunk.
 pub fn stream_error(data: &str) -> Option<UpstreamFailure> {
     let trimmed = data.trim_start().strip_prefix('{')?.trim_start();
@@ -365,8 +395,14 @@ pub fn stream_error(data: &str) -> Option<UpstreamFailure> {
         return None;
     }
     let value: serde_json::Value = serde_json::from_str(data).ok()?;
-    let status = value["error"]["code"].as_u64().and_then(|code| u16::try_from(code).ok()).unwrap_or(500);
-    Some(UpstreamFailure::from_response(status, Bytes::from(data.to_owned())))
+    let status = value["error"]["code"]
+        .as_u64()
+        .and_then(|code| u16::try_from(code).ok())
+        .unwrap_or(500);
+    Some(UpstreamFailure::from_response(
+        status,
+        Bytes::from(data.to_owned()),
+    ))
 }
 
 /// A stream that broke while being read.
@@ -375,7 +411,11 @@ pub fn broken_stream(error: &EventStreamError<reqwest::Error>) -> UpstreamFailur
         EventStreamError::Transport(error) => UpstreamFailure::from_transport(error),
         other => UpstreamFailure {
             status: 502,
-            body: google_error_body(502, "UNAVAILABLE", &format!("the upstream stream was malformed: {other}")),
+            body: google_error_body(
+                502,
+                "UNAVAILABLE",
+                &format!("the upstream stream was malformed: {other}"),
+            ),
             class: FailureClass::Transient,
         },
     }

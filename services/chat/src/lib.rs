@@ -47,10 +47,16 @@ impl ChatService {
         let upstream = Upstream::new(&settings.base_url, &settings.proxies, settings.time_out)?;
         let pool = Arc::new(LocalPool::default());
         let keys_client = KeysServiceClient::new(keys);
-        tokio::spawn(pool::follow_pool(pool.clone(), keys_client.clone(), shutdown));
+        tokio::spawn(pool::follow_pool(
+            pool.clone(),
+            keys_client.clone(),
+            shutdown,
+        ));
         let (reporter, reporter_task) = OutcomeReporter::start(keys_client);
         if !pool.wait_loaded(Duration::from_secs(10)).await {
-            tracing::warn!("the key pool has not arrived from the keys service yet; requests fail until it does");
+            tracing::warn!(
+                "the key pool has not arrived from the keys service yet; requests fail until it does"
+            );
         }
         tracing::info!(keys = pool.len(), "chat service ready");
         Ok(ChatService {
@@ -90,7 +96,10 @@ impl ChatService {
             ..
         } = self;
         drop(attempts);
-        if tokio::time::timeout(Duration::from_secs(10), reporter_task).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), reporter_task)
+            .await
+            .is_err()
+        {
             tracing::warn!("outcome reports not flushed within 10s");
         }
     }

@@ -7,9 +7,9 @@ pub fn normalize(model: &str) -> Option<&str> {
     let model = model.strip_prefix("models/").unwrap_or(model);
     let valid = !model.is_empty()
         && model.len() <= 128
-        && model
-            .chars()
-            .all(|character| character.is_ascii_alphanumeric() || matches!(character, '-' | '.' | '_'));
+        && model.chars().all(|character| {
+            character.is_ascii_alphanumeric() || matches!(character, '-' | '.' | '_')
+        });
     valid.then_some(model)
 }
 
@@ -25,10 +25,16 @@ pub fn filter_list(body: &Bytes, filtered_models: &[String]) -> Bytes {
     let Ok(mut list) = serde_json::from_slice::<serde_json::Value>(body) else {
         return body.clone();
     };
-    if let Some(models) = list.get_mut("models").and_then(serde_json::Value::as_array_mut) {
+    if let Some(models) = list
+        .get_mut("models")
+        .and_then(serde_json::Value::as_array_mut)
+    {
         models.retain(|model| {
             let name = model["name"].as_str().unwrap_or_default();
-            !is_filtered(filtered_models, name.strip_prefix("models/").unwrap_or(name))
+            !is_filtered(
+                filtered_models,
+                name.strip_prefix("models/").unwrap_or(name),
+            )
         });
     }
     Bytes::from(list.to_string())
@@ -40,8 +46,14 @@ mod tests {
 
     #[test]
     fn names() {
-        assert_eq!(normalize("models/gemini-2.5-flash"), Some("gemini-2.5-flash"));
-        assert_eq!(normalize("gemini-2.0-flash-exp"), Some("gemini-2.0-flash-exp"));
+        assert_eq!(
+            normalize("models/gemini-2.5-flash"),
+            Some("gemini-2.5-flash")
+        );
+        assert_eq!(
+            normalize("gemini-2.0-flash-exp"),
+            Some("gemini-2.0-flash-exp")
+        );
         assert_eq!(normalize("../etc"), None);
         assert_eq!(normalize("a b"), None);
         assert_eq!(normalize(""), None);
@@ -49,8 +61,11 @@ mod tests {
 
     #[test]
     fn filtering_keeps_other_fields() {
-        let body = Bytes::from(r#"{"models":[{"name":"models/a","x":1},{"name":"models/b"}],"nextPageToken":"t"}"#);
-        let filtered: serde_json::Value = serde_json::from_slice(&filter_list(&body, &["b".into()])).unwrap();
+        let body = Bytes::from(
+            r#"{"models":[{"name":"models/a","x":1},{"name":"models/b"}],"nextPageToken":"t"}"#,
+        );
+        let filtered: serde_json::Value =
+            serde_json::from_slice(&filter_list(&body, &["b".into()])).unwrap();
         assert_eq!(filtered["models"].as_array().unwrap().len(), 1);
         assert_eq!(filtered["models"][0]["x"], 1);
         assert_eq!(filtered["nextPageToken"], "t");

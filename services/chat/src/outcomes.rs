@@ -34,7 +34,10 @@ impl OutcomeReporter {
         if self.sender.try_send(outcome).is_err() {
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
-                tracing::warn!(dropped_total = dropped, "outcome buffer full: outcome reports dropped");
+                tracing::warn!(
+                    dropped_total = dropped,
+                    "outcome buffer full: outcome reports dropped"
+                );
             }
         }
     }
@@ -83,7 +86,11 @@ async fn send_batches(
         }
         if !sent {
             let total = dropped.fetch_add(count, Ordering::Relaxed) + count;
-            tracing::error!(lost = count, dropped_total = total, "outcome batch lost after retries");
+            tracing::error!(
+                lost = count,
+                dropped_total = total,
+                "outcome batch lost after retries"
+            );
         }
     }
 }

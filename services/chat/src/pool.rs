@@ -23,7 +23,8 @@ pub struct LocalKey {
 
 impl LocalKey {
     fn usable_at(&self, now_ms: i64) -> bool {
-        !self.disabled.load(Ordering::Relaxed) && self.cooldown_until_ms.load(Ordering::Relaxed) <= now_ms
+        !self.disabled.load(Ordering::Relaxed)
+            && self.cooldown_until_ms.load(Ordering::Relaxed) <= now_ms
     }
 
     pub fn mark_disabled(&self) {
@@ -31,7 +32,8 @@ impl LocalKey {
     }
 
     pub fn mark_cooling_until(&self, until_ms: i64) {
-        self.cooldown_until_ms.fetch_max(until_ms, Ordering::Relaxed);
+        self.cooldown_until_ms
+            .fetch_max(until_ms, Ordering::Relaxed);
     }
 }
 
@@ -60,7 +62,9 @@ impl Keys {
             && *known.value == *key.value
         {
             let was_disabled = known.disabled.swap(disabled, Ordering::Relaxed);
-            known.cooldown_until_ms.store(key.cooldown_until_ms, Ordering::Relaxed);
+            known
+                .cooldown_until_ms
+                .store(key.cooldown_until_ms, Ordering::Relaxed);
             return was_disabled != disabled;
         }
         self.by_id.insert(
@@ -153,7 +157,10 @@ impl LocalPool {
     }
 
     pub fn apply(&self, event: pb::pool_event::Event) {
-        let mut keys = self.keys.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ring_changed = match event {
             pb::pool_event::Event::Snapshot(snapshot) => {
                 let previous = std::mem::take(&mut keys.by_id);
@@ -277,13 +284,19 @@ mod tests {
     #[test]
     fn cooling_keys_are_skipped_until_their_time() {
         let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 500)]);
-        assert_eq!(pool.pick(&[], 100).err(), Some(NoKey::AllCooling { until_ms: 500 }));
+        assert_eq!(
+            pool.pick(&[], 100).err(),
+            Some(NoKey::AllCooling { until_ms: 500 })
+        );
         assert_eq!(pool.pick(&[], 500).unwrap().id, 1);
     }
 
     #[test]
     fn tried_keys_are_not_picked_again() {
-        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 0), pool_key(2, pb::KeyStatus::Active, 0)]);
+        let pool = pool_of(vec![
+            pool_key(1, pb::KeyStatus::Active, 0),
+            pool_key(2, pb::KeyStatus::Active, 0),
+        ]);
         assert_eq!(pool.pick(&[1], 0).unwrap().id, 2);
         assert_eq!(pool.pick(&[1, 2], 0).err(), Some(NoKey::AllTried));
     }
@@ -291,9 +304,17 @@ mod tests {
     #[test]
     fn events_update_the_ring() {
         let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 0)]);
-        pool.apply(pb::pool_event::Event::Upserted(pool_key(1, pb::KeyStatus::Disabled, 0)));
+        pool.apply(pb::pool_event::Event::Upserted(pool_key(
+            1,
+            pb::KeyStatus::Disabled,
+            0,
+        )));
         assert_eq!(pool.pick(&[], 0).err(), Some(NoKey::NoneUsable));
-        pool.apply(pb::pool_event::Event::Upserted(pool_key(2, pb::KeyStatus::Active, 0)));
+        pool.apply(pb::pool_event::Event::Upserted(pool_key(
+            2,
+            pb::KeyStatus::Active,
+            0,
+        )));
         assert_eq!(pool.pick(&[], 0).unwrap().id, 2);
         pool.apply(pb::pool_event::Event::RemovedId(2));
         assert!(pool.pick(&[], 0).is_err());
@@ -301,7 +322,10 @@ mod tests {
 
     #[test]
     fn a_locally_disabled_key_is_skipped_at_once() {
-        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 0), pool_key(2, pb::KeyStatus::Active, 0)]);
+        let pool = pool_of(vec![
+            pool_key(1, pb::KeyStatus::Active, 0),
+            pool_key(2, pb::KeyStatus::Active, 0),
+        ]);
         pool.pick(&[], 0).unwrap().mark_disabled();
         for _ in 0..4 {
             assert_eq!(pool.pick(&[], 0).unwrap().id, 2);

@@ -175,10 +175,19 @@ fn with_request_models(body: Bytes, model: &str) -> Bytes {
         return body;
     };
     let mut changed = false;
-    if let Some(requests) = value.get_mut("requests").and_then(serde_json::Value::as_array_mut) {
-        for request in requests.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+    if let Some(requests) = value
+        .get_mut("requests")
+        .and_then(serde_json::Value::as_array_mut)
+    {
+        for request in requests
+            .iter_mut()
+            .filter_map(serde_json::Value::as_object_mut)
+        {
             if !request.contains_key("model") {
-                request.insert("model".into(), serde_json::Value::String(format!("models/{model}")));
+                request.insert(
+                    "model".into(),
+                    serde_json::Value::String(format!("models/{model}")),
+                );
                 changed = true;
             }
         }
@@ -251,7 +260,11 @@ impl ChatService for ChatGrpc {
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let request = request.into_inner();
-        let page_size = if request.page_size == 0 { 1000 } else { request.page_size.min(1000) };
+        let page_size = if request.page_size == 0 {
+            1000
+        } else {
+            request.page_size.min(1000)
+        };
         let mut path = format!("models?pageSize={page_size}");
         if !request.page_token.is_empty() {
             let token: String = url_encode(&request.page_token);
@@ -276,7 +289,12 @@ impl ChatService for ChatGrpc {
         let model = self.model(&request.model)?;
         let answer = self
             .attempts
-            .unary(reqwest::Method::GET, &format!("models/{model}"), None, model)
+            .unary(
+                reqwest::Method::GET,
+                &format!("models/{model}"),
+                None,
+                model,
+            )
             .await
             .map_err(call_status)?;
         Ok(Response::new(pb::GeminiResponse {
@@ -285,13 +303,18 @@ impl ChatService for ChatGrpc {
         }))
     }
 
-    async fn chat(&self, request: Request<pb::ChatRequest>) -> Result<Response<pb::ChatResponse>, Status> {
+    async fn chat(
+        &self,
+        request: Request<pb::ChatRequest>,
+    ) -> Result<Response<pb::ChatResponse>, Status> {
         let request = request.into_inner();
         if request.message.trim().is_empty() {
             return Err(local_error(400, "message must not be empty"));
         }
         let requested = request.model.as_deref().filter(|model| !model.is_empty());
-        let model = self.model(requested.unwrap_or(&self.chat_model))?.to_owned();
+        let model = self
+            .model(requested.unwrap_or(&self.chat_model))?
+            .to_owned();
         let body = serde_json::json!({
             "contents": [{"role": "user", "parts": [{"text": request.message}]}]
         });
@@ -307,7 +330,10 @@ impl ChatService for ChatGrpc {
             .map_err(call_status)?;
         let text = answer_text(&answer.body)
             .ok_or_else(|| local_error(502, "the model answered without text"))?;
-        Ok(Response::new(pb::ChatResponse { response: text, model }))
+        Ok(Response::new(pb::ChatResponse {
+            response: text,
+            model,
+        }))
     }
 }
 

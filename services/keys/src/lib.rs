@@ -44,7 +44,9 @@ pub fn resolve_cipher(settings: &Settings) -> anyhow::Result<KeyCipher> {
         return Ok(KeyCipher::from_base64(encoded)?);
     }
     let DatabaseLocation::Sqlite(path) = &settings.database else {
-        anyhow::bail!("setting ENCRYPTION_KEY: required with a Postgres DATABASE_URL (32 bytes, base64)");
+        anyhow::bail!(
+            "setting ENCRYPTION_KEY: required with a Postgres DATABASE_URL (32 bytes, base64)"
+        );
     };
     let key_path = path.with_file_name("encryption.key");
     let (encoded, created) = load_or_create_key_file(&key_path)?;
@@ -66,7 +68,8 @@ impl KeysService {
         db: Database,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS).await?;
+        db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
+            .await?;
         let cipher = resolve_cipher(settings)?;
         let pool = KeyPool::open(db, cipher, settings.max_failures).await?;
         let added = pool.import(&settings.api_keys).await?;
@@ -97,6 +100,9 @@ impl KeysService {
             pool: self.pool.clone(),
             verifier: self.verifier.clone(),
         };
-        InterceptedService::new(KeysServiceServer::new(service), RequireToken::new(admin_token))
+        InterceptedService::new(
+            KeysServiceServer::new(service),
+            RequireToken::new(admin_token),
+        )
     }
 }

@@ -49,7 +49,11 @@ impl Selector {
 }
 
 impl KeyPool {
-    pub async fn open(db: Database, cipher: KeyCipher, max_failures: u32) -> Result<Arc<Self>, DbError> {
+    pub async fn open(
+        db: Database,
+        cipher: KeyCipher,
+        max_failures: u32,
+    ) -> Result<Arc<Self>, DbError> {
         let mut entries = Entries::default();
         for entry in store::load_all(&db, &cipher).await? {
             entries
@@ -70,11 +74,14 @@ impl KeyPool {
 
     fn lock(&self) -> MutexGuard<'_, Entries> {
         // A panic while holding the lock leaves consistent data (every mutation is one step).
-        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn set_max_failures(&self, max_failures: u32) {
-        self.max_failures.store(max_failures.max(1), Ordering::Relaxed);
+        self.max_failures
+            .store(max_failures.max(1), Ordering::Relaxed);
     }
 
     pub fn list(&self) -> Vec<KeyEntry> {
@@ -85,7 +92,9 @@ impl KeyPool {
         let entries = self.lock();
         let id = match selector {
             Selector::Id(id) => *id,
-            Selector::Value(value) => *entries.by_fingerprint.get(&self.cipher.fingerprint(value))?,
+            Selector::Value(value) => *entries
+                .by_fingerprint
+                .get(&self.cipher.fingerprint(value))?,
         };
         entries.by_id.get(&id).cloned()
     }
@@ -196,10 +205,11 @@ impl KeyPool {
             }
             (stored.into_values().collect::<Vec<_>>(), visible, applied)
         };
-        store::save_states(&self.db, &to_store).await?;
+        // Chat replicas hear of a dead or cooling key first: the write-back can take a while.
         for pool_key in to_publish.into_values() {
             self.publish(pb::pool_event::Event::Upserted(pool_key));
         }
+        store::save_states(&self.db, &to_store).await?;
         Ok(applied)
     }
 

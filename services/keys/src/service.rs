@@ -49,7 +49,10 @@ impl KeysService for KeysGrpc {
         Ok(Response::new(pb::ListKeysResponse { keys }))
     }
 
-    async fn get_key(&self, request: Request<pb::GetKeyRequest>) -> Result<Response<pb::Key>, Status> {
+    async fn get_key(
+        &self,
+        request: Request<pb::GetKeyRequest>,
+    ) -> Result<Response<pb::Key>, Status> {
         let entry = self.select(request.get_ref().key.as_ref())?;
         Ok(Response::new(entry.to_admin_key(now_ms())))
     }
@@ -124,7 +127,10 @@ impl KeysService for KeysGrpc {
         &self,
         request: Request<pb::ReportOutcomesRequest>,
     ) -> Result<Response<pb::ReportOutcomesResponse>, Status> {
-        let applied = self.pool.apply_outcomes(&request.into_inner().outcomes).await?;
+        let applied = self
+            .pool
+            .apply_outcomes(&request.into_inner().outcomes)
+            .await?;
         Ok(Response::new(pb::ReportOutcomesResponse { applied }))
     }
 
@@ -173,8 +179,15 @@ impl KeysService for KeysGrpc {
                 id: check.entry.id,
                 masked_value: gb_runtime::secrets::mask_key(&check.entry.value),
                 valid: check.failure.is_none(),
-                error: check.failure.as_ref().map(|failure| failure.message()).unwrap_or_default(),
-                http_status: check.failure.as_ref().map_or(200, |failure| u32::from(failure.status)),
+                error: check
+                    .failure
+                    .as_ref()
+                    .map(|failure| failure.message())
+                    .unwrap_or_default(),
+                http_status: check
+                    .failure
+                    .as_ref()
+                    .map_or(200, |failure| u32::from(failure.status)),
                 found: true,
             });
         }

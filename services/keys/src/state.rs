@@ -189,7 +189,10 @@ mod tests {
     #[test]
     fn dead_key_is_disabled_at_once() {
         let mut key = entry();
-        assert!(key.apply_outcome(&outcome(pb::OutcomeClass::DeadKey, 0), 3).visible);
+        assert!(
+            key.apply_outcome(&outcome(pb::OutcomeClass::DeadKey, 0), 3)
+                .visible
+        );
         assert_eq!(key.status_at(1_000), pb::KeyStatus::Disabled);
     }
 
@@ -200,7 +203,10 @@ mod tests {
         assert_eq!(key.cooldown_until_ms, 6_000);
         assert_eq!(key.status_at(5_999), pb::KeyStatus::CoolingDown);
         assert_eq!(key.status_at(6_000), pb::KeyStatus::Active);
-        assert_eq!(key.failure_count, 0, "a quota error is not a failure of the key");
+        assert_eq!(
+            key.failure_count, 0,
+            "a quota error is not a failure of the key"
+        );
         let mut other = entry();
         other.apply_outcome(&outcome(pb::OutcomeClass::Quota, 0), 3);
         assert_eq!(other.cooldown_until_ms, 1_000 + DEFAULT_COOLDOWN_MS);

@@ -56,7 +56,8 @@ fn to_time(ms: i64) -> Option<NaiveDateTime> {
 }
 
 fn to_ms(time: Option<NaiveDateTime>) -> i64 {
-    time.map(|time| time.and_utc().timestamp_millis()).unwrap_or(0)
+    time.map(|time| time.and_utc().timestamp_millis())
+        .unwrap_or(0)
 }
 
 impl KeyRow {

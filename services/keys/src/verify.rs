@@ -55,7 +55,7 @@ impl Verifier {
             return Ok(());
         }
         let body = response.bytes().await.unwrap_or_default();
-        Err(UpstreamFailure::from_response(status, body))
+        Err(UpstreamFailure::from_response(status, body).redacted(key))
     }
 
     /// Checks keys concurrently and records each result in the pool.
@@ -100,7 +100,9 @@ fn outcome_of(key_id: i64, failure: &UpstreamFailure) -> pb::Outcome {
         FailureClass::DeadKey => (pb::OutcomeClass::DeadKey, 0),
         FailureClass::Quota { retry_after } => (
             pb::OutcomeClass::Quota,
-            retry_after.map_or(0, |delay| delay.as_millis().min(u128::from(u32::MAX)) as u32),
+            retry_after.map_or(0, |delay| {
+                delay.as_millis().min(u128::from(u32::MAX)) as u32
+            }),
         ),
         FailureClass::Transient => (pb::OutcomeClass::Transient, 0),
     };

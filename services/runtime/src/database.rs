@@ -10,7 +10,9 @@ use diesel::result::{ConnectionError, DatabaseErrorKind};
 use diesel_async::pooled_connection::deadpool::{Pool, PoolError};
 use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::sync_connection_wrapper::SyncConnectionWrapper;
-use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection};
+use diesel_async::{
+    AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, SimpleAsyncConnection,
+};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
 use crate::settings::DatabaseLocation;
@@ -118,7 +120,10 @@ impl Database {
                 Ok(Database::Postgres(pool))
             }
             DatabaseLocation::Sqlite(path) => {
-                if let Some(parent) = path.parent().filter(|parent| !parent.as_os_str().is_empty()) {
+                if let Some(parent) = path
+                    .parent()
+                    .filter(|parent| !parent.as_os_str().is_empty())
+                {
                     std::fs::create_dir_all(parent).map_err(|error| {
                         DbError::Unavailable(format!("cannot create {}: {error}", parent.display()))
                     })?;
@@ -158,9 +163,8 @@ impl Database {
         postgres: EmbeddedMigrations,
         sqlite: EmbeddedMigrations,
     ) -> Result<(), DbError> {
-        let migration_error = |error: Box<dyn std::error::Error + Send + Sync>| {
-            DbError::Migration(error.to_string())
-        };
+        let migration_error =
+            |error: Box<dyn std::error::Error + Send + Sync>| DbError::Migration(error.to_string());
         match self {
             Database::Postgres(pool) => {
                 let conn = pool.get().await?;

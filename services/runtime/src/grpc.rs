@@ -112,7 +112,10 @@ where
 }
 
 /// A lazily connected channel to another service over TCP (`http://host:port`).
-pub fn connect(url: &str, internal_token: Arc<str>) -> Result<GrpcChannel, tonic::transport::Error> {
+pub fn connect(
+    url: &str,
+    internal_token: Arc<str>,
+) -> Result<GrpcChannel, tonic::transport::Error> {
     let channel = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(5))
         .tcp_nodelay(true)

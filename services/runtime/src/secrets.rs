@@ -15,7 +15,9 @@ const NONCE_LEN: usize = 12;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {
-    #[error("ENCRYPTION_KEY must be 32 bytes, base64-encoded (generate one with `openssl rand -base64 32`)")]
+    #[error(
+        "ENCRYPTION_KEY must be 32 bytes, base64-encoded (generate one with `openssl rand -base64 32`)"
+    )]
     BadKey,
     #[error("a stored key value cannot be decrypted: wrong ENCRYPTION_KEY or corrupt row")]
     Undecryptable,
@@ -41,7 +43,8 @@ impl KeyCipher {
             .map_err(|_| SecretError::BadKey)?;
         let key_bytes: [u8; 32] = bytes.try_into().map_err(|_| SecretError::BadKey)?;
         // The fingerprint key is derived, so that a fingerprint reveals nothing usable for decryption.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key_bytes).map_err(|_| SecretError::BadKey)?;
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&key_bytes).map_err(|_| SecretError::BadKey)?;
         mac.update(b"gemini-balance key fingerprint v1");
         let fingerprint_key: [u8; 32] = mac.finalize().into_bytes().into();
         let key = Key::<Aes256Gcm>::from(key_bytes);
@@ -72,7 +75,9 @@ impl KeyCipher {
     }
 
     pub fn decrypt(&self, stored: &str) -> Result<String, SecretError> {
-        let bytes = BASE64.decode(stored).map_err(|_| SecretError::Undecryptable)?;
+        let bytes = BASE64
+            .decode(stored)
+            .map_err(|_| SecretError::Undecryptable)?;
         if bytes.len() <= NONCE_LEN {
             return Err(SecretError::Undecryptable);
         }
@@ -164,7 +169,10 @@ mod tests {
         let second = cipher.encrypt("AIzaSyExampleExampleExampleExample1234");
         assert_ne!(first, second);
         assert!(!first.contains("AIzaSy"));
-        assert_eq!(cipher.decrypt(&first).unwrap(), "AIzaSyExampleExampleExampleExample1234");
+        assert_eq!(
+            cipher.decrypt(&first).unwrap(),
+            "AIzaSyExampleExampleExampleExample1234"
+        );
     }
 
     #[test]
@@ -190,9 +198,15 @@ mod tests {
 
     #[test]
     fn masks() {
-        assert_eq!(mask_key("AIzaSyABCDEFGHIJKLMNOPQRSTUVWXYZ0123a1b2"), "AIzaSy…a1b2");
+        assert_eq!(
+            mask_key("AIzaSyABCDEFGHIJKLMNOPQRSTUVWXYZ0123a1b2"),
+            "AIzaSy…a1b2"
+        );
         assert!(!mask_key("shortkey").contains("short"));
-        assert_eq!(redact("bad key k-123456789012345 here", "k-123456789012345"), "bad key k-1234…2345 here");
+        assert_eq!(
+            redact("bad key k-123456789012345 here", "k-123456789012345"),
+            "bad key k-1234…2345 here"
+        );
     }
 
     #[test]
@@ -207,7 +221,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+            assert_eq!(
+                std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+                0o600
+            );
         }
     }
 

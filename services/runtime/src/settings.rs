@@ -151,15 +151,19 @@ impl Source<'_> {
         self.raw(name)
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, SettingError>
+    fn number<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, SettingError>
     where
         T::Err: std::fmt::Display,
     {
         match self.raw(name) {
             None => Ok(default),
-            Some(value) => value
-                .parse()
-                .map_err(|error| problem(name, format!("{value:?} is not a valid number: {error}"))),
+            Some(value) => value.parse().map_err(|error| {
+                problem(name, format!("{value:?} is not a valid number: {error}"))
+            }),
         }
     }
 
@@ -202,7 +206,11 @@ impl Settings {
             Ok(iter) => iter.filter_map(Result::ok).collect(),
             Err(_) => HashMap::new(),
         };
-        Self::from_lookup(&|name| std::env::var(name).ok().or_else(|| file_values.get(name).cloned()))
+        Self::from_lookup(&|name| {
+            std::env::var(name)
+                .ok()
+                .or_else(|| file_values.get(name).cloned())
+        })
     }
 
     /// Parses settings from any source of values (the environment, a map in tests).
@@ -220,7 +228,10 @@ impl Settings {
         }
         let max_retries: u32 = source.number("MAX_RETRIES", 3)?;
         if max_retries == 0 {
-            return Err(problem("MAX_RETRIES", "must be at least 1 (it counts attempts)"));
+            return Err(problem(
+                "MAX_RETRIES",
+                "must be at least 1 (it counts attempts)",
+            ));
         }
         let time_out_seconds: f64 = source.number("TIME_OUT", 300.0)?;
         if !(time_out_seconds.is_finite() && time_out_seconds > 0.0) {
@@ -228,12 +239,16 @@ impl Settings {
         }
         let check_hours: f64 = source.number("CHECK_INTERVAL_HOURS", 1.0)?;
         if !(check_hours.is_finite() && check_hours >= 0.0) {
-            return Err(problem("CHECK_INTERVAL_HOURS", "must be 0 (off) or a positive number"));
+            return Err(problem(
+                "CHECK_INTERVAL_HOURS",
+                "must be 0 (off) or a positive number",
+            ));
         }
         let proxies = source.list("PROXIES", &[])?;
         for proxy in &proxies {
             let scheme = proxy.split("://").next().unwrap_or_default();
-            if !matches!(scheme, "http" | "https" | "socks5" | "socks5h") || !proxy.contains("://") {
+            if !matches!(scheme, "http" | "https" | "socks5" | "socks5h") || !proxy.contains("://")
+            {
                 return Err(problem(
                     "PROXIES",
                     "each proxy must be an http://, https:// or socks5:// URL",
@@ -248,7 +263,12 @@ impl Settings {
         let log_json = match log_format.as_str() {
             "json" => true,
             "text" => false,
-            other => return Err(problem("LOG_FORMAT", format!("{other:?}: expected text or json"))),
+            other => {
+                return Err(problem(
+                    "LOG_FORMAT",
+                    format!("{other:?}: expected text or json"),
+                ));
+            }
         };
         let chat_addr = source.address("CHAT_ADDR", "0.0.0.0:50051")?;
         let keys_addr = source.address("KEYS_ADDR", "0.0.0.0:50052")?;
@@ -271,8 +291,14 @@ impl Settings {
             gateway_addr: source.address("GATEWAY_ADDR", "0.0.0.0:8000")?,
             chat_addr,
             keys_addr,
-            chat_url: source.string("CHAT_URL", &format!("http://127.0.0.1:{}", chat_addr.port())),
-            keys_url: source.string("KEYS_URL", &format!("http://127.0.0.1:{}", keys_addr.port())),
+            chat_url: source.string(
+                "CHAT_URL",
+                &format!("http://127.0.0.1:{}", chat_addr.port()),
+            ),
+            keys_url: source.string(
+                "KEYS_URL",
+                &format!("http://127.0.0.1:{}", keys_addr.port()),
+            ),
             log_level: source.string("LOG_LEVEL", "info"),
             log_json,
         })
@@ -293,8 +319,14 @@ mod tests {
 
     #[test]
     fn lists_accept_json_and_commas() {
-        assert_eq!(parse_list(r#"["a", "b","a"]"#), Ok(vec!["a".into(), "b".into()]));
-        assert_eq!(parse_list(" a, b ,,c"), Ok(vec!["a".into(), "b".into(), "c".into()]));
+        assert_eq!(
+            parse_list(r#"["a", "b","a"]"#),
+            Ok(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            parse_list(" a, b ,,c"),
+            Ok(vec!["a".into(), "b".into(), "c".into()])
+        );
         assert!(parse_list(r#"["a", 1]"#).is_err());
     }
 
@@ -353,7 +385,10 @@ mod tests {
 
     #[test]
     fn zero_check_interval_turns_checks_off() -> Result<(), SettingError> {
-        assert_eq!(settings(&[("CHECK_INTERVAL_HOURS", "0")])?.check_interval, None);
+        assert_eq!(
+            settings(&[("CHECK_INTERVAL_HOURS", "0")])?.check_interval,
+            None
+        );
         Ok(())
     }
 }

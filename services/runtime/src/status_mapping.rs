@@ -16,7 +16,7 @@ pub fn code_for_http(status: u16) -> Code {
         501 => Code::Unimplemented,
         502 | 503 => Code::Unavailable,
         504 => Code::DeadlineExceeded,
-        400..=499 => Code::FailedPrecondition,
+        402..=499 => Code::FailedPrecondition,
         _ => Code::Internal,
     }
 }

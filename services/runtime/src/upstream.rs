@@ -62,6 +62,17 @@ impl UpstreamFailure {
         }
     }
 
+    /// The same failure with every occurrence of `key` in its body masked (Google names the
+    /// key in some messages, e.g. "Consumer 'api_key:…' has been suspended").
+    pub fn redacted(mut self, key: &str) -> Self {
+        if let Ok(text) = std::str::from_utf8(&self.body)
+            && text.contains(key)
+        {
+            self.body = Bytes::from(crate::secrets::redact(text, key));
+        }
+        self
+    }
+
     /// The upstream's error message, if the body is Google-shaped.
     pub fn message(&self) -> String {
         serde_json::from_slice::<serde_json::Value>(&self.body)
@@ -74,7 +85,8 @@ impl UpstreamFailure {
 /// `{"error":{"code","message","status"}}`, Google's error shape.
 pub fn google_error_body(code: u16, status: &str, message: &str) -> Bytes {
     Bytes::from(
-        serde_json::json!({"error": {"code": code, "message": message, "status": status}}).to_string(),
+        serde_json::json!({"error": {"code": code, "message": message, "status": status}})
+            .to_string(),
     )
 }
 
@@ -85,7 +97,11 @@ pub fn classify(status: u16, body: &[u8]) -> FailureClass {
     let details = error["details"].as_array().cloned().unwrap_or_default();
     let reasons: Vec<&str> = details
         .iter()
-        .filter(|detail| detail["@type"].as_str().is_some_and(|kind| kind.ends_with("google.rpc.ErrorInfo")))
+        .filter(|detail| {
+            detail["@type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("google.rpc.ErrorInfo"))
+        })
         .filter_map(|detail| detail["reason"].as_str())
         .collect();
     let message = error["message"].as_str().unwrap_or_default();
@@ -120,7 +136,11 @@ pub fn classify(status: u16, body: &[u8]) -> FailureClass {
 fn retry_delay(details: &[serde_json::Value]) -> Option<Duration> {
     details
         .iter()
-        .filter(|detail| detail["@type"].as_str().is_some_and(|kind| kind.ends_with("google.rpc.RetryInfo")))
+        .filter(|detail| {
+            detail["@type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("google.rpc.RetryInfo"))
+        })
         .find_map(|detail| {
             let delay = detail["retryDelay"].as_str()?;
             let seconds: f64 = delay.strip_suffix('s')?.parse().ok()?;
@@ -150,7 +170,11 @@ pub struct Upstream {
 }
 
 impl Upstream {
-    pub fn new(base_url: &str, proxies: &[String], timeout: Duration) -> Result<Self, reqwest::Error> {
+    pub fn new(
+        base_url: &str,
+        proxies: &[String],
+        timeout: Duration,
+    ) -> Result<Self, reqwest::Error> {
         let builder = || {
             reqwest::Client::builder()
                 .connect_timeout(Duration::from_secs(10))
@@ -193,7 +217,11 @@ impl Upstream {
         whole_timeout: bool,
     ) -> reqwest::RequestBuilder {
         let client = &self.clients[self.route_index(key)];
-        let url = format!("{}/{}", self.base_url, path_and_query.trim_start_matches('/'));
+        let url = format!(
+            "{}/{}",
+            self.base_url,
+            path_and_query.trim_start_matches('/')
+        );
         let mut request = client.request(method, url).header("x-goog-api-key", key);
         if whole_timeout {
             request = request.timeout(self.timeout);
@@ -212,26 +240,37 @@ mod tests {
 
     #[test]
     fn invalid_key_is_dead() {
-        let answer = body(serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
-            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}));
+        let answer = body(
+            serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}),
+        );
         assert_eq!(classify(400, &answer), FailureClass::DeadKey);
         assert_eq!(classify(403, b"{}"), FailureClass::DeadKey);
     }
 
     #[test]
     fn quota_carries_retry_delay() {
-        let answer = body(serde_json::json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
-            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}));
+        let answer = body(
+            serde_json::json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}),
+        );
         assert_eq!(
             classify(429, &answer),
-            FailureClass::Quota { retry_after: Some(Duration::from_secs(37)) }
+            FailureClass::Quota {
+                retry_after: Some(Duration::from_secs(37))
+            }
         );
-        assert_eq!(classify(429, b"not json"), FailureClass::Quota { retry_after: None });
+        assert_eq!(
+            classify(429, b"not json"),
+            FailureClass::Quota { retry_after: None }
+        );
     }
 
     #[test]
     fn client_errors_and_transients() {
-        let bad_request = body(serde_json::json!({"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified", "status": "INVALID_ARGUMENT"}}));
+        let bad_request = body(
+            serde_json::json!({"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified", "status": "INVALID_ARGUMENT"}}),
+        );
         assert_eq!(classify(400, &bad_request), FailureClass::ClientError);
         assert_eq!(classify(404, b"{}"), FailureClass::ClientError);
         assert_eq!(classify(500, b"{}"), FailureClass::Transient);
@@ -240,10 +279,14 @@ mod tests {
 
     #[test]
     fn route_index_is_stable_and_spread() {
-        assert_eq!(stable_route_index("key-a", 3), stable_route_index("key-a", 3));
+        assert_eq!(
+            stable_route_index("key-a", 3),
+            stable_route_index("key-a", 3)
+        );
         assert_eq!(stable_route_index("anything", 1), 0);
-        let used: std::collections::HashSet<usize> =
-            (0..64).map(|i| stable_route_index(&format!("key-{i}"), 4)).collect();
+        let used: std::collections::HashSet<usize> = (0..64)
+            .map(|i| stable_route_index(&format!("key-{i}"), 4))
+            .collect();
         assert_eq!(used.len(), 4);
         // A fixed value, so that a change of hash (and of every key's proxy) cannot pass unseen.
         // (Python: int.from_bytes(sha256(key)[:8], "big") % 7 == 4.)

@@ -5,7 +5,9 @@ use gb_tests::mock_gemini::MockGemini;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let address = std::env::args().nth(1).unwrap_or_else(|| "127.0.0.1:8089".to_owned());
+    let address = std::env::args()
+        .nth(1)
+        .unwrap_or_else(|| "127.0.0.1:8089".to_owned());
     let listener = tokio::net::TcpListener::bind(&address).await?;
     let mock = MockGemini::start_on(listener).await?;
     eprintln!("mock-gemini listening on {}", mock.addr);

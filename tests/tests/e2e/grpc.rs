@@ -1,0 +1,171 @@
+//! The services over real gRPC (microservice mode): health, reflection (v1 and v1alpha), the
+//! admin token on the keys service, and the chat contract called directly.
+
+use gb_proto::chat::v1 as chat;
+use gb_proto::keys::v1 as keys;
+use tonic::transport::Endpoint;
+
+use crate::harness::{ADMIN_TOKEN, Backend, Mode, TestApp};
+
+async fn channel(addr: std::net::SocketAddr) -> tonic::transport::Channel {
+    Endpoint::from_shared(format!("http://{addr}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_reflection_on_every_service() {
+    let app = TestApp::builder(Mode::Microservices, Backend::Sqlite)
+        .spawn()
+        .await;
+    for (addr, service) in [
+        (app.keys_addr.unwrap(), "gemini_balance.keys.v1.KeysService"),
+        (app.chat_addr.unwrap(), "gemini_balance.chat.v1.ChatService"),
+    ] {
+        let mut health = tonic_health::pb::health_client::HealthClient::new(channel(addr).await);
+        for name in ["", service] {
+            let answer = health
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: name.into(),
+                })
+                .await
+                .unwrap()
+                .into_inner();
+            assert_eq!(
+                answer.status,
+                tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+                "{name}"
+            );
+        }
+        // v1 reflection (buf curl, grpcurl ≥ 1.9)
+        use tonic_reflection::pb::v1::{
+            ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+            server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
+        };
+        let mut reflection = ServerReflectionClient::new(channel(addr).await);
+        let request = ServerReflectionRequest {
+            host: String::new(),
+            message_request: Some(MessageRequest::ListServices(String::new())),
+        };
+        let mut answers = reflection
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner();
+        let Some(MessageResponse::ListServicesResponse(list)) =
+            answers.message().await.unwrap().unwrap().message_response
+        else {
+            panic!("no service list");
+        };
+        let names: Vec<String> = list
+            .service
+            .into_iter()
+            .map(|service| service.name)
+            .collect();
+        assert!(names.contains(&service.to_owned()), "{names:?}");
+        // v1alpha reflection (older grpcurl)
+        use tonic_reflection::pb::v1alpha::{
+            ServerReflectionRequest as AlphaRequest,
+            server_reflection_client::ServerReflectionClient as AlphaClient,
+            server_reflection_request::MessageRequest as AlphaMessage,
+        };
+        let mut alpha = AlphaClient::new(channel(addr).await);
+        let request = AlphaRequest {
+            host: String::new(),
+            message_request: Some(AlphaMessage::FileContainingSymbol(service.into())),
+        };
+        let mut answers = alpha
+            .server_reflection_info(tokio_stream::iter(vec![request]))
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            answers
+                .message()
+                .await
+                .unwrap()
+                .unwrap()
+                .message_response
+                .is_some()
+        );
+    }
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_service_needs_the_admin_token() {
+    let app = TestApp::builder(Mode::Microservices, Backend::Sqlite)
+        .spawn()
+        .await;
+    let mut anonymous =
+        keys::keys_service_client::KeysServiceClient::new(channel(app.keys_addr.unwrap()).await);
+    let refused = anonymous
+        .list_keys(keys::ListKeysRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let refused = anonymous
+        .watch_pool(keys::WatchPoolRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut request = tonic::Request::new(keys::ListKeysRequest::default());
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    let listed = anonymous.list_keys(request).await.unwrap().into_inner();
+    assert_eq!(listed.keys.len(), 2);
+    assert!(listed.keys.iter().all(|key| key.masked_value.contains('…')));
+    app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chat_contract_called_directly() {
+    let app = TestApp::builder(Mode::Microservices, Backend::Sqlite)
+        .spawn()
+        .await;
+    let mut client =
+        chat::chat_service_client::ChatServiceClient::new(channel(app.chat_addr.unwrap()).await);
+    let answer = client
+        .chat(chat::ChatRequest {
+            context: None,
+            message: "hi there".into(),
+            model: None,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(answer.response, "Echo: hi there");
+    assert_eq!(answer.model, "gemini-2.5-flash");
+    let body = crate::harness::hello("native").to_string();
+    let answer = client
+        .generate_content(chat::GeminiRequest {
+            context: None,
+            model: "gemini-2.5-flash".into(),
+            body: body.into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let parsed: serde_json::Value = serde_json::from_slice(&answer.body).unwrap();
+    assert_eq!(
+        parsed["candidates"][0]["content"]["parts"][0]["text"],
+        "Echo: native"
+    );
+    let failed = client
+        .generate_content(chat::GeminiRequest {
+            context: None,
+            model: "gemini-2.5-flash".into(),
+            body: "{\"contents\":[]}".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(failed.code(), tonic::Code::InvalidArgument);
+    use prost::Message;
+    let upstream = chat::UpstreamError::decode(failed.details()).unwrap();
+    assert_eq!(upstream.http_status, 400);
+    app.stop().await;
+}

@@ -1,0 +1,478 @@
+//! `TestApp`: the real services started on port 0 in either run mode, on a fresh SQLite file or
+//! a fresh Postgres database, against a fresh mock Gemini API; plus a log capture shared by the
+//! whole test binary.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
+use gb_gateway::launcher;
+use gb_runtime::settings::Settings;
+use gb_tests::mock_gemini::MockGemini;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub const CLIENT_TOKEN: &str = "sk-client-token-for-tests";
+pub const ADMIN_TOKEN: &str = "sk-admin-token-for-tests";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Mode {
+    AllInOne,
+    Microservices,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// A key value in Google's real format (`AIzaSy` + 33 characters), unique per call.
+pub fn new_key() -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("AIzaSy{}k", id.to_uppercase().replace('0', "x"))
+}
+
+// ----- log capture -----
+
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+
+/// Every log line of this test binary so far, at debug level.
+pub fn captured_logs() -> String {
+    String::from_utf8_lossy(&LOGS.get().cloned().unwrap_or_default().0.lock().unwrap()).into_owned()
+}
+
+fn init_logs() {
+    LOGS.get_or_init(|| {
+        let buffer = LogBuffer::default();
+        let writer = buffer.clone();
+        opentelemetry::global::set_text_map_propagator(
+            opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+        );
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("debug")
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .try_init();
+        buffer
+    });
+}
+
+// ----- databases -----
+
+fn postgres_admin_url() -> String {
+    std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+pub struct TestDatabase {
+    pub url: String,
+    postgres_name: Option<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl TestDatabase {
+    async fn create(backend: Backend) -> TestDatabase {
+        let dir = tempfile::tempdir().unwrap();
+        match backend {
+            Backend::Sqlite => TestDatabase {
+                url: format!(
+                    "sqlite://{}",
+                    dir.path().join("data/gemini-balance.db").display()
+                ),
+                postgres_name: None,
+                _dir: dir,
+            },
+            Backend::Postgres => {
+                let name = format!("gbtest_{}", uuid::Uuid::new_v4().simple());
+                let admin_url = postgres_admin_url();
+                let mut admin = AsyncPgConnection::establish(&admin_url)
+                    .await
+                    .expect("Postgres must run on 127.0.0.1:5432 (or TEST_POSTGRES_URL)");
+                admin
+                    .batch_execute(&format!("CREATE DATABASE {name}"))
+                    .await
+                    .unwrap();
+                let base = admin_url
+                    .rsplit_once('/')
+                    .map(|(base, _)| base.to_owned())
+                    .unwrap();
+                TestDatabase {
+                    url: format!("{base}/{name}"),
+                    postgres_name: Some(name),
+                    _dir: dir,
+                }
+            }
+        }
+    }
+
+    async fn drop_database(&self) {
+        if let Some(name) = &self.postgres_name
+            && let Ok(mut admin) = AsyncPgConnection::establish(&postgres_admin_url()).await
+        {
+            let _ = admin
+                .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .await;
+        }
+    }
+
+    /// The `keys` table's raw `key_value` column, as stored.
+    pub async fn raw_key_values(&self) -> Vec<String> {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        diesel::table! { keys (id) { id -> BigInt, key_value -> Text, } }
+        match &self.postgres_name {
+            Some(_) => {
+                let mut conn = AsyncPgConnection::establish(&self.url).await.unwrap();
+                keys::table
+                    .select(keys::key_value)
+                    .load(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            None => {
+                let path = self.url.trim_start_matches("sqlite://");
+                let mut conn = diesel_async::sync_connection_wrapper::SyncConnectionWrapper::<
+                    diesel::SqliteConnection,
+                >::establish(path)
+                .await
+                .unwrap();
+                keys::table
+                    .select(keys::key_value)
+                    .load(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+}
+
+// ----- the app -----
+
+pub struct TestAppBuilder {
+    mode: Mode,
+    backend: Backend,
+    keys: Vec<String>,
+    settings: HashMap<String, String>,
+}
+
+pub struct TestApp {
+    pub mode: Mode,
+    pub mock: MockGemini,
+    pub db: TestDatabase,
+    pub base_url: String,
+    pub http: reqwest::Client,
+    pub keys: Vec<String>,
+    pub chat_addr: Option<SocketAddr>,
+    pub keys_addr: Option<SocketAddr>,
+    settings: HashMap<String, String>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+}
+
+impl TestApp {
+    pub fn builder(mode: Mode, backend: Backend) -> TestAppBuilder {
+        TestAppBuilder {
+            mode,
+            backend,
+            keys: vec![new_key(), new_key()],
+            settings: HashMap::new(),
+        }
+    }
+}
+
+impl TestAppBuilder {
+    /// The pool's keys (`API_KEYS`); two fresh ones by default.
+    pub fn keys(mut self, keys: Vec<String>) -> Self {
+        self.keys = keys;
+        self
+    }
+
+    pub fn setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    pub async fn spawn(self) -> TestApp {
+        init_logs();
+        let mock = MockGemini::start().await.unwrap();
+        let db = TestDatabase::create(self.backend).await;
+        let mut settings = HashMap::from([
+            (
+                "API_KEYS".to_owned(),
+                serde_json::to_string(&self.keys).unwrap(),
+            ),
+            ("ALLOWED_TOKENS".to_owned(), CLIENT_TOKEN.to_owned()),
+            ("AUTH_TOKEN".to_owned(), ADMIN_TOKEN.to_owned()),
+            ("BASE_URL".to_owned(), mock.base_url()),
+            ("DATABASE_URL".to_owned(), db.url.clone()),
+            ("CHECK_INTERVAL_HOURS".to_owned(), "0".to_owned()),
+            ("TIME_OUT".to_owned(), "10".to_owned()),
+        ]);
+        if self.backend == Backend::Postgres {
+            settings.insert(
+                "ENCRYPTION_KEY".into(),
+                gb_runtime::secrets::KeyCipher::generate_base64(),
+            );
+        }
+        settings.extend(self.settings);
+        let mut app = TestApp {
+            mode: self.mode,
+            mock,
+            db,
+            base_url: String::new(),
+            http: reqwest::Client::new(),
+            keys: self.keys,
+            chat_addr: None,
+            keys_addr: None,
+            settings,
+            shutdown: CancellationToken::new(),
+            tasks: Vec::new(),
+        };
+        app.start().await;
+        app
+    }
+}
+
+async fn bind() -> (TcpListener, SocketAddr) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    (listener, addr)
+}
+
+impl TestApp {
+    fn parsed_settings(&self) -> Settings {
+        let settings = self.settings.clone();
+        Settings::from_lookup(&|name| settings.get(name).cloned()).unwrap()
+    }
+
+    async fn start(&mut self) {
+        self.shutdown = CancellationToken::new();
+        let (gateway, gateway_addr) = bind().await;
+        self.base_url = format!("http://{gateway_addr}");
+        match self.mode {
+            Mode::AllInOne => {
+                let settings = self.parsed_settings();
+                self.tasks.push(tokio::spawn(launcher::run_all_in_one(
+                    settings,
+                    gateway,
+                    self.shutdown.clone(),
+                )));
+            }
+            Mode::Microservices => {
+                let (keys, keys_addr) = bind().await;
+                let (chat, chat_addr) = bind().await;
+                self.settings
+                    .insert("KEYS_URL".into(), format!("http://{keys_addr}"));
+                self.settings
+                    .insert("CHAT_URL".into(), format!("http://{chat_addr}"));
+                self.keys_addr = Some(keys_addr);
+                self.chat_addr = Some(chat_addr);
+                self.tasks.push(tokio::spawn(launcher::run_keys(
+                    self.parsed_settings(),
+                    keys,
+                    self.shutdown.clone(),
+                )));
+                self.tasks.push(tokio::spawn(launcher::run_chat(
+                    self.parsed_settings(),
+                    chat,
+                    self.shutdown.clone(),
+                )));
+                self.tasks.push(tokio::spawn(launcher::run_gateway(
+                    self.parsed_settings(),
+                    gateway,
+                    self.shutdown.clone(),
+                )));
+            }
+        }
+        self.wait_until_serving().await;
+    }
+
+    /// Waits until the gateway answers and the chat service has the pool.
+    async fn wait_until_serving(&self) {
+        for _ in 0..200 {
+            if let Ok(response) = self
+                .http
+                .get(format!("{}/health", self.base_url))
+                .send()
+                .await
+                && response.status().is_success()
+                && self.admin_get("/keys").await.0 == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the gateway did not start");
+    }
+
+    async fn stop_services(&mut self) {
+        self.shutdown.cancel();
+        for task in self.tasks.drain(..) {
+            tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("a service did not stop within 15s")
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// Stops every service and starts them again on the same database.
+    pub async fn restart(&mut self) {
+        self.stop_services().await;
+        self.start().await;
+    }
+
+    /// Stops the services and drops the test database.
+    pub async fn stop(mut self) {
+        self.stop_services().await;
+        self.db.drop_database().await;
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    /// A Gemini-native POST with the client token; returns status and JSON body.
+    pub async fn gemini_post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .header("x-goog-api-key", CLIENT_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn generate(&self, text: &str) -> (u16, serde_json::Value) {
+        self.gemini_post(
+            "/v1beta/models/gemini-2.5-flash:generateContent",
+            &hello(text),
+        )
+        .await
+    }
+
+    /// The raw SSE text of a stream.
+    pub async fn stream_sse(&self, text: &str) -> (u16, String) {
+        let response = self
+            .http
+            .post(self.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"))
+            .header("x-goog-api-key", CLIENT_TOKEN)
+            .json(&hello(text))
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    pub async fn admin_get(&self, path: &str) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    pub async fn admin_post(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(ADMIN_TOKEN)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (
+            status,
+            response.json().await.unwrap_or(serde_json::Value::Null),
+        )
+    }
+
+    /// The pool as the admin sees it, by key index in `self.keys`.
+    pub async fn key_states(&self) -> Vec<serde_json::Value> {
+        let (status, body) = self.admin_get("/keys").await;
+        assert_eq!(status, 200, "{body}");
+        let listed = body["keys"].as_array().unwrap().clone();
+        self.keys
+            .iter()
+            .map(|key| {
+                let masked = gb_runtime::secrets::mask_key(key);
+                listed
+                    .iter()
+                    .find(|entry| entry["key_value"] == masked.as_str())
+                    .cloned()
+                    .unwrap_or(serde_json::Value::Null)
+            })
+            .collect()
+    }
+
+    /// Waits until the admin view of key `index` satisfies `check` (outcomes arrive in batches).
+    pub async fn wait_for_key(
+        &self,
+        index: usize,
+        check: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let mut last = serde_json::Value::Null;
+        for _ in 0..200 {
+            last = self.key_states().await[index].clone();
+            if check(&last) {
+                return last;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("key {index} never reached the expected state; last seen: {last}");
+    }
+
+    /// How many upstream calls each key received.
+    pub fn calls_per_key(&self) -> Vec<usize> {
+        let calls = self.mock.calls();
+        self.keys
+            .iter()
+            .map(|key| calls.iter().filter(|call| &call.key == key).count())
+            .collect()
+    }
+}
+
+pub fn hello(text: &str) -> serde_json::Value {
+    serde_json::json!({"contents": [{"role": "user", "parts": [{"text": text}]}]})
+}
