@@ -124,9 +124,11 @@ pub fn router(state: GatewayState) -> Router {
     Router::new()
         .route("/health", get(health))
         .nest("/v1beta", gemini.clone())
-        .nest("/gemini/v1beta", gemini.merge(gemini_balance_keys))
+        .nest("/gemini/v1beta", gemini.clone().merge(gemini_balance_keys))
         .merge(key_resource)
-        .nest("/v1", key_list.clone())
+        // google-genai ≥ 2 defaults to API version v1: the same Gemini-native routes. (The
+        // OpenAI-format routes that share /v1 are chat/completions, embeddings and the like.)
+        .nest("/v1", gemini.clone().merge(key_list.clone()))
         .nest("/hf/v1", key_list)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

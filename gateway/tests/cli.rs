@@ -1,0 +1,60 @@
+//! The binary's command line and start-up checks: a bad setting stops the start with a
+//! message naming it; `.env` is read and the environment wins over it.
+
+use std::process::Command;
+
+fn binary() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gemini-balance"));
+    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+}
+
+#[test]
+fn a_bad_setting_is_named_and_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary().current_dir(dir.path()).env("MAX_RETRIES", "three").output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("setting MAX_RETRIES"), "{stderr}");
+}
+
+#[test]
+fn dotenv_is_read_and_the_environment_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(".env"), "TIME_OUT=soon\nMAX_FAILURES=many\n").unwrap();
+    let output = binary().current_dir(dir.path()).output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr.contains("setting MAX_FAILURES") || stderr.contains("setting TIME_OUT"), "{stderr}");
+    let output = binary()
+        .current_dir(dir.path())
+        .env("TIME_OUT", "30")
+        .env("MAX_FAILURES", "3")
+        .env("GATEWAY_ADDR", "nowhere")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("setting GATEWAY_ADDR"), "the environment overrides .env: {stderr}");
+}
+
+#[test]
+fn split_services_need_the_admin_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .current_dir(dir.path())
+        .arg("gateway")
+        .env("GATEWAY_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("setting AUTH_TOKEN"));
+}
+
+#[test]
+fn help_names_the_services() {
+    let output = binary().arg("--help").output().unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    for service in ["gateway", "chat", "keys"] {
+        assert!(help.contains(service), "{help}");
+    }
+}

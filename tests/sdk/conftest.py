@@ -1,0 +1,103 @@
+"""Fixtures for the SDK tests: the mock Gemini API and the real gemini-balance binary
+(all-in-one, SQLite in a temporary folder, keys from the environment), as a user runs it."""
+
+import json
+import os
+import socket
+import subprocess
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN_DIR = Path(os.environ.get("GB_BIN_DIR", ROOT / "target" / "debug"))
+CLIENT_TOKEN = "sk-sdk-client"
+ADMIN_TOKEN = "sk-sdk-admin"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(url: str, process: subprocess.Popen, headers=None) -> None:
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            request = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(request, timeout=1):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{url} did not answer")
+
+
+def new_key() -> str:
+    return "AIzaSy" + uuid.uuid4().hex.upper() + "k"
+
+
+class Mock:
+    def __init__(self, base: str):
+        self.base = base
+
+    def calls(self):
+        with urllib.request.urlopen(f"{self.base}/_mock/calls") as answer:
+            return json.load(answer)
+
+    def set_behavior(self, key: str, behavior: dict) -> None:
+        request = urllib.request.Request(
+            f"{self.base}/_mock/keys/{key}",
+            data=json.dumps(behavior).encode(),
+            headers={"content-type": "application/json"},
+            method="POST",
+        )
+        urllib.request.urlopen(request).close()
+
+
+@pytest.fixture(scope="session")
+def mock():
+    port = free_port()
+    process = subprocess.Popen([str(BIN_DIR / "mock-gemini"), f"127.0.0.1:{port}"])
+    try:
+        wait_until(f"http://127.0.0.1:{port}/_mock/calls", process)
+        yield Mock(f"http://127.0.0.1:{port}")
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def gateway(mock, tmp_path_factory):
+    """The gateway's base URL; its pool holds two keys."""
+    port = free_port()
+    workdir = tmp_path_factory.mktemp("gateway")
+    keys = [new_key(), new_key()]
+    env = dict(
+        os.environ,
+        API_KEYS=json.dumps(keys),
+        ALLOWED_TOKENS=CLIENT_TOKEN,
+        AUTH_TOKEN=ADMIN_TOKEN,
+        BASE_URL=f"{mock.base}/v1beta",
+        GATEWAY_ADDR=f"127.0.0.1:{port}",
+        CHECK_INTERVAL_HOURS="0",
+        LOG_LEVEL="warn",
+    )
+    env.pop("DATABASE_URL", None)
+    env.pop("ENCRYPTION_KEY", None)
+    # Started in an empty folder: the default SQLite file and its key land in ./data/.
+    process = subprocess.Popen([str(BIN_DIR / "gemini-balance")], cwd=workdir, env=env)
+    try:
+        wait_until(f"http://127.0.0.1:{port}/health", process)
+        assert (workdir / "data" / "gemini-balance.db").exists()
+        assert (workdir / "data" / "encryption.key").exists()
+        yield type("Gateway", (), {"url": f"http://127.0.0.1:{port}", "keys": keys, "process": process})
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+    assert process.returncode == 0, "the gateway exits cleanly on SIGTERM"
