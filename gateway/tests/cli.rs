@@ -5,14 +5,20 @@ use std::process::Command;
 
 fn binary() -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_gemini-balance"));
-    command.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default());
     command
 }
 
 #[test]
 fn a_bad_setting_is_named_and_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
-    let output = binary().current_dir(dir.path()).env("MAX_RETRIES", "three").output().unwrap();
+    let output = binary()
+        .current_dir(dir.path())
+        .env("MAX_RETRIES", "three")
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("setting MAX_RETRIES"), "{stderr}");
@@ -21,11 +27,18 @@ fn a_bad_setting_is_named_and_stops_the_start() {
 #[test]
 fn dotenv_is_read_and_the_environment_wins() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join(".env"), "TIME_OUT=soon\nMAX_FAILURES=many\n").unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "TIME_OUT=soon\nMAX_FAILURES=many\n",
+    )
+    .unwrap();
     let output = binary().current_dir(dir.path()).output().unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr.contains("setting MAX_FAILURES") || stderr.contains("setting TIME_OUT"), "{stderr}");
+    assert!(
+        stderr.contains("setting MAX_FAILURES") || stderr.contains("setting TIME_OUT"),
+        "{stderr}"
+    );
     let output = binary()
         .current_dir(dir.path())
         .env("TIME_OUT", "30")
@@ -34,7 +47,10 @@ fn dotenv_is_read_and_the_environment_wins() {
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("setting GATEWAY_ADDR"), "the environment overrides .env: {stderr}");
+    assert!(
+        stderr.contains("setting GATEWAY_ADDR"),
+        "the environment overrides .env: {stderr}"
+    );
 }
 
 #[test]

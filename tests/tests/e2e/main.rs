@@ -12,6 +12,7 @@ mod admin;
 mod gemini_routes;
 mod grpc;
 mod key_pool;
+mod proxies;
 mod secrets;
 
 /// Runs `$body(mode, backend)` once per run mode and database, as four tests in a module.
