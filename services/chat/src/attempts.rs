@@ -16,7 +16,9 @@ use futures::{Stream, StreamExt};
 use gb_proto::keys::v1 as pb;
 use gb_runtime::now_ms;
 use gb_runtime::secrets::{mask_key, redact};
-use gb_runtime::upstream::{FailureClass, Upstream, UpstreamFailure, google_error_body};
+use gb_runtime::upstream::{
+    FailureClass, KeyPlacement, Upstream, UpstreamFailure, google_error_body,
+};
 use tracing::Instrument;
 
 use crate::outcomes::OutcomeReporter;
@@ -31,6 +33,38 @@ pub enum CallError {
     NoKey(NoKey),
     /// The last attempt's failure.
     Upstream(UpstreamFailure),
+}
+
+/// One request to the upstream, sent on whichever key the loop picks.
+#[derive(Clone)]
+pub struct Call<'a> {
+    pub method: reqwest::Method,
+    pub path: &'a str,
+    pub body: Option<Bytes>,
+    /// The model, for outcome records and spans.
+    pub model: &'a str,
+    pub placement: KeyPlacement,
+    /// A key outside the pool (`PAID_KEY`): one attempt, no outcome report.
+    pub fixed_key: Option<&'a str>,
+}
+
+impl<'a> Call<'a> {
+    /// A Gemini-native call through the pool.
+    pub fn native(
+        method: reqwest::Method,
+        path: &'a str,
+        body: Option<Bytes>,
+        model: &'a str,
+    ) -> Self {
+        Call {
+            method,
+            path,
+            body,
+            model,
+            placement: KeyPlacement::GoogApiKey,
+            fixed_key: None,
+        }
+    }
 }
 
 pub struct Answer {
@@ -143,9 +177,16 @@ fn outcome_class(class: FailureClass) -> (pb::OutcomeClass, u32) {
 impl Attempts {
     fn pick(
         &self,
+        call: &Call<'_>,
         tried: &[i64],
         last: &mut Option<UpstreamFailure>,
     ) -> Result<Arc<LocalKey>, CallError> {
+        if let Some(value) = call.fixed_key {
+            return match last.take() {
+                None => Ok(Arc::new(LocalKey::outside_pool(value))),
+                Some(failure) => Err(CallError::Upstream(failure)),
+            };
+        }
         self.pool
             .pick(tried, now_ms())
             .map_err(|no_key| match last.take() {
@@ -155,6 +196,9 @@ impl Attempts {
     }
 
     pub fn report_success(&self, key: &LocalKey, model: &str, started: Instant, usage: Usage) {
+        if !key.in_pool() {
+            return;
+        }
         self.reporter.report(pb::Outcome {
             key_id: key.id,
             class: pb::OutcomeClass::Success as i32,
@@ -196,6 +240,9 @@ impl Attempts {
             model,
             "upstream attempt failed"
         );
+        if !key.in_pool() {
+            return;
+        }
         self.reporter.report(pb::Outcome {
             key_id: key.id,
             class: class as i32,
@@ -210,24 +257,16 @@ impl Attempts {
     }
 
     /// A unary call (generate, count, embed, list, get) with retries over keys.
-    pub async fn unary(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Bytes>,
-        model: &str,
-    ) -> Result<Answer, CallError> {
+    pub async fn unary(&self, call: Call<'_>) -> Result<Answer, CallError> {
+        let model = call.model;
         let mut tried = Vec::new();
         let mut last_failure = None;
         for attempt in 1..=self.max_retries {
-            let key = self.pick(&tried, &mut last_failure)?;
+            let key = self.pick(&call, &tried, &mut last_failure)?;
             tried.push(key.id);
             let started = Instant::now();
             let span = attempt_span(attempt, &key, model);
-            let result = self
-                .send_unary(method.clone(), path, body.clone(), &key)
-                .instrument(span.clone())
-                .await;
+            let result = self.send_unary(&call, &key).instrument(span.clone()).await;
             match result {
                 Ok(body) => {
                     span.record("outcome", "success");
@@ -260,15 +299,15 @@ impl Attempts {
         })
     }
 
-    async fn send_unary(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Bytes>,
-        key: &LocalKey,
-    ) -> Result<Bytes, UpstreamFailure> {
-        let mut request = self.upstream.request(method, path, &key.value, true);
-        if let Some(body) = body {
+    async fn send_unary(&self, call: &Call<'_>, key: &LocalKey) -> Result<Bytes, UpstreamFailure> {
+        let mut request = self.upstream.request_as(
+            call.method.clone(),
+            call.path,
+            &key.value,
+            call.placement,
+            true,
+        );
+        if let Some(body) = call.body.clone() {
             request = request
                 .header("content-type", "application/json")
                 .body(body);
@@ -290,23 +329,16 @@ impl Attempts {
     }
 
     /// Opens a `streamGenerateContent` stream, retrying over keys until its first event arrives.
-    pub async fn open_stream(
-        &self,
-        path: &str,
-        body: Bytes,
-        model: &str,
-    ) -> Result<OpenStream, CallError> {
+    pub async fn open_stream(&self, call: Call<'_>) -> Result<OpenStream, CallError> {
+        let model = call.model;
         let mut tried = Vec::new();
         let mut last_failure = None;
         for attempt in 1..=self.max_retries {
-            let key = self.pick(&tried, &mut last_failure)?;
+            let key = self.pick(&call, &tried, &mut last_failure)?;
             tried.push(key.id);
             let started = Instant::now();
             let span = attempt_span(attempt, &key, model);
-            let result = self
-                .send_stream(path, body.clone(), &key)
-                .instrument(span.clone())
-                .await;
+            let result = self.send_stream(&call, &key).instrument(span.clone()).await;
             match result {
                 Ok((first, rest)) => {
                     span.record("outcome", "success");
@@ -338,15 +370,20 @@ impl Attempts {
 
     async fn send_stream(
         &self,
-        path: &str,
-        body: Bytes,
+        call: &Call<'_>,
         key: &LocalKey,
     ) -> Result<(Bytes, EventStream), UpstreamFailure> {
         let response = self
             .upstream
-            .request(reqwest::Method::POST, path, &key.value, false)
+            .request_as(
+                call.method.clone(),
+                call.path,
+                &key.value,
+                call.placement,
+                false,
+            )
             .header("content-type", "application/json")
-            .body(body)
+            .body(call.body.clone().unwrap_or_default())
             .send()
             .await
             .map_err(|error| UpstreamFailure::from_transport(&error))?;

@@ -32,8 +32,9 @@ use pool::LocalPool;
 pub struct ChatService {
     pub pool: Arc<LocalPool>,
     attempts: Attempts,
-    filtered_models: Arc<Vec<String>>,
+    rules: Arc<models::ModelRules>,
     chat_model: String,
+    paid_key: Option<String>,
     reporter_task: JoinHandle<()>,
 }
 
@@ -67,8 +68,9 @@ impl ChatService {
                 max_retries: settings.max_retries,
             },
             pool,
-            filtered_models: Arc::new(settings.filtered_models.clone()),
+            rules: Arc::new(models::ModelRules::from_settings(settings)),
             chat_model: settings.chat_model.clone(),
+            paid_key: settings.paid_key.clone(),
             reporter_task,
         })
     }
@@ -76,8 +78,9 @@ impl ChatService {
     pub fn grpc_service(&self) -> ChatServiceServer<ChatGrpc> {
         ChatServiceServer::new(ChatGrpc {
             attempts: self.attempts.clone(),
-            filtered_models: self.filtered_models.clone(),
+            rules: self.rules.clone(),
             chat_model: self.chat_model.clone(),
+            paid_key: self.paid_key.clone(),
         })
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024)

@@ -22,6 +22,20 @@ pub struct LocalKey {
 }
 
 impl LocalKey {
+    /// A key that is not in the pool (`PAID_KEY`): never picked, its outcomes not reported.
+    pub fn outside_pool(value: &str) -> Self {
+        LocalKey {
+            id: 0,
+            value: value.into(),
+            disabled: AtomicBool::new(false),
+            cooldown_until_ms: AtomicI64::new(0),
+        }
+    }
+
+    pub fn in_pool(&self) -> bool {
+        self.id > 0
+    }
+
     fn usable_at(&self, now_ms: i64) -> bool {
         !self.disabled.load(Ordering::Relaxed)
             && self.cooldown_until_ms.load(Ordering::Relaxed) <= now_ms

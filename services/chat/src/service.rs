@@ -12,13 +12,14 @@ use gb_runtime::upstream::{FailureClass, UpstreamFailure, google_error_body};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::attempts::{Attempts, CallError, OpenStream, Usage, broken_stream, stream_error};
-use crate::models;
+use crate::attempts::{Attempts, Call, CallError, OpenStream, Usage, broken_stream, stream_error};
+use crate::models::{ModelRules, Refusal};
 
 pub struct ChatGrpc {
     pub attempts: Attempts,
-    pub filtered_models: Arc<Vec<String>>,
+    pub rules: Arc<ModelRules>,
     pub chat_model: String,
+    pub paid_key: Option<String>,
 }
 
 /// A failure as a gRPC status that carries the upstream status and body in its details.
@@ -41,6 +42,10 @@ pub fn failure_status(failure: &UpstreamFailure) -> Status {
     )
 }
 
+fn refused(refusal: Refusal) -> Status {
+    local_error(refusal.status, &refusal.message)
+}
+
 fn local_error(status: u16, message: &str) -> Status {
     failure_status(&UpstreamFailure {
         status,
@@ -56,33 +61,26 @@ fn call_status(error: CallError) -> Status {
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GeminiChunk, Status>> + Send>>;
 
 impl ChatGrpc {
-    /// The validated model name, or the client's error.
-    fn model<'a>(&self, model: &'a str) -> Result<&'a str, Status> {
-        let Some(model) = models::normalize(model) else {
-            return Err(local_error(400, &format!("invalid model name {model:?}")));
-        };
-        if models::is_filtered(&self.filtered_models, model) {
-            return Err(local_error(
-                404,
-                &format!("model {model} is not available on this gateway (FILTERED_MODELS)"),
-            ));
-        }
-        Ok(model)
-    }
-
+    /// A model action whose body passes through (count, embed): only the model is checked.
     async fn model_action(
         &self,
         request: pb::GeminiRequest,
         action: &str,
         body: Bytes,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let model = self.model(&request.model)?;
+        let model = self.rules.check(&request.model).map_err(refused)?;
         let path = format!("models/{model}:{action}");
-        let answer = self
-            .attempts
-            .unary(reqwest::Method::POST, &path, Some(body), model)
-            .await
-            .map_err(call_status)?;
+        self.unary(Call::native(
+            reqwest::Method::POST,
+            &path,
+            Some(body),
+            &model,
+        ))
+        .await
+    }
+
+    async fn unary(&self, call: Call<'_>) -> Result<Response<pb::GeminiResponse>, Status> {
+        let answer = self.attempts.unary(call).await.map_err(call_status)?;
         Ok(Response::new(pb::GeminiResponse {
             body: answer.body,
             attempts: answer.attempts,
@@ -205,9 +203,19 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let mut request = request.into_inner();
-        let body = std::mem::take(&mut request.body);
-        self.model_action(request, "generateContent", body).await
+        let request = request.into_inner();
+        let resolved = self
+            .rules
+            .resolve(&request.model, request.body)
+            .map_err(refused)?;
+        let path = format!("models/{}:generateContent", resolved.model);
+        self.unary(Call::native(
+            reqwest::Method::POST,
+            &path,
+            Some(resolved.body),
+            &resolved.model,
+        ))
+        .await
     }
 
     type StreamGenerateContentStream = ChunkStream;
@@ -217,14 +225,19 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<Self::StreamGenerateContentStream>, Status> {
         let request = request.into_inner();
-        let model = self.model(&request.model)?.to_owned();
-        let path = format!("models/{model}:streamGenerateContent?alt=sse");
-        let open = self
-            .attempts
-            .open_stream(&path, request.body, &model)
-            .await
-            .map_err(call_status)?;
-        Ok(Response::new(self.chunks(open, model)))
+        let resolved = self
+            .rules
+            .resolve(&request.model, request.body)
+            .map_err(refused)?;
+        let path = format!("models/{}:streamGenerateContent?alt=sse", resolved.model);
+        let call = Call::native(
+            reqwest::Method::POST,
+            &path,
+            Some(resolved.body),
+            &resolved.model,
+        );
+        let open = self.attempts.open_stream(call).await.map_err(call_status)?;
+        Ok(Response::new(self.chunks(open, resolved.model.clone())))
     }
 
     async fn count_tokens(
@@ -250,7 +263,7 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let mut request = request.into_inner();
-        let model = self.model(&request.model)?.to_owned();
+        let model = self.rules.check(&request.model).map_err(refused)?;
         let body = with_request_models(std::mem::take(&mut request.body), &model);
         self.model_action(request, "batchEmbedContents", body).await
     }
@@ -272,11 +285,11 @@ impl ChatService for ChatGrpc {
         }
         let answer = self
             .attempts
-            .unary(reqwest::Method::GET, &path, None, "")
+            .unary(Call::native(reqwest::Method::GET, &path, None, ""))
             .await
             .map_err(call_status)?;
         Ok(Response::new(pb::GeminiResponse {
-            body: models::filter_list(&answer.body, &self.filtered_models),
+            body: self.rules.list(&answer.body),
             attempts: answer.attempts,
         }))
     }
@@ -286,21 +299,10 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let request = request.into_inner();
-        let model = self.model(&request.model)?;
-        let answer = self
-            .attempts
-            .unary(
-                reqwest::Method::GET,
-                &format!("models/{model}"),
-                None,
-                model,
-            )
+        let model = self.rules.check(&request.model).map_err(refused)?;
+        let path = format!("models/{model}");
+        self.unary(Call::native(reqwest::Method::GET, &path, None, &model))
             .await
-            .map_err(call_status)?;
-        Ok(Response::new(pb::GeminiResponse {
-            body: answer.body,
-            attempts: answer.attempts,
-        }))
     }
 
     async fn chat(
@@ -312,20 +314,23 @@ impl ChatService for ChatGrpc {
             return Err(local_error(400, "message must not be empty"));
         }
         let requested = request.model.as_deref().filter(|model| !model.is_empty());
-        let model = self
-            .model(requested.unwrap_or(&self.chat_model))?
-            .to_owned();
+        let model = requested.unwrap_or(&self.chat_model).to_owned();
         let body = serde_json::json!({
             "contents": [{"role": "user", "parts": [{"text": request.message}]}]
         });
+        let resolved = self
+            .rules
+            .resolve(&model, Bytes::from(body.to_string()))
+            .map_err(refused)?;
+        let path = format!("models/{}:generateContent", resolved.model);
         let answer = self
             .attempts
-            .unary(
+            .unary(Call::native(
                 reqwest::Method::POST,
-                &format!("models/{model}:generateContent"),
-                Some(Bytes::from(body.to_string())),
-                &model,
-            )
+                &path,
+                Some(resolved.body),
+                &resolved.model,
+            ))
             .await
             .map_err(call_status)?;
         let text = answer_text(&answer.body)
@@ -334,6 +339,88 @@ impl ChatService for ChatGrpc {
             response: text,
             model,
         }))
+    }
+
+    async fn predict(
+        &self,
+        request: Request<pb::GeminiRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let request = request.into_inner();
+        let model = self.rules.check(&request.model).map_err(refused)?;
+        let path = format!("models/{model}:predict");
+        let mut call = Call::native(reqwest::Method::POST, &path, Some(request.body), &model);
+        call.fixed_key = self.paid_key.as_deref();
+        self.unary(call).await
+    }
+
+    async fn forward_open_ai(
+        &self,
+        request: Request<pb::OpenAiRequest>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let request = request.into_inner();
+        let path = openai_path(&request)?;
+        let call = self.openai_call(&request, &path)?;
+        self.unary(call).await
+    }
+
+    type StreamOpenAiStream = ChunkStream;
+
+    async fn stream_open_ai(
+        &self,
+        request: Request<pb::OpenAiRequest>,
+    ) -> Result<Response<Self::StreamOpenAiStream>, Status> {
+        let request = request.into_inner();
+        let path = openai_path(&request)?;
+        let call = self.openai_call(&request, &path)?;
+        let open = self.attempts.open_stream(call).await.map_err(call_status)?;
+        Ok(Response::new(self.chunks(open, request.model.clone())))
+    }
+}
+
+/// `openai/{path}` below `BASE_URL`, for the paths Google's OpenAI layer serves.
+fn openai_path(request: &pb::OpenAiRequest) -> Result<String, Status> {
+    let path = request.path.trim_matches('/');
+    let known = matches!(
+        path,
+        "models" | "chat/completions" | "embeddings" | "images/generations"
+    ) || path
+        .strip_prefix("models/")
+        .is_some_and(|model| crate::models::normalize(model).is_some());
+    if !known {
+        return Err(local_error(404, &format!("openai/{path} is not forwarded")));
+    }
+    Ok(format!("openai/{path}"))
+}
+
+impl ChatGrpc {
+    fn openai_call<'a>(
+        &'a self,
+        request: &'a pb::OpenAiRequest,
+        path: &'a str,
+    ) -> Result<Call<'a>, Status> {
+        let method = match request.method.as_str() {
+            "GET" => reqwest::Method::GET,
+            "POST" | "" => reqwest::Method::POST,
+            other => {
+                return Err(local_error(
+                    405,
+                    &format!("method {other} is not forwarded"),
+                ));
+            }
+        };
+        let body = (method == reqwest::Method::POST).then(|| request.body.clone());
+        Ok(Call {
+            method,
+            path,
+            body,
+            model: &request.model,
+            placement: gb_runtime::upstream::KeyPlacement::Bearer,
+            fixed_key: if request.paid {
+                self.paid_key.as_deref()
+            } else {
+                None
+            },
+        })
     }
 }
 

@@ -93,6 +93,24 @@ pub struct Settings {
     pub filtered_models: Vec<String>,
     /// The model of the simple chat endpoint when the caller names none.
     pub chat_model: String,
+    /// Models that get a `-search` variant (Google Search grounding).
+    pub search_models: Vec<String>,
+    /// Models that get an `-image` variant (text and image output).
+    pub image_models: Vec<String>,
+    /// Models that get a `-non-thinking` variant (thinking budget 0).
+    pub thinking_models: Vec<String>,
+    /// Default thinking budget per model, applied when the client sets no thinking config.
+    pub thinking_budget_map: std::collections::BTreeMap<String, i64>,
+    /// Whether thoughts are returned when a budget of `THINKING_BUDGET_MAP` applies.
+    pub show_thinking_process: bool,
+    /// Safety settings applied when a request carries none (`[]`: none applied).
+    pub safety_settings: Vec<serde_json::Value>,
+    pub tts_model: String,
+    pub tts_voice_name: String,
+    pub tts_speed: String,
+    /// A key for Imagen (image generation), used instead of the pool when set.
+    pub paid_key: Option<String>,
+    pub create_image_model: String,
     pub database: DatabaseLocation,
     pub encryption_key: Option<String>,
     pub gateway_addr: SocketAddr,
@@ -174,6 +192,31 @@ impl Source<'_> {
         }
     }
 
+    fn boolean(&self, name: &'static str, default: bool) -> Result<bool, SettingError> {
+        match self.raw(name).map(|value| value.to_ascii_lowercase()) {
+            None => Ok(default),
+            Some(value) if matches!(value.as_str(), "true" | "1" | "yes" | "on") => Ok(true),
+            Some(value) if matches!(value.as_str(), "false" | "0" | "no" | "off") => Ok(false),
+            Some(value) => Err(problem(name, format!("{value:?}: expected true or false"))),
+        }
+    }
+
+    fn json<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &'static str,
+        default: T,
+    ) -> Result<T, SettingError> {
+        match self.raw(name) {
+            None => Ok(default),
+            Some(value) => serde_json::from_str(&value).map_err(|error| {
+                problem(
+                    name,
+                    format!("not valid JSON of the expected shape: {error}"),
+                )
+            }),
+        }
+    }
+
     fn address(&self, name: &'static str, default: &str) -> Result<SocketAddr, SettingError> {
         let value = self.string(name, default);
         value
@@ -197,6 +240,20 @@ pub fn parse_list(value: &str) -> Result<Vec<String>, String> {
         .map(|item| item.trim().to_owned())
         .filter(|item| !item.is_empty() && seen.insert(item.clone()))
         .collect())
+}
+
+/// `SAFETY_SETTINGS`: a JSON list of `{"category", "threshold"}` objects.
+fn safety_settings(source: &Source<'_>) -> Result<Vec<serde_json::Value>, SettingError> {
+    let settings: Vec<serde_json::Value> = source.json("SAFETY_SETTINGS", Vec::new())?;
+    for setting in &settings {
+        if !(setting["category"].is_string() && setting["threshold"].is_string()) {
+            return Err(problem(
+                "SAFETY_SETTINGS",
+                "each entry needs a \"category\" and a \"threshold\" string",
+            ));
+        }
+    }
+    Ok(settings)
 }
 
 impl Settings {
@@ -286,6 +343,20 @@ impl Settings {
             proxies,
             filtered_models: source.list("FILTERED_MODELS", DEFAULT_FILTERED_MODELS)?,
             chat_model: source.string("CHAT_MODEL", "gemini-2.5-flash"),
+            search_models: source.list("SEARCH_MODELS", &["gemini-2.5-flash", "gemini-2.5-pro"])?,
+            image_models: source.list(
+                "IMAGE_MODELS",
+                &["gemini-2.0-flash-exp", "gemini-2.5-flash-image-preview"],
+            )?,
+            thinking_models: source.list("THINKING_MODELS", &[])?,
+            thinking_budget_map: source.json("THINKING_BUDGET_MAP", Default::default())?,
+            show_thinking_process: source.boolean("SHOW_THINKING_PROCESS", true)?,
+            safety_settings: safety_settings(&source)?,
+            tts_model: source.string("TTS_MODEL", "gemini-2.5-flash-preview-tts"),
+            tts_voice_name: source.string("TTS_VOICE_NAME", "Zephyr"),
+            tts_speed: source.string("TTS_SPEED", "normal"),
+            paid_key: source.optional("PAID_KEY"),
+            create_image_model: source.string("CREATE_IMAGE_MODEL", "imagen-3.0-generate-002"),
             database,
             encryption_key: source.optional("ENCRYPTION_KEY"),
             gateway_addr: source.address("GATEWAY_ADDR", "0.0.0.0:8000")?,
@@ -357,6 +428,9 @@ mod tests {
             ("API_KEYS", "[1,2]"),
             ("GATEWAY_ADDR", "8000"),
             ("DATABASE_URL", "mysql://x"),
+            ("THINKING_BUDGET_MAP", "{\"a\": \"lots\"}"),
+            ("SAFETY_SETTINGS", "[{\"category\": 1}]"),
+            ("SHOW_THINKING_PROCESS", "maybe"),
         ] {
             let Err(error) = settings(&[(name, value)]) else {
                 panic!("{name}={value} was accepted");
