@@ -31,6 +31,10 @@ pub fn google_error(status: u16, message: &str) -> Response {
 
 /// An OpenAI-shaped error answer.
 pub fn openai_error(status: u16, message: &str) -> Response {
+    openai_error_with_param(status, message, None)
+}
+
+fn openai_error_json(status: u16, message: &str, param: Option<&str>) -> serde_json::Value {
     let kind = match status {
         401 => "authentication_error",
         403 => "permission_error",
@@ -39,10 +43,25 @@ pub fn openai_error(status: u16, message: &str) -> Response {
         400..=499 => "invalid_request_error",
         _ => "api_error",
     };
-    let body = serde_json::json!({
-        "error": {"message": message, "type": kind, "param": null, "code": null}
-    });
-    json_response(status, body.to_string())
+    serde_json::json!({
+        "error": {"message": message, "type": kind, "param": param, "code": status.to_string()}
+    })
+}
+
+/// An OpenAI-shaped error answer naming the offending parameter.
+pub fn openai_error_with_param(status: u16, message: &str, param: Option<&str>) -> Response {
+    json_response(
+        status,
+        openai_error_json(status, message, param).to_string(),
+    )
+}
+
+/// The OpenAI-shaped error of a failed service call, as a JSON value (for stream events).
+pub fn openai_error_body(status: &tonic::Status) -> serde_json::Value {
+    let http_status = upstream_error(status)
+        .and_then(|upstream| u16::try_from(upstream.http_status).ok())
+        .unwrap_or_else(|| http_for_code(status.code()));
+    openai_error_json(http_status, status.message(), None)
 }
 
 /// The upstream's status and body carried by a service's status, if any.
@@ -72,12 +91,23 @@ pub fn google_from_status(status: &tonic::Status) -> Response {
     google_error(http_status, status.message())
 }
 
-/// A service's status as an OpenAI-shaped answer.
+/// A service's status as an OpenAI-shaped answer (the upstream's status, `Retry-After` kept).
 pub fn openai_from_status(status: &tonic::Status) -> Response {
-    let http_status = upstream_error(status)
+    let upstream = upstream_error(status);
+    let http_status = upstream
+        .as_ref()
         .and_then(|upstream| u16::try_from(upstream.http_status).ok())
         .unwrap_or_else(|| http_for_code(status.code()));
-    openai_error(http_status, status.message())
+    if http_status >= 500 && upstream.is_none() {
+        tracing::error!(code = ?status.code(), message = status.message(), "service call failed");
+    }
+    let mut response = openai_error(http_status, status.message());
+    if let Some(seconds) = upstream.and_then(|upstream| upstream.retry_after_seconds) {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+    }
+    response
 }
 
 /// Errors of the gateway's own making on Google-shaped routes.

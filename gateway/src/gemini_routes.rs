@@ -40,12 +40,12 @@ fn json_answer(body: Bytes) -> Response {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListQuery {
+pub(crate) struct ListQuery {
     page_size: Option<u32>,
     page_token: Option<String>,
 }
 
-async fn list_models(
+pub(crate) async fn list_models(
     State(state): State<GatewayState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Query(query): Query<ListQuery>,
@@ -61,7 +61,7 @@ async fn list_models(
     }
 }
 
-async fn get_model(
+pub(crate) async fn get_model(
     State(state): State<GatewayState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(model): Path<String>,
@@ -83,7 +83,7 @@ fn wants_sse(query: Option<&str>) -> bool {
     })
 }
 
-async fn model_action(
+pub(crate) async fn model_action(
     State(state): State<GatewayState>,
     axum::Extension(caller): axum::Extension<Caller>,
     Path(model_action): Path<String>,

@@ -21,7 +21,7 @@ use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
 use crate::auth::Auth;
-use crate::state::GatewayState;
+use crate::state::{GatewayState, Translation};
 
 pub const KEYS_SERVICE_NAME: &str = "gemini_balance.keys.v1.KeysService";
 pub const CHAT_SERVICE_NAME: &str = "gemini_balance.chat.v1.ChatService";
@@ -109,12 +109,9 @@ pub async fn run_all_in_one(
     let (chat, chat_routes) = chat_routes(&settings, keys_channel.clone(), &shutdown).await?;
     let chat_channel = grpc::in_process(chat_routes.routes, token.clone());
     let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
-    serve_http(
-        GatewayState::new(chat_channel, keys_channel, auth),
-        gateway,
-        shutdown,
-    )
-    .await?;
+    let translation = Translation::from_settings(&settings);
+    let state = GatewayState::new(chat_channel, keys_channel, auth, translation);
+    serve_http(state, gateway, shutdown).await?;
     chat.flush().await;
     Ok(())
 }
@@ -161,5 +158,6 @@ pub async fn run_gateway(
     let keys = grpc::connect(&settings.keys_url, token)
         .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
     let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
-    serve_http(GatewayState::new(chat, keys, auth), listener, shutdown).await
+    let state = GatewayState::new(chat, keys, auth, Translation::from_settings(&settings));
+    serve_http(state, listener, shutdown).await
 }

@@ -9,7 +9,9 @@ pub mod errors;
 mod gemini_routes;
 mod key_admin_routes;
 pub mod launcher;
+pub mod openai;
 mod router;
+mod simple_chat_routes;
 pub mod state;
 
 pub use router::router;

@@ -8,9 +8,8 @@ use axum::routing::get;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::errors::{google_error, openai_error};
-use crate::gemini_routes;
-use crate::key_admin_routes;
 use crate::state::GatewayState;
+use crate::{gemini_routes, key_admin_routes, openai, simple_chat_routes};
 
 /// Gemini requests may carry inline media: the limit is well above Google's own 20 MB.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
@@ -25,12 +24,78 @@ async fn require_client(
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        None => google_error(
+        None => google_error(401, UNAUTHENTICATED),
+    }
+}
+
+/// Whether a request comes from a Gemini-family client (`x-goog-api-key` or `key=`), which
+/// gets Google's shapes where a path is shared with the OpenAI family (`GET /v1/models`).
+fn gemini_family(request: &Request) -> bool {
+    request.headers().contains_key("x-goog-api-key")
+        || request.uri().query().is_some_and(|query| {
+            url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "key")
+        })
+}
+
+async fn require_client_any_family(
+    State(state): State<GatewayState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    match state.auth.client(request.headers(), request.uri().query()) {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None if gemini_family(&request) => google_error(401, UNAUTHENTICATED),
+        None => openai_error(
             401,
-            "API key not valid: pass one of the gateway's ALLOWED_TOKENS as x-goog-api-key, key= or Authorization: Bearer",
+            "Incorrect API key provided: pass one of the gateway's ALLOWED_TOKENS as Authorization: Bearer",
         ),
     }
 }
+
+/// `GET /v1/models`: Google's list for Gemini-family clients, OpenAI's for the others.
+async fn v1_models(
+    state: State<GatewayState>,
+    caller: axum::Extension<crate::auth::Caller>,
+    query: axum::extract::Query<gemini_routes::ListQuery>,
+    headers: axum::http::HeaderMap,
+    raw_query: axum::extract::RawQuery,
+) -> Response {
+    if headers.contains_key("x-goog-api-key")
+        || raw_query
+            .0
+            .as_deref()
+            .is_some_and(|query| query.contains("key="))
+    {
+        gemini_routes::list_models(state, caller, query).await
+    } else {
+        openai::models::list(state, caller).await
+    }
+}
+
+/// `GET /v1/models/{model}`: likewise.
+async fn v1_model(
+    state: State<GatewayState>,
+    caller: axum::Extension<crate::auth::Caller>,
+    model: axum::extract::Path<String>,
+    headers: axum::http::HeaderMap,
+    raw_query: axum::extract::RawQuery,
+) -> Response {
+    if headers.contains_key("x-goog-api-key")
+        || raw_query
+            .0
+            .as_deref()
+            .is_some_and(|query| query.contains("key="))
+    {
+        gemini_routes::get_model(state, caller, model).await
+    } else {
+        openai::models::retrieve(state, caller, model).await
+    }
+}
+
+const UNAUTHENTICATED: &str = "API key not valid: pass one of the gateway's ALLOWED_TOKENS as x-goog-api-key, key= or Authorization: Bearer";
 
 async fn require_admin(
     State(state): State<GatewayState>,
@@ -112,6 +177,7 @@ fn record_status(response: &Response, _latency: std::time::Duration, span: &trac
 
 pub fn router(state: GatewayState) -> Router {
     let client = from_fn_with_state(state.clone(), require_client);
+    let client_any_family = from_fn_with_state(state.clone(), require_client_any_family);
     let admin = from_fn_with_state(state.clone(), require_admin);
     let admin_openai = from_fn_with_state(state.clone(), require_admin_openai);
 
@@ -120,16 +186,29 @@ pub fn router(state: GatewayState) -> Router {
         key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
     let key_resource = key_admin_routes::key_resource_routes().route_layer(admin);
     let key_list = key_admin_routes::key_list_routes().route_layer(admin_openai);
+    // /v1 and /hf/v1: the OpenAI format, and (recent google-genai SDKs default to v1) the
+    // Gemini-native model actions; `GET models` answers each family in its own shape.
+    let v1 = Router::new()
+        .route("/models", get(v1_models))
+        .route(
+            "/models/{model_action}",
+            get(v1_model).post(gemini_routes::model_action),
+        )
+        .merge(openai::routes())
+        .route_layer(client_any_family.clone())
+        .merge(key_list);
+    let openai_passthrough = openai::passthrough_routes().route_layer(client_any_family.clone());
+    let simple_chat = simple_chat_routes::routes().route_layer(client_any_family);
 
     Router::new()
         .route("/health", get(health))
         .nest("/v1beta", gemini.clone())
-        .nest("/gemini/v1beta", gemini.clone().merge(gemini_balance_keys))
+        .nest("/gemini/v1beta", gemini.merge(gemini_balance_keys))
+        .nest("/v1", v1.clone())
+        .nest("/hf/v1", v1)
+        .nest("/openai/v1", openai_passthrough)
+        .merge(simple_chat)
         .merge(key_resource)
-        // google-genai ≥ 2 defaults to API version v1: the same Gemini-native routes. (The
-        // OpenAI-format routes that share /v1 are chat/completions, embeddings and the like.)
-        .nest("/v1", gemini.clone().merge(key_list.clone()))
-        .nest("/hf/v1", key_list)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(

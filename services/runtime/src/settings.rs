@@ -111,6 +111,8 @@ pub struct Settings {
     /// A key for Imagen (image generation), used instead of the pool when set.
     pub paid_key: Option<String>,
     pub create_image_model: String,
+    /// Whether image URLs in OpenAI requests may point at loopback or private addresses.
+    pub fetch_private_urls: bool,
     pub database: DatabaseLocation,
     pub encryption_key: Option<String>,
     pub gateway_addr: SocketAddr,
@@ -357,6 +359,7 @@ impl Settings {
             tts_speed: source.string("TTS_SPEED", "normal"),
             paid_key: source.optional("PAID_KEY"),
             create_image_model: source.string("CREATE_IMAGE_MODEL", "imagen-3.0-generate-002"),
+            fetch_private_urls: source.boolean("FETCH_PRIVATE_URLS", false)?,
             database,
             encryption_key: source.optional("ENCRYPTION_KEY"),
             gateway_addr: source.address("GATEWAY_ADDR", "0.0.0.0:8000")?,

@@ -1,0 +1,148 @@
+//! `POST chat/completions`: translated to `generateContent` / `streamGenerateContent`.
+
+use axum::Extension;
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::Response;
+use futures::StreamExt;
+use gb_proto::chat::v1 as pb;
+use serde_json::Value;
+
+use super::chat_request::{ChatCompletionRequest, remote_image_urls, to_gemini};
+use super::chat_response::{StreamTranslator, to_openai};
+use super::{context, parse_body, unix_now};
+use crate::auth::Caller;
+use crate::errors::{openai_error, openai_error_body, openai_from_status};
+use crate::state::GatewayState;
+
+pub async fn chat_completions(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let request: ChatCompletionRequest = match parse_body(&body) {
+        Ok(request) => request,
+        Err(answer) => return answer,
+    };
+    if request.model.trim().is_empty() {
+        return openai_error(400, "model is required");
+    }
+    let fetched = match state
+        .translation
+        .media
+        .fetch_all(remote_image_urls(&request))
+        .await
+    {
+        Ok(fetched) => fetched,
+        Err(message) => return openai_error(400, &message),
+    };
+    let gemini = match to_gemini(&request, &fetched) {
+        Ok(gemini) => gemini,
+        Err(invalid) => {
+            return crate::errors::openai_error_with_param(
+                400,
+                &invalid.message,
+                invalid.param.as_deref(),
+            );
+        }
+    };
+    let grpc_request = pb::GeminiRequest {
+        context: context(&caller),
+        model: request.model.clone(),
+        body: Bytes::from(gemini.to_string()),
+    };
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = unix_now();
+    let mut chat = state.chat.clone();
+    if !request.stream {
+        return match chat.generate_content(grpc_request).await {
+            Ok(answer) => {
+                let answer: Value =
+                    serde_json::from_slice(&answer.into_inner().body).unwrap_or_default();
+                axum::response::IntoResponse::into_response(axum::Json(to_openai(
+                    &answer,
+                    &id,
+                    &request.model,
+                    created,
+                )))
+            }
+            Err(status) => openai_from_status(&status),
+        };
+    }
+    let include_usage = request
+        .stream_options
+        .as_ref()
+        .is_some_and(|options| options.include_usage);
+    let chunks = match chat.stream_generate_content(grpc_request).await {
+        Ok(chunks) => chunks.into_inner(),
+        Err(status) => return openai_from_status(&status),
+    };
+    let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage);
+    sse_response(Body::from_stream(translated_events(chunks, translator)))
+}
+
+struct StreamState {
+    chunks: tonic::Streaming<pb::GeminiChunk>,
+    translator: StreamTranslator,
+    finished: bool,
+}
+
+/// The SSE events of a translated stream: the chunks as they come, then the usage chunk (when
+/// asked for) and `data: [DONE]`; a stream that fails ends with its error event instead.
+fn translated_events(
+    chunks: tonic::Streaming<pb::GeminiChunk>,
+    translator: StreamTranslator,
+) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
+    let state = StreamState {
+        chunks,
+        translator,
+        finished: false,
+    };
+    futures::stream::unfold(state, |mut state| async move {
+        if state.finished {
+            return None;
+        }
+        let events: Vec<Bytes> = match state.chunks.next().await {
+            Some(Ok(chunk)) => {
+                let gemini: Value = serde_json::from_slice(&chunk.data).unwrap_or_default();
+                state
+                    .translator
+                    .translate(&gemini)
+                    .iter()
+                    .map(sse_event)
+                    .collect()
+            }
+            Some(Err(status)) => {
+                state.finished = true;
+                vec![sse_event(&openai_error_body(&status))]
+            }
+            None => {
+                state.finished = true;
+                let mut closing: Vec<Bytes> =
+                    state.translator.finish().iter().map(sse_event).collect();
+                closing.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                closing
+            }
+        };
+        Some((events, state))
+    })
+    .flat_map(|events| futures::stream::iter(events.into_iter().map(Ok)))
+}
+
+/// A `text/event-stream` answer.
+pub fn sse_response(body: Body) -> Response {
+    let mut response = Response::new(body);
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+pub fn sse_event(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\n\n"))
+}

@@ -1,0 +1,159 @@
+//! `POST embeddings`: a string → `embedContent`, a list → `batchEmbedContents`;
+//! `encoding_format` float or base64 (little-endian f32, as OpenAI encodes it); `dimensions` →
+//! `outputDimensionality`. Gemini reports no token count for embeddings: `usage` is an
+//! estimate (about four characters a token).
+
+use axum::Extension;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use gb_proto::chat::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{context, parse_body};
+use crate::auth::Caller;
+use crate::errors::{openai_error, openai_error_with_param, openai_from_status};
+use crate::state::GatewayState;
+
+const DEFAULT_EMBEDDING_MODEL: &str = "gemini-embedding-001";
+
+#[derive(Deserialize)]
+struct EmbeddingRequest {
+    input: Value,
+    model: Option<String>,
+    encoding_format: Option<String>,
+    dimensions: Option<u32>,
+}
+
+fn inputs(input: &Value) -> Option<(Vec<String>, bool)> {
+    match input {
+        Value::String(text) => Some((vec![text.clone()], false)),
+        Value::Array(items) if !items.is_empty() => {
+            let texts: Option<Vec<String>> = items
+                .iter()
+                .map(|item| item.as_str().map(str::to_owned))
+                .collect();
+            Some((texts?, true))
+        }
+        _ => None,
+    }
+}
+
+fn encode(values: &[Value], base64: bool) -> Value {
+    if !base64 {
+        return Value::Array(values.to_vec());
+    }
+    let mut bytes = Vec::with_capacity(values.len() * 4);
+    for value in values {
+        bytes.extend_from_slice(&(value.as_f64().unwrap_or(0.0) as f32).to_le_bytes());
+    }
+    json!(BASE64.encode(bytes))
+}
+
+pub async fn embeddings(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let request: EmbeddingRequest = match parse_body(&body) {
+        Ok(request) => request,
+        Err(answer) => return answer,
+    };
+    let Some((texts, batch)) = inputs(&request.input) else {
+        return openai_error_with_param(
+            400,
+            "input must be a string or a non-empty list of strings",
+            Some("input"),
+        );
+    };
+    let as_base64 = match request.encoding_format.as_deref() {
+        None | Some("float") => false,
+        Some("base64") => true,
+        Some(other) => {
+            return openai_error_with_param(
+                400,
+                &format!("encoding_format {other:?} is not float or base64"),
+                Some("encoding_format"),
+            );
+        }
+    };
+    let model = request
+        .model
+        .clone()
+        .filter(|model| !model.is_empty())
+        .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned());
+    let model = model.strip_prefix("models/").unwrap_or(&model).to_owned();
+    let content = |text: &str| {
+        let mut one = json!({"content": {"parts": [{"text": text}]}});
+        if let Some(dimensions) = request.dimensions {
+            one["outputDimensionality"] = json!(dimensions);
+        }
+        one
+    };
+    let mut chat = state.chat.clone();
+    let answer = if batch {
+        let requests: Vec<Value> = texts
+            .iter()
+            .map(|text| {
+                let mut one = content(text);
+                one["model"] = json!(format!("models/{model}"));
+                one
+            })
+            .collect();
+        let body = json!({"requests": requests});
+        chat.batch_embed_contents(pb::GeminiRequest {
+            context: context(&caller),
+            model: model.clone(),
+            body: Bytes::from(body.to_string()),
+        })
+        .await
+    } else {
+        let body = content(&texts[0]);
+        chat.embed_content(pb::GeminiRequest {
+            context: context(&caller),
+            model: model.clone(),
+            body: Bytes::from(body.to_string()),
+        })
+        .await
+    };
+    let answer: Value = match answer {
+        Ok(answer) => serde_json::from_slice(&answer.into_inner().body).unwrap_or_default(),
+        Err(status) => return openai_from_status(&status),
+    };
+    let vectors: Vec<&Value> = if batch {
+        answer["embeddings"]
+            .as_array()
+            .map(|all| all.iter().collect())
+            .unwrap_or_default()
+    } else {
+        vec![&answer["embedding"]]
+    };
+    if vectors.len() != texts.len() {
+        return openai_error(
+            502,
+            "the upstream answered with a different number of embeddings",
+        );
+    }
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let values = vector["values"].as_array().cloned().unwrap_or_default();
+            json!({"object": "embedding", "index": index, "embedding": encode(&values, as_base64)})
+        })
+        .collect();
+    let tokens: usize = texts
+        .iter()
+        .map(|text| text.chars().count().div_ceil(4))
+        .sum();
+    axum::Json(json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+    }))
+    .into_response()
+}

@@ -1,0 +1,62 @@
+//! The OpenAI-format surface (`/v1/…` and `/hf/v1/…`), translated into Gemini-native calls on
+//! the chat service, and the pass-through to Google's own OpenAI layer (`/openai/v1/…`).
+//! Every answer and every error is in OpenAI's shape.
+
+pub mod chat;
+pub mod chat_request;
+pub mod chat_response;
+pub mod embeddings;
+pub mod images;
+pub mod json_schema;
+pub mod media_fetch;
+pub mod models;
+pub mod passthrough;
+pub mod speech;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::response::Response;
+use axum::routing::{get, post};
+use gb_proto::chat::v1 as pb;
+use serde::de::DeserializeOwned;
+
+use crate::auth::Caller;
+use crate::errors::openai_error;
+use crate::state::GatewayState;
+
+/// The translated routes, mounted under `/v1` and `/hf/v1`. (`GET models` is mounted by the
+/// router, which shares that path with the Gemini-native list.)
+pub fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/chat/completions", post(chat::chat_completions))
+        .route("/embeddings", post(embeddings::embeddings))
+        .route("/images/generations", post(images::generate_images))
+        .route("/audio/speech", post(speech::speech))
+}
+
+/// Google's OpenAI layer, mounted under `/openai/v1`.
+pub fn passthrough_routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/models", get(passthrough::models))
+        .route("/chat/completions", post(passthrough::chat_completions))
+        .route("/embeddings", post(passthrough::embeddings))
+        .route("/images/generations", post(passthrough::images))
+}
+
+pub fn context(caller: &Caller) -> Option<pb::CallContext> {
+    Some(pb::CallContext {
+        caller: caller.0.clone(),
+        request_id: uuid::Uuid::new_v4().to_string(),
+    })
+}
+
+/// Parses a JSON body, or answers 400 in OpenAI's shape.
+#[expect(clippy::result_large_err, reason = "the error is the ready answer")]
+pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    serde_json::from_slice(body)
+        .map_err(|error| openai_error(400, &format!("invalid request body: {error}")))
+}
+
+pub fn unix_now() -> i64 {
+    chrono::Utc::now().timestamp()
+}

@@ -1,0 +1,75 @@
+//! `GET models` and `GET models/{model}` in OpenAI's shape, from the chat service's list
+//! (which already hides `FILTERED_MODELS` and adds the `-search`, `-image`, `-non-thinking`
+//! variants).
+
+use axum::Extension;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use gb_proto::chat::v1 as pb;
+use serde_json::{Value, json};
+
+use super::context;
+use crate::auth::Caller;
+use crate::errors::{openai_error, openai_from_status};
+use crate::state::GatewayState;
+
+fn model_object(id: &str) -> Value {
+    json!({"id": id, "object": "model", "created": 0, "owned_by": "google"})
+}
+
+pub async fn list(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let mut chat = state.chat.clone();
+    let mut data = Vec::new();
+    let mut page_token = String::new();
+    // Follow the upstream's pages: OpenAI clients expect the whole list at once.
+    for _ in 0..20 {
+        let answer = chat
+            .list_models(pb::ListModelsRequest {
+                context: context(&caller),
+                page_size: 1000,
+                page_token: page_token.clone(),
+            })
+            .await;
+        let page: Value = match answer {
+            Ok(answer) => serde_json::from_slice(&answer.into_inner().body).unwrap_or_default(),
+            Err(status) => return openai_from_status(&status),
+        };
+        for model in page["models"].as_array().into_iter().flatten() {
+            let name = model["name"].as_str().unwrap_or_default();
+            data.push(model_object(name.strip_prefix("models/").unwrap_or(name)));
+        }
+        match page["nextPageToken"].as_str() {
+            Some(token) if !token.is_empty() => page_token = token.to_owned(),
+            _ => break,
+        }
+    }
+    axum::Json(json!({"object": "list", "data": data})).into_response()
+}
+
+pub async fn retrieve(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+    Path(model): Path<String>,
+) -> Response {
+    let answer = state
+        .chat
+        .clone()
+        .get_model(pb::GetModelRequest {
+            context: context(&caller),
+            model: model.clone(),
+        })
+        .await;
+    match answer {
+        Ok(_) => axum::Json(model_object(
+            model.strip_prefix("models/").unwrap_or(&model),
+        ))
+        .into_response(),
+        Err(status) if status.code() == tonic::Code::NotFound => {
+            openai_error(404, &format!("The model {model:?} does not exist"))
+        }
+        Err(status) => openai_from_status(&status),
+    }
+}
