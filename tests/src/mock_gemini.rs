@@ -134,6 +134,14 @@ fn router(state: Arc<MockState>) -> Router {
             "/v1beta/models/{model_action}",
             get(get_model).post(model_action),
         )
+        .route("/v1beta/openai/models", get(openai_models))
+        .route("/v1beta/openai/chat/completions", post(openai_chat))
+        .route("/v1beta/openai/embeddings", post(openai_embeddings))
+        .route("/v1beta/openai/images/generations", post(openai_images))
+        .route(
+            "/_mock/image.png",
+            get(|| async { ([(header::CONTENT_TYPE, "image/png")], tiny_png_bytes()) }),
+        )
         .route("/_mock/keys/{key}", post(control_set_behavior))
         .route(
             "/_mock/calls",
@@ -326,6 +334,12 @@ const MODELS: &[(&str, &str, &[&str])] = &[
         "Gemini Pro Vision (legacy)",
         &["generateContent"],
     ),
+    ("imagen-3.0-generate-002", "Imagen 3.0", &["predict"]),
+    (
+        "gemini-3-pro-preview",
+        "Gemini 3 Pro Preview",
+        &["generateContent", "countTokens"],
+    ),
 ];
 
 fn model_json(name: &str, display: &str, methods: &[&str]) -> Value {
@@ -375,9 +389,17 @@ fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     {
         return Some(key.to_owned());
     }
-    url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+    if let Some(key) = url::form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(name, _)| name == "key")
         .map(|(_, value)| value.into_owned())
+    {
+        return Some(key);
+    }
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .map(str::to_owned)
 }
 
 /// Records the call and decides its behaviour; `Err` is an answer to return at once.
@@ -527,7 +549,180 @@ fn last_user_text(request: &Value) -> String {
 }
 
 fn answer_text(request: &Value) -> String {
-    format!("Echo: {}", last_user_text(request))
+    let last = request["contents"]
+        .as_array()
+        .and_then(|contents| contents.last())
+        .cloned()
+        .unwrap_or_default();
+    let parts = last["parts"].as_array().cloned().unwrap_or_default();
+    let responses: Vec<&Value> = parts
+        .iter()
+        .filter_map(|part| part.get("functionResponse"))
+        .collect();
+    if !responses.is_empty() {
+        return format!(
+            "Tool results: {}",
+            Value::Array(responses.into_iter().cloned().collect())
+        );
+    }
+    let mut text = format!("Echo: {}", last_user_text(request));
+    for part in &parts {
+        if let Some(data) = part.get("inlineData") {
+            let size = data["data"]
+                .as_str()
+                .map_or(0, |encoded| encoded.len() * 3 / 4);
+            text.push_str(&format!(
+                " [saw {} of about {size} bytes]",
+                data["mimeType"].as_str().unwrap_or("?")
+            ));
+        }
+    }
+    if request["generationConfig"]["responseMimeType"] == "application/json" {
+        return json!({"echo": text}).to_string();
+    }
+    text
+}
+
+/// A 1×1 transparent PNG.
+const TINY_PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAQAAAC1HAwCAAAAC0lEQVR42mNkYAAAAAYAAjCB0C8AAAAASUVORK5CYII=";
+
+/// The function the mock calls when the request declares tools and no tool result came back
+/// yet: the first declared one, every declared property set to the user's text.
+fn function_call(request: &Value) -> Option<Value> {
+    let declaration = request["tools"].as_array()?.iter().find_map(|tool| {
+        tool["functionDeclarations"]
+            .as_array()
+            .and_then(|declarations| declarations.first())
+    })?;
+    let last_parts = request["contents"].as_array()?.last()?["parts"]
+        .as_array()?
+        .clone();
+    if last_parts
+        .iter()
+        .any(|part| part.get("functionResponse").is_some())
+    {
+        return None;
+    }
+    let text = last_user_text(request);
+    let args: serde_json::Map<String, Value> = declaration["parameters"]["properties"]
+        .as_object()
+        .map(|properties| {
+            properties
+                .keys()
+                .map(|name| (name.clone(), json!(text)))
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(
+        json!({"functionCall": {"name": declaration["name"], "args": args}, "thoughtSignature": "c2lnLWZvci1mdW5jdGlvbi1jYWxs"}),
+    )
+}
+
+/// A whole `generateContent` answer, as the request's config asks for it.
+fn full_answer(model: &str, request: &Value, prompt_tokens: u64) -> Value {
+    let config = &request["generationConfig"];
+    let modalities = config["responseModalities"]
+        .to_string()
+        .to_ascii_uppercase();
+    if modalities.contains("AUDIO") {
+        // 0.1 s of a quiet square wave, 16-bit little-endian mono at 24 kHz.
+        let pcm: Vec<u8> = (0..2400u32)
+            .flat_map(|index| (if index % 48 < 24 { 1000i16 } else { -1000i16 }).to_le_bytes())
+            .collect();
+        return json!({
+            "candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "audio/L16;codec=pcm;rate=24000", "data": base64_encode(&pcm)}}], "role": "model"}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": prompt_tokens, "candidatesTokenCount": 10, "totalTokenCount": prompt_tokens + 10},
+            "modelVersion": model
+        });
+    }
+    let mut text = answer_text(request);
+    let mut finish = "STOP";
+    if let Some(limit) = config["maxOutputTokens"].as_u64()
+        && word_count(&text) > limit
+    {
+        text = text
+            .split_whitespace()
+            .take(limit as usize)
+            .collect::<Vec<_>>()
+            .join(" ");
+        finish = "MAX_TOKENS";
+    }
+    let mut parts = Vec::new();
+    let thinking = config["thinkingConfig"]["includeThoughts"] == true;
+    if thinking {
+        parts.push(json!({"text": "Thinking it over.", "thought": true}));
+    }
+    match function_call(request) {
+        Some(call) => parts.push(call),
+        None => {
+            parts.push(json!({"text": text, "thoughtSignature": "c2lnbmF0dXJlLW9mLXRoZS1tb2Nr"}))
+        }
+    }
+    if modalities.contains("IMAGE") {
+        parts.push(json!({"inlineData": {"mimeType": "image/png", "data": TINY_PNG}}));
+    }
+    let count = config["candidateCount"].as_u64().unwrap_or(1).max(1);
+    let candidates: Vec<Value> = (0..count)
+        .map(|index| {
+            let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "finishReason": finish, "index": index});
+            if request["tools"].as_array().is_some_and(|tools| tools.iter().any(|tool| tool.get("googleSearch").is_some())) {
+                candidate["groundingMetadata"] = json!({"groundingChunks": [{"web": {"uri": "https://example.com/source", "title": "Example source"}}], "webSearchQueries": [text]});
+            }
+            candidate
+        })
+        .collect();
+    let completion = word_count(&text) * count;
+    let thoughts = if thinking { 3 } else { 0 };
+    let mut usage = json!({
+        "promptTokenCount": prompt_tokens,
+        "candidatesTokenCount": completion,
+        "totalTokenCount": prompt_tokens + completion + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
+    });
+    if thinking {
+        usage["thoughtsTokenCount"] = json!(thoughts);
+    }
+    json!({
+        "candidates": candidates,
+        "usageMetadata": usage,
+        "modelVersion": model,
+        "responseId": "mock-response",
+        "mockFutureField": {"kept": true}
+    })
+}
+
+fn tiny_png_bytes() -> Vec<u8> {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD
+        .decode(TINY_PNG)
+        .unwrap_or_default()
+}
+
+fn base64_encode(bytes: &[u8]) -> String {
+    use base64::Engine;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+/// Imagen's `predict`: one PNG per requested sample, for the aspect ratios Imagen serves.
+fn imagen_answer(request: &Value) -> Response {
+    let Some(prompt) = request["instances"][0]["prompt"].as_str() else {
+        return invalid_argument("instances[0].prompt is required");
+    };
+    let count = request["parameters"]["sampleCount"].as_u64().unwrap_or(1);
+    if !(1..=4).contains(&count) {
+        return invalid_argument("sampleCount must be between 1 and 4");
+    }
+    let ratio = request["parameters"]["aspectRatio"]
+        .as_str()
+        .unwrap_or("1:1");
+    if !["1:1", "3:4", "4:3", "9:16", "16:9"].contains(&ratio) {
+        return invalid_argument(&format!("aspectRatio {ratio} is not supported"));
+    }
+    let predictions: Vec<Value> = (0..count)
+        .map(|_| json!({"bytesBase64Encoded": TINY_PNG, "mimeType": "image/png", "prompt": format!("{prompt} ({ratio})")}))
+        .collect();
+    json_answer(200, &json!({"predictions": predictions}))
 }
 
 fn word_count(text: &str) -> u64 {
@@ -617,17 +812,26 @@ async fn model_action(
                     "* GenerateContentRequest.contents: contents is not specified\n",
                 );
             }
-            let text = answer_text(&request);
             let prompt_tokens = word_count(&last_user_text(&request));
             if action == "generateContent" {
-                return json_answer(200, &generate_answer(model, &text, prompt_tokens, true, 0));
+                return json_answer(200, &full_answer(model, &request, prompt_tokens));
             }
+            let text = answer_text(&request);
             let sse = query
                 .as_deref()
                 .is_some_and(|query| query.contains("alt=sse"));
             let chunk_count = *lock(&state.stream_chunks);
-            stream_answer(model, &text, prompt_tokens, chunk_count, sse, behavior)
+            stream_answer(
+                model,
+                &text,
+                prompt_tokens,
+                chunk_count,
+                sse,
+                behavior,
+                &request,
+            )
         }
+        "predict" if method_ok("predict") => imagen_answer(&request),
         "countTokens" if method_ok("countTokens") => {
             let contents = if request.get("generateContentRequest").is_some() {
                 &request["generateContentRequest"]
@@ -679,7 +883,27 @@ fn stream_answer(
     chunk_count: usize,
     sse: bool,
     behavior: Behavior,
+    request: &Value,
 ) -> Response {
+    if let Some(call) = function_call(request) {
+        // A function call comes whole, in one chunk.
+        let chunk = json!({
+            "candidates": [{"content": {"parts": [call], "role": "model"}, "finishReason": "STOP", "index": 0}],
+            "usageMetadata": {"promptTokenCount": prompt_tokens, "candidatesTokenCount": 5, "totalTokenCount": prompt_tokens + 5},
+            "modelVersion": model
+        });
+        let body = if sse {
+            format!("data: {chunk}\r\n\r\n")
+        } else {
+            format!("[{chunk}]")
+        };
+        let content_type = if sse {
+            "text/event-stream"
+        } else {
+            "application/json; charset=UTF-8"
+        };
+        return ([(header::CONTENT_TYPE, content_type)], body).into_response();
+    }
     let words: Vec<&str> = text.split_inclusive(' ').collect();
     let per_chunk = words.len().div_ceil(chunk_count).max(1);
     let mut pieces: Vec<String> = words
@@ -732,4 +956,148 @@ fn stream_answer(
         Body::from_stream(stream),
     )
         .into_response()
+}
+
+// ----- Google's OpenAI-compatible layer (/v1beta/openai/…) -----
+
+async fn openai_admit(
+    state: &MockState,
+    headers: &HeaderMap,
+    path: &str,
+    body: &Bytes,
+) -> Result<Value, Response> {
+    let (_, _) = admit(
+        state,
+        headers,
+        if body.is_empty() { "GET" } else { "POST" },
+        path,
+        None,
+        body,
+    )
+    .await?;
+    if body.is_empty() {
+        return Ok(Value::Null);
+    }
+    let request: Value = serde_json::from_slice(body)
+        .map_err(|_| invalid_argument("Invalid JSON payload received."))?;
+    // Google's OpenAI layer refuses what it does not know, such as top_k, and null values.
+    if let Some(object) = request.as_object()
+        && let Some((name, _)) = object
+            .iter()
+            .find(|(name, value)| *name == "top_k" || value.is_null())
+    {
+        return Err(invalid_argument(&format!(
+            "Invalid JSON payload received. Unknown name or null value: \"{name}\""
+        )));
+    }
+    Ok(request)
+}
+
+async fn openai_models(State(state): State<Arc<MockState>>, headers: HeaderMap) -> Response {
+    if let Err(answer) =
+        openai_admit(&state, &headers, "/v1beta/openai/models", &Bytes::new()).await
+    {
+        return answer;
+    }
+    let data: Vec<Value> = MODELS
+        .iter()
+        .map(|(model, _, _)| json!({"id": format!("models/{model}"), "object": "model", "owned_by": "google"}))
+        .collect();
+    json_answer(200, &json!({"object": "list", "data": data}))
+}
+
+async fn openai_chat(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request =
+        match openai_admit(&state, &headers, "/v1beta/openai/chat/completions", &body).await {
+            Ok(request) => request,
+            Err(answer) => return answer,
+        };
+    let text = request["messages"]
+        .as_array()
+        .and_then(|messages| {
+            messages
+                .iter()
+                .rev()
+                .find(|message| message["role"] == "user")
+        })
+        .and_then(|message| message["content"].as_str())
+        .map(|content| format!("Echo: {content}"))
+        .unwrap_or_default();
+    let model = request["model"].as_str().unwrap_or_default().to_owned();
+    if request["stream"] == true {
+        let mut frames: Vec<Result<Bytes, std::io::Error>> = Vec::new();
+        for (index, word) in text.split_inclusive(' ').enumerate() {
+            let mut delta = json!({"content": word});
+            if index == 0 {
+                delta["role"] = json!("assistant");
+            }
+            let chunk = json!({"id": "mock-openai", "object": "chat.completion.chunk", "created": 0, "model": model,
+                "choices": [{"index": 0, "delta": delta, "finish_reason": null}]});
+            frames.push(Ok(Bytes::from(format!("data: {chunk}\n\n"))));
+        }
+        let last = json!({"id": "mock-openai", "object": "chat.completion.chunk", "created": 0, "model": model,
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]});
+        frames.push(Ok(Bytes::from(format!("data: {last}\n\n"))));
+        frames.push(Ok(Bytes::from_static(b"data: [DONE]\n\n")));
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream")],
+            Body::from_stream(futures::stream::iter(frames)),
+        )
+            .into_response();
+    }
+    json_answer(
+        200,
+        &json!({
+            "id": "mock-openai", "object": "chat.completion", "created": 0, "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 3, "completion_tokens": 3, "total_tokens": 6}
+        }),
+    )
+}
+
+async fn openai_embeddings(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request = match openai_admit(&state, &headers, "/v1beta/openai/embeddings", &body).await {
+        Ok(request) => request,
+        Err(answer) => return answer,
+    };
+    let inputs: Vec<String> = match &request["input"] {
+        Value::String(text) => vec![text.clone()],
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|item| item.as_str().map(str::to_owned))
+            .collect(),
+        _ => return invalid_argument("input is required"),
+    };
+    let data: Vec<Value> = inputs
+        .iter()
+        .enumerate()
+        .map(|(index, text)| json!({"object": "embedding", "index": index, "embedding": embedding(text, 8)["values"]}))
+        .collect();
+    json_answer(
+        200,
+        &json!({"object": "list", "data": data, "model": request["model"], "usage": {"prompt_tokens": 2, "total_tokens": 2}}),
+    )
+}
+
+async fn openai_images(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let request =
+        match openai_admit(&state, &headers, "/v1beta/openai/images/generations", &body).await {
+            Ok(request) => request,
+            Err(answer) => return answer,
+        };
+    let count = request["n"].as_u64().unwrap_or(1);
+    let data: Vec<Value> = (0..count).map(|_| json!({"b64_json": TINY_PNG})).collect();
+    json_answer(200, &json!({"created": 0, "data": data}))
 }

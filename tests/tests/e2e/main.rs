@@ -12,6 +12,7 @@ mod admin;
 mod gemini_routes;
 mod grpc;
 mod key_pool;
+mod openai_routes;
 mod proxies;
 mod secrets;
 
