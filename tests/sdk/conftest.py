@@ -60,6 +60,23 @@ class Mock:
         urllib.request.urlopen(request).close()
 
 
+class Gateway:
+    def __init__(self, url: str, keys, process):
+        self.url = url
+        self.keys = keys
+        self.process = process
+
+    def reset_keys(self) -> None:
+        """Back to a healthy pool through the admin API (clears cooldowns and failures)."""
+        request = urllib.request.Request(
+            f"{self.url}/gemini/v1beta/reset-all-fail-counts",
+            headers={"authorization": f"Bearer {ADMIN_TOKEN}"},
+            method="POST",
+        )
+        with urllib.request.urlopen(request) as answer:
+            assert json.load(answer)["success"] is True
+
+
 @pytest.fixture(scope="session")
 def mock():
     port = free_port()
@@ -96,7 +113,7 @@ def gateway(mock, tmp_path_factory):
         wait_until(f"http://127.0.0.1:{port}/health", process)
         assert (workdir / "data" / "gemini-balance.db").exists()
         assert (workdir / "data" / "encryption.key").exists()
-        yield type("Gateway", (), {"url": f"http://127.0.0.1:{port}", "keys": keys, "process": process})
+        yield Gateway(f"http://127.0.0.1:{port}", keys, process)
     finally:
         process.terminate()
         process.wait(timeout=15)

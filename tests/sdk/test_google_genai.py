@@ -98,3 +98,4 @@ def test_quota_on_every_key_is_a_429(client, gateway, mock):
     finally:
         for key in gateway.keys:
             mock.set_behavior(key, {"behavior": "ok"})
+        gateway.reset_keys()

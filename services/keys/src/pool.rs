@@ -172,9 +172,10 @@ impl KeyPool {
 
     /// Resets the given keys; returns how many were found.
     pub async fn reset(&self, ids: &[i64]) -> Result<u32, DbError> {
+        let now = gb_runtime::now_ms();
         self.mutate(|entries| {
             ids.iter()
-                .filter_map(|id| Some((*id, entries.by_id.get_mut(id)?.reset())))
+                .filter_map(|id| Some((*id, entries.by_id.get_mut(id)?.reset(now))))
                 .collect()
         })
         .await

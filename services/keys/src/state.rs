@@ -46,6 +46,9 @@ pub struct KeyEntry {
     pub last_used_ms: i64,
     pub success_count: u64,
     pub failure_total: u64,
+    /// When the key was last reset or re-checked (memory only): outcomes of attempts made
+    /// before that moment no longer change its state.
+    pub reset_at_ms: i64,
 }
 
 /// What an outcome changed: the stored row, and (more rarely) what the chat replicas see.
@@ -103,6 +106,10 @@ impl KeyEntry {
     pub fn apply_outcome(&mut self, outcome: &pb::Outcome, max_failures: u32) -> Change {
         let before = (self.status, self.cooldown_until_ms);
         let at_ms = outcome.at_ms;
+        if at_ms < self.reset_at_ms {
+            // Reported after a reset, made before it: the reset wins.
+            return Change::default();
+        }
         self.last_used_ms = self.last_used_ms.max(at_ms);
         match pb::OutcomeClass::try_from(outcome.class).unwrap_or(pb::OutcomeClass::Unspecified) {
             pb::OutcomeClass::Success => {
@@ -142,15 +149,17 @@ impl KeyEntry {
     }
 
     /// Back to service: failures forgotten, cooldown and disabled state cleared.
-    pub fn reset(&mut self) -> Change {
-        let before = (self.status, self.cooldown_until_ms);
+    pub fn reset(&mut self, now_ms: i64) -> Change {
+        self.reset_at_ms = now_ms;
         self.status = StoredStatus::Active;
         self.failure_count = 0;
         self.cooldown_until_ms = 0;
         self.last_error = None;
+        // Always pushed: a chat replica may have marked the key on its own (a 429 it saw before
+        // the keys service heard of it), and the reset must clear that too.
         Change {
             stored: true,
-            visible: before != (self.status, self.cooldown_until_ms),
+            visible: true,
         }
     }
 }
@@ -172,6 +181,7 @@ mod tests {
             last_used_ms: 0,
             success_count: 0,
             failure_total: 0,
+            reset_at_ms: 0,
         }
     }
 
@@ -241,9 +251,21 @@ mod tests {
         let mut key = entry();
         key.apply_outcome(&outcome(pb::OutcomeClass::DeadKey, 0), 3);
         key.apply_outcome(&outcome(pb::OutcomeClass::Quota, 0), 3);
-        key.reset();
+        key.reset(1_500);
         assert_eq!(key.status_at(2_000), pb::KeyStatus::Active);
         assert_eq!(key.failure_count, 0);
+    }
+
+    #[test]
+    fn outcomes_from_before_a_reset_are_ignored() {
+        let mut key = entry();
+        key.reset(5_000);
+        // Made at 1_000, reported late: it must not undo the reset.
+        assert_eq!(
+            key.apply_outcome(&outcome(pb::OutcomeClass::DeadKey, 0), 3),
+            Change::default()
+        );
+        assert_eq!(key.status, StoredStatus::Active);
     }
 
     #[test]

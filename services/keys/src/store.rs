@@ -77,6 +77,7 @@ impl KeyRow {
             last_used_ms: to_ms(self.last_used),
             success_count: u64::try_from(self.success_count).unwrap_or(0),
             failure_total: u64::try_from(self.failure_total).unwrap_or(0),
+            reset_at_ms: 0,
         })
     }
 }
