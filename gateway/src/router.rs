@@ -30,9 +30,9 @@ async fn require_client(
 
 /// Whether a request comes from a Gemini-family client (`x-goog-api-key` or `key=`), which
 /// gets Google's shapes where a path is shared with the OpenAI family (`GET /v1/models`).
-fn gemini_family(request: &Request) -> bool {
-    request.headers().contains_key("x-goog-api-key")
-        || request.uri().query().is_some_and(|query| {
+fn gemini_family(headers: &axum::http::HeaderMap, query: Option<&str>) -> bool {
+    headers.contains_key("x-goog-api-key")
+        || query.is_some_and(|query| {
             url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "key")
         })
 }
@@ -47,7 +47,9 @@ async fn require_client_any_family(
             request.extensions_mut().insert(caller);
             next.run(request).await
         }
-        None if gemini_family(&request) => google_error(401, UNAUTHENTICATED),
+        None if gemini_family(request.headers(), request.uri().query()) => {
+            google_error(401, UNAUTHENTICATED)
+        }
         None => openai_error(
             401,
             "Incorrect API key provided: pass one of the gateway's ALLOWED_TOKENS as Authorization: Bearer",
@@ -63,12 +65,7 @@ async fn v1_models(
     headers: axum::http::HeaderMap,
     raw_query: axum::extract::RawQuery,
 ) -> Response {
-    if headers.contains_key("x-goog-api-key")
-        || raw_query
-            .0
-            .as_deref()
-            .is_some_and(|query| query.contains("key="))
-    {
+    if gemini_family(&headers, raw_query.0.as_deref()) {
         gemini_routes::list_models(state, caller, query).await
     } else {
         openai::models::list(state, caller).await
@@ -83,12 +80,7 @@ async fn v1_model(
     headers: axum::http::HeaderMap,
     raw_query: axum::extract::RawQuery,
 ) -> Response {
-    if headers.contains_key("x-goog-api-key")
-        || raw_query
-            .0
-            .as_deref()
-            .is_some_and(|query| query.contains("key="))
-    {
+    if gemini_family(&headers, raw_query.0.as_deref()) {
         gemini_routes::get_model(state, caller, model).await
     } else {
         openai::models::retrieve(state, caller, model).await
