@@ -10,7 +10,8 @@ use gb_proto::chat::v1::UpstreamError;
 use gb_runtime::status_mapping::{google_status_for_http, http_for_code};
 use prost::Message;
 
-fn json_response(status: u16, body: impl Into<Body>) -> Response {
+/// A JSON answer with this status.
+pub fn json_response(status: u16, body: impl Into<Body>) -> Response {
     let mut response = Response::new(body.into());
     *response.status_mut() =
         StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -13,7 +13,7 @@ use gb_proto::chat::v1 as pb;
 use serde::Deserialize;
 
 use crate::auth::Caller;
-use crate::errors::{google_error, google_from_status, upstream_error};
+use crate::errors::{google_error, google_from_status, json_response, upstream_error};
 use crate::state::GatewayState;
 
 pub fn routes() -> Router<GatewayState> {
@@ -27,15 +27,6 @@ fn context(caller: &Caller) -> Option<pb::CallContext> {
         caller: caller.0.clone(),
         request_id: uuid::Uuid::new_v4().to_string(),
     })
-}
-
-fn json_answer(body: Bytes) -> Response {
-    let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
 }
 
 #[derive(Deserialize)]
@@ -56,7 +47,7 @@ pub(crate) async fn list_models(
         page_token: query.page_token.unwrap_or_default(),
     };
     match state.chat.clone().list_models(request).await {
-        Ok(answer) => json_answer(answer.into_inner().body),
+        Ok(answer) => json_response(200, answer.into_inner().body),
         Err(status) => google_from_status(&status),
     }
 }
@@ -71,7 +62,7 @@ pub(crate) async fn get_model(
         model,
     };
     match state.chat.clone().get_model(request).await {
-        Ok(answer) => json_answer(answer.into_inner().body),
+        Ok(answer) => json_response(200, answer.into_inner().body),
         Err(status) => google_from_status(&status),
     }
 }
@@ -116,7 +107,7 @@ pub(crate) async fn model_action(
         other => return google_error(404, &format!("unknown method {other:?} for models/{model}")),
     };
     match answer {
-        Ok(answer) => json_answer(answer.into_inner().body),
+        Ok(answer) => json_response(200, answer.into_inner().body),
         Err(status) => google_from_status(&status),
     }
 }

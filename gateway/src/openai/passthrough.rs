@@ -6,7 +6,6 @@
 use axum::Extension;
 use axum::body::{Body, Bytes};
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
 use axum::response::Response;
 use futures::StreamExt;
 use gb_proto::chat::v1 as pb;
@@ -15,17 +14,8 @@ use serde_json::Value;
 use super::chat::sse_response;
 use super::{context, parse_body};
 use crate::auth::Caller;
-use crate::errors::{openai_error_body, openai_from_status};
+use crate::errors::{json_response, openai_error_body, openai_from_status};
 use crate::state::GatewayState;
-
-fn json_answer(body: Bytes) -> Response {
-    let mut response = Response::new(Body::from(body));
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
 
 /// The body without top-level nulls and `top_k`; the model it names.
 fn cleaned(mut body: Value) -> (Value, String) {
@@ -38,7 +28,7 @@ fn cleaned(mut body: Value) -> (Value, String) {
 
 async fn forward(state: &GatewayState, request: pb::OpenAiRequest) -> Response {
     match state.chat.clone().forward_open_ai(request).await {
-        Ok(answer) => json_answer(answer.into_inner().body),
+        Ok(answer) => json_response(200, answer.into_inner().body),
         Err(status) => openai_from_status(&status),
     }
 }

@@ -6,6 +6,7 @@
 //! body (key values masked) are returned. A stream is retried only until its first event has been
 //! read: after that, a failure ends the stream and nothing is sent twice.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -65,6 +66,14 @@ impl<'a> Call<'a> {
             fixed_key: None,
         }
     }
+}
+
+/// A successful attempt: its result, its key, when it started, how many attempts it took.
+struct Attempted<T> {
+    value: T,
+    key: Arc<LocalKey>,
+    started: Instant,
+    attempts: u32,
 }
 
 pub struct Answer {
@@ -160,20 +169,6 @@ impl CallError {
     }
 }
 
-fn outcome_class(class: FailureClass) -> (pb::OutcomeClass, u32) {
-    match class {
-        FailureClass::ClientError => (pb::OutcomeClass::ClientError, 0),
-        FailureClass::DeadKey => (pb::OutcomeClass::DeadKey, 0),
-        FailureClass::Quota { retry_after } => (
-            pb::OutcomeClass::Quota,
-            retry_after.map_or(0, |delay| {
-                delay.as_millis().min(u128::from(u32::MAX)) as u32
-            }),
-        ),
-        FailureClass::Transient => (pb::OutcomeClass::Transient, 0),
-    }
-}
-
 impl Attempts {
     fn pick(
         &self,
@@ -220,7 +215,7 @@ impl Attempts {
         started: Instant,
         failure: &UpstreamFailure,
     ) {
-        let (class, retry_after_ms) = outcome_class(failure.class);
+        let (class, retry_after_ms) = failure.class.outcome();
         match failure.class {
             FailureClass::DeadKey => {
                 key.mark_disabled();
@@ -256,36 +251,40 @@ impl Attempts {
         });
     }
 
-    /// A unary call (generate, count, embed, list, get) with retries over keys.
-    pub async fn unary(&self, call: Call<'_>) -> Result<Answer, CallError> {
-        let model = call.model;
+    /// The attempt loop shared by unary calls and streams: up to `MAX_RETRIES` attempts, each
+    /// on another key, until one succeeds or fails with the client's own error. Each failure is
+    /// reported; the success is the caller's to report (a stream's only ends later).
+    async fn attempt<T, Send, Sent>(
+        &self,
+        call: &Call<'_>,
+        mut send: Send,
+    ) -> Result<Attempted<T>, CallError>
+    where
+        Send: FnMut(Arc<LocalKey>) -> Sent,
+        Sent: Future<Output = Result<T, UpstreamFailure>>,
+    {
         let mut tried = Vec::new();
         let mut last_failure = None;
         for attempt in 1..=self.max_retries {
-            let key = self.pick(&call, &tried, &mut last_failure)?;
+            let key = self.pick(call, &tried, &mut last_failure)?;
             tried.push(key.id);
             let started = Instant::now();
-            let span = attempt_span(attempt, &key, model);
-            let result = self.send_unary(&call, &key).instrument(span.clone()).await;
-            match result {
-                Ok(body) => {
+            let span = attempt_span(attempt, &key, call.model);
+            match send(key.clone()).instrument(span.clone()).await {
+                Ok(value) => {
                     span.record("outcome", "success");
                     span.record("http.response.status_code", 200);
-                    self.report_success(
-                        &key,
-                        model,
+                    return Ok(Attempted {
+                        value,
+                        key,
                         started,
-                        Usage::from_body(&body).unwrap_or_default(),
-                    );
-                    return Ok(Answer {
-                        body,
                         attempts: attempt,
                     });
                 }
                 Err(failure) => {
                     span.record("outcome", format!("{:?}", failure.class).as_str());
                     span.record("http.response.status_code", failure.status);
-                    self.report_failure(&key, model, started, &failure);
+                    self.report_failure(&key, call.model, started, &failure);
                     if !failure.class.is_retryable() {
                         return Err(CallError::Upstream(failure));
                     }
@@ -299,7 +298,24 @@ impl Attempts {
         })
     }
 
-    async fn send_unary(&self, call: &Call<'_>, key: &LocalKey) -> Result<Bytes, UpstreamFailure> {
+    /// A unary call (generate, count, embed, list, get) with retries over keys.
+    pub async fn unary(&self, call: Call<'_>) -> Result<Answer, CallError> {
+        let done = self
+            .attempt(&call, |key| self.send_unary(&call, key))
+            .await?;
+        let usage = Usage::from_body(&done.value).unwrap_or_default();
+        self.report_success(&done.key, call.model, done.started, usage);
+        Ok(Answer {
+            body: done.value,
+            attempts: done.attempts,
+        })
+    }
+
+    async fn send_unary(
+        &self,
+        call: &Call<'_>,
+        key: Arc<LocalKey>,
+    ) -> Result<Bytes, UpstreamFailure> {
         let mut request = self.upstream.request_as(
             call.method.clone(),
             call.path,
@@ -328,50 +344,25 @@ impl Attempts {
         }
     }
 
-    /// Opens a `streamGenerateContent` stream, retrying over keys until its first event arrives.
+    /// Opens a stream, retrying over keys until its first event arrives.
     pub async fn open_stream(&self, call: Call<'_>) -> Result<OpenStream, CallError> {
-        let model = call.model;
-        let mut tried = Vec::new();
-        let mut last_failure = None;
-        for attempt in 1..=self.max_retries {
-            let key = self.pick(&call, &tried, &mut last_failure)?;
-            tried.push(key.id);
-            let started = Instant::now();
-            let span = attempt_span(attempt, &key, model);
-            let result = self.send_stream(&call, &key).instrument(span.clone()).await;
-            match result {
-                Ok((first, rest)) => {
-                    span.record("outcome", "success");
-                    span.record("http.response.status_code", 200);
-                    return Ok(OpenStream {
-                        first,
-                        rest,
-                        key,
-                        started,
-                        attempts: attempt,
-                    });
-                }
-                Err(failure) => {
-                    span.record("outcome", format!("{:?}", failure.class).as_str());
-                    span.record("http.response.status_code", failure.status);
-                    self.report_failure(&key, model, started, &failure);
-                    if !failure.class.is_retryable() {
-                        return Err(CallError::Upstream(failure));
-                    }
-                    last_failure = Some(failure);
-                }
-            }
-        }
-        Err(match last_failure {
-            Some(failure) => CallError::Upstream(failure),
-            None => CallError::NoKey(NoKey::NoneUsable),
+        let done = self
+            .attempt(&call, |key| self.send_stream(&call, key))
+            .await?;
+        let (first, rest) = done.value;
+        Ok(OpenStream {
+            first,
+            rest,
+            key: done.key,
+            started: done.started,
+            attempts: done.attempts,
         })
     }
 
     async fn send_stream(
         &self,
         call: &Call<'_>,
-        key: &LocalKey,
+        key: Arc<LocalKey>,
     ) -> Result<(Bytes, EventStream), UpstreamFailure> {
         let response = self
             .upstream

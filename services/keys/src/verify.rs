@@ -9,7 +9,7 @@ use futures::StreamExt;
 use gb_proto::keys::v1 as pb;
 use gb_runtime::now_ms;
 use gb_runtime::secrets::mask_key;
-use gb_runtime::upstream::{FailureClass, Upstream, UpstreamFailure};
+use gb_runtime::upstream::{Upstream, UpstreamFailure};
 use tokio_util::sync::CancellationToken;
 
 use crate::pool::KeyPool;
@@ -95,17 +95,7 @@ impl Verifier {
 }
 
 fn outcome_of(key_id: i64, failure: &UpstreamFailure) -> pb::Outcome {
-    let (class, retry_after_ms) = match failure.class {
-        FailureClass::ClientError => (pb::OutcomeClass::ClientError, 0),
-        FailureClass::DeadKey => (pb::OutcomeClass::DeadKey, 0),
-        FailureClass::Quota { retry_after } => (
-            pb::OutcomeClass::Quota,
-            retry_after.map_or(0, |delay| {
-                delay.as_millis().min(u128::from(u32::MAX)) as u32
-            }),
-        ),
-        FailureClass::Transient => (pb::OutcomeClass::Transient, 0),
-    };
+    let (class, retry_after_ms) = failure.class.outcome();
     pb::Outcome {
         key_id,
         class: class as i32,

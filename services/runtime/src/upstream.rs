@@ -24,6 +24,22 @@ impl FailureClass {
     pub fn is_retryable(self) -> bool {
         !matches!(self, FailureClass::ClientError)
     }
+
+    /// The outcome class reported to the keys service, and the cooldown asked for (ms).
+    pub fn outcome(self) -> (gb_proto::keys::v1::OutcomeClass, u32) {
+        use gb_proto::keys::v1::OutcomeClass;
+        match self {
+            FailureClass::ClientError => (OutcomeClass::ClientError, 0),
+            FailureClass::DeadKey => (OutcomeClass::DeadKey, 0),
+            FailureClass::Quota { retry_after } => (
+                OutcomeClass::Quota,
+                retry_after.map_or(0, |delay| {
+                    delay.as_millis().min(u128::from(u32::MAX)) as u32
+                }),
+            ),
+            FailureClass::Transient => (OutcomeClass::Transient, 0),
+        }
+    }
 }
 
 /// A failed attempt: the status and body the client would see, and what they mean.
