@@ -47,6 +47,50 @@ fn warn_without_clients(settings: &Settings) {
     }
 }
 
+/// Runs a server until it ends, or, once `shutdown` is cancelled, for at most `limit` more:
+/// open requests and streams get that long to finish.
+async fn drained<E: Into<anyhow::Error>>(
+    serving: impl std::future::Future<Output = Result<(), E>>,
+    shutdown: &CancellationToken,
+    limit: std::time::Duration,
+) -> anyhow::Result<()> {
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => return result.map_err(Into::into),
+        _ = shutdown.cancelled() => {}
+    }
+    tracing::info!(
+        limit_seconds = limit.as_secs_f64(),
+        "draining open requests"
+    );
+    match tokio::time::timeout(limit, serving).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => {
+            tracing::warn!("drain timeout reached: requests still open were cut");
+            Ok(())
+        }
+    }
+}
+
+/// Reports NOT_SERVING on gRPC health as soon as shutdown begins (probes stop routing to us).
+fn not_serving_on_shutdown(
+    routes: &ServiceRoutes,
+    service: &'static str,
+    shutdown: &CancellationToken,
+) {
+    let health = routes.health.clone();
+    let shutdown = shutdown.clone();
+    tokio::spawn(async move {
+        shutdown.cancelled().await;
+        health
+            .set_service_status("", ServingStatus::NotServing)
+            .await;
+        health
+            .set_service_status(service, ServingStatus::NotServing)
+            .await;
+    });
+}
+
 async fn keys_routes(
     settings: &Settings,
     token: &Arc<str>,
@@ -62,6 +106,7 @@ async fn keys_routes(
         .health
         .set_service_status(KEYS_SERVICE_NAME, ServingStatus::Serving)
         .await;
+    not_serving_on_shutdown(&routes, KEYS_SERVICE_NAME, shutdown);
     Ok(routes)
 }
 
@@ -78,6 +123,7 @@ async fn chat_routes(
         .health
         .set_service_status(CHAT_SERVICE_NAME, ServingStatus::Serving)
         .await;
+    not_serving_on_shutdown(&routes, CHAT_SERVICE_NAME, shutdown);
     Ok((chat, routes))
 }
 
@@ -85,12 +131,38 @@ async fn serve_http(
     state: GatewayState,
     listener: TcpListener,
     shutdown: CancellationToken,
+    drain_limit: std::time::Duration,
 ) -> anyhow::Result<()> {
     tracing::info!(address = %listener.local_addr()?, "gateway listening");
     let listener = listener.tap_io(|stream| {
         let _ = stream.set_nodelay(true);
     });
-    axum::serve(listener, crate::router(state))
+    let serving = axum::serve(listener, crate::router(state))
+        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
+        .into_future();
+    drained(serving, &shutdown, drain_limit).await
+}
+
+/// Serves `/metrics` (this process's recorder) until `shutdown`.
+pub async fn serve_metrics(
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    gb_runtime::metrics::install();
+    let app = axum::Router::new().route(
+        "/metrics",
+        axum::routing::get(|| async {
+            (
+                [(
+                    axum::http::header::CONTENT_TYPE,
+                    "text/plain; version=0.0.4",
+                )],
+                gb_runtime::metrics::render(),
+            )
+        }),
+    );
+    tracing::info!(address = %listener.local_addr()?, "metrics listening");
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     Ok(())
@@ -111,7 +183,7 @@ pub async fn run_all_in_one(
     let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
     let translation = Translation::from_settings(&settings);
     let state = GatewayState::new(chat_channel, keys_channel, auth, translation);
-    serve_http(state, gateway, shutdown).await?;
+    serve_http(state, gateway, shutdown, settings.drain_timeout).await?;
     chat.flush().await;
     Ok(())
 }
@@ -125,7 +197,13 @@ pub async fn run_keys(
     let token = internal_token(&settings, false)?;
     let routes = keys_routes(&settings, &token, &shutdown).await?;
     tracing::info!(address = %listener.local_addr()?, "keys service listening");
-    grpc::serve(routes.routes, listener, shutdown).await?;
+    let limit = settings.drain_timeout;
+    drained(
+        grpc::serve(routes.routes, listener, shutdown.clone()),
+        &shutdown,
+        limit,
+    )
+    .await?;
     Ok(())
 }
 
@@ -140,7 +218,13 @@ pub async fn run_chat(
         .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
     let (chat, routes) = chat_routes(&settings, keys, &shutdown).await?;
     tracing::info!(address = %listener.local_addr()?, "chat service listening");
-    grpc::serve(routes.routes, listener, shutdown).await?;
+    let limit = settings.drain_timeout;
+    drained(
+        grpc::serve(routes.routes, listener, shutdown.clone()),
+        &shutdown,
+        limit,
+    )
+    .await?;
     chat.flush().await;
     Ok(())
 }
@@ -159,5 +243,5 @@ pub async fn run_gateway(
         .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
     let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
     let state = GatewayState::new(chat, keys, auth, Translation::from_settings(&settings));
-    serve_http(state, listener, shutdown).await
+    serve_http(state, listener, shutdown, settings.drain_timeout).await
 }

@@ -28,6 +28,72 @@ enum Service {
     Chat,
     /// The keys service over gRPC (KEYS_ADDR, default 0.0.0.0:50052); owns the database.
     Keys,
+    /// Prints the effective settings as JSON (secrets only as counts or presence) and exits.
+    ShowSettings,
+    /// Exits 0 when the local service answers its health check: the gateway's /health on
+    /// GATEWAY_ADDR, or gRPC health on CHAT_ADDR or KEYS_ADDR (for container health checks).
+    Probe {
+        #[arg(value_enum, default_value = "gateway")]
+        service: ProbeTarget,
+    },
+}
+
+#[derive(clap::ValueEnum, Clone, Copy)]
+enum ProbeTarget {
+    Gateway,
+    Chat,
+    Keys,
+}
+
+/// The address to probe: the listen address, with an unspecified host made loopback.
+fn local(address: SocketAddr) -> SocketAddr {
+    if address.ip().is_unspecified() {
+        SocketAddr::from(([127, 0, 0, 1], address.port()))
+    } else {
+        address
+    }
+}
+
+async fn probe(target: ProbeTarget, settings: &Settings) -> anyhow::Result<()> {
+    let timeout = std::time::Duration::from_secs(3);
+    match target {
+        ProbeTarget::Gateway => {
+            let url = format!("http://{}/health", local(settings.gateway_addr));
+            let answer = reqwest::Client::new()
+                .get(&url)
+                .timeout(timeout)
+                .send()
+                .await?;
+            anyhow::ensure!(
+                answer.status().is_success(),
+                "{url} answered {}",
+                answer.status()
+            );
+        }
+        ProbeTarget::Chat | ProbeTarget::Keys => {
+            let address = local(if matches!(target, ProbeTarget::Chat) {
+                settings.chat_addr
+            } else {
+                settings.keys_addr
+            });
+            let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
+                .timeout(timeout)
+                .connect()
+                .await?;
+            let answer = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest {
+                    service: String::new(),
+                })
+                .await?
+                .into_inner();
+            anyhow::ensure!(
+                answer.status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+                "{address} is not serving"
+            );
+        }
+    }
+    Ok(())
 }
 
 async fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<TcpListener> {
@@ -37,33 +103,50 @@ async fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<TcpListener>
 }
 
 async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+    if let Some(Service::Probe { service }) = cli.service {
+        return probe(service, &settings).await;
+    }
+    if let Some(Service::ShowSettings) = cli.service {
+        use std::io::Write;
+        writeln!(std::io::stdout(), "{:#}", settings.public_view())?;
+        return Ok(());
+    }
     let service_name = match cli.service {
         None => "gemini-balance",
         Some(Service::Gateway) => "gemini-balance-gateway",
         Some(Service::Chat) => "gemini-balance-chat",
         Some(Service::Keys) => "gemini-balance-keys",
+        Some(Service::Probe { .. } | Service::ShowSettings) => "gemini-balance",
     };
     let _telemetry = gb_runtime::telemetry::init(&settings, service_name)?;
     tracing::info!(?settings, "starting {service_name}");
     let shutdown = gb_runtime::shutdown::on_signal();
-    match cli.service {
+    gb_runtime::metrics::install();
+    let metrics_listener = bind(settings.metrics_addr, "METRICS_ADDR").await?;
+    let metrics = tokio::spawn(launcher::serve_metrics(metrics_listener, shutdown.clone()));
+    let result = match cli.service {
         None => {
             let listener = bind(settings.gateway_addr, "GATEWAY_ADDR").await?;
-            launcher::run_all_in_one(settings, listener, shutdown).await
+            launcher::run_all_in_one(settings, listener, shutdown.clone()).await
         }
         Some(Service::Gateway) => {
             let listener = bind(settings.gateway_addr, "GATEWAY_ADDR").await?;
-            launcher::run_gateway(settings, listener, shutdown).await
+            launcher::run_gateway(settings, listener, shutdown.clone()).await
         }
         Some(Service::Chat) => {
             let listener = bind(settings.chat_addr, "CHAT_ADDR").await?;
-            launcher::run_chat(settings, listener, shutdown).await
+            launcher::run_chat(settings, listener, shutdown.clone()).await
         }
         Some(Service::Keys) => {
             let listener = bind(settings.keys_addr, "KEYS_ADDR").await?;
-            launcher::run_keys(settings, listener, shutdown).await
+            launcher::run_keys(settings, listener, shutdown.clone()).await
         }
-    }
+        Some(Service::Probe { .. } | Service::ShowSettings) => Ok(()),
+    };
+    shutdown.cancel();
+    let _ = metrics.await;
+    tracing::info!("stopped");
+    result
 }
 
 fn main() -> ExitCode {

@@ -163,6 +163,27 @@ fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     span
 }
 
+/// `http_server_requests_total` and `http_server_request_duration_seconds` (to the response
+/// head: a stream's body is not waited for), by route template, never by raw path.
+async fn record_http_metrics(request: Request, next: Next) -> Response {
+    let method = request.method().to_string();
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(
+            || "unmatched".to_owned(),
+            |matched| matched.as_str().to_owned(),
+        );
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!("http_server_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("http_server_request_duration_seconds", "method" => method, "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    response
+}
+
 fn record_status(response: &Response, _latency: std::time::Duration, span: &tracing::Span) {
     span.record("http.response.status_code", response.status().as_u16());
 }
@@ -203,6 +224,7 @@ pub fn router(state: GatewayState) -> Router {
         .merge(key_resource)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(

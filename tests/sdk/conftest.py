@@ -89,6 +89,28 @@ def mock():
         process.wait(timeout=10)
 
 
+def start_gateway(mock, workdir: Path, keys, **extra_env):
+    """Starts the real binary, all-in-one, in `workdir`; returns (process, url, metrics_url)."""
+    port, metrics_port = free_port(), free_port()
+    env = dict(
+        os.environ,
+        API_KEYS=json.dumps(keys),
+        ALLOWED_TOKENS=CLIENT_TOKEN,
+        AUTH_TOKEN=ADMIN_TOKEN,
+        BASE_URL=f"{mock.base}/v1beta",
+        GATEWAY_ADDR=f"127.0.0.1:{port}",
+        METRICS_ADDR=f"127.0.0.1:{metrics_port}",
+        CHECK_INTERVAL_HOURS="0",
+        LOG_LEVEL="warn",
+        **extra_env,
+    )
+    env.pop("DATABASE_URL", None)
+    env.pop("ENCRYPTION_KEY", None)
+    process = subprocess.Popen([str(BIN_DIR / "gemini-balance")], cwd=workdir, env=env)
+    wait_until(f"http://127.0.0.1:{port}/health", process)
+    return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
+
+
 @pytest.fixture(scope="session")
 def gateway(mock, tmp_path_factory):
     """The gateway's base URL; its pool holds two keys."""
@@ -102,6 +124,7 @@ def gateway(mock, tmp_path_factory):
         AUTH_TOKEN=ADMIN_TOKEN,
         BASE_URL=f"{mock.base}/v1beta",
         GATEWAY_ADDR=f"127.0.0.1:{port}",
+        METRICS_ADDR=f"127.0.0.1:{free_port()}",
         CHECK_INTERVAL_HOURS="0",
         LOG_LEVEL="warn",
     )

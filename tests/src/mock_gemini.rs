@@ -57,6 +57,8 @@ struct MockState {
     calls: Mutex<Vec<Call>>,
     /// Chunks per streamed answer.
     stream_chunks: Mutex<usize>,
+    /// Pause before each streamed chunk, in milliseconds.
+    stream_delay_ms: Mutex<u64>,
 }
 
 /// A running mock; stops when dropped.
@@ -81,6 +83,7 @@ impl MockGemini {
     pub async fn start_on(listener: TcpListener) -> anyhow::Result<Self> {
         let state = Arc::new(MockState {
             stream_chunks: Mutex::new(3),
+            stream_delay_ms: Mutex::new(5),
             ..Default::default()
         });
         let addr = listener.local_addr()?;
@@ -148,6 +151,7 @@ fn router(state: Arc<MockState>) -> Router {
             get(control_calls).delete(control_clear_calls),
         )
         .route("/_mock/stream-chunks/{chunks}", post(control_stream_chunks))
+        .route("/_mock/stream-delay/{millis}", post(control_stream_delay))
         .with_state(state)
 }
 
@@ -168,6 +172,14 @@ async fn control_calls(State(state): State<Arc<MockState>>) -> axum::Json<Vec<Ca
 
 async fn control_clear_calls(State(state): State<Arc<MockState>>) -> StatusCode {
     lock(&state.calls).clear();
+    StatusCode::NO_CONTENT
+}
+
+async fn control_stream_delay(
+    State(state): State<Arc<MockState>>,
+    Path(millis): Path<u64>,
+) -> StatusCode {
+    *lock(&state.stream_delay_ms) = millis;
     StatusCode::NO_CONTENT
 }
 
@@ -821,11 +833,12 @@ async fn model_action(
                 .as_deref()
                 .is_some_and(|query| query.contains("alt=sse"));
             let chunk_count = *lock(&state.stream_chunks);
+            let delay = Duration::from_millis(*lock(&state.stream_delay_ms));
             stream_answer(
                 model,
                 &text,
                 prompt_tokens,
-                chunk_count,
+                (chunk_count, delay),
                 sse,
                 behavior,
                 &request,
@@ -880,7 +893,7 @@ fn stream_answer(
     model: &str,
     text: &str,
     prompt_tokens: u64,
-    chunk_count: usize,
+    (chunk_count, delay): (usize, Duration),
     sse: bool,
     behavior: Behavior,
     request: &Value,
@@ -942,8 +955,8 @@ fn stream_answer(
         frames.push(Ok(Bytes::from_static(b"]")));
     }
     // Frames go out one by one with a short pause, as a model's tokens would.
-    let stream = futures::StreamExt::then(futures::stream::iter(frames), |frame| async move {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    let stream = futures::StreamExt::then(futures::stream::iter(frames), move |frame| async move {
+        tokio::time::sleep(delay).await;
         frame
     });
     let content_type = if sse {

@@ -274,6 +274,7 @@ impl Attempts {
                 Ok(value) => {
                     span.record("outcome", "success");
                     span.record("http.response.status_code", 200);
+                    record_attempt("success", started);
                     return Ok(Attempted {
                         value,
                         key,
@@ -282,8 +283,10 @@ impl Attempts {
                     });
                 }
                 Err(failure) => {
-                    span.record("outcome", format!("{:?}", failure.class).as_str());
+                    let outcome = outcome_name(failure.class);
+                    span.record("outcome", outcome);
                     span.record("http.response.status_code", failure.status);
+                    record_attempt(outcome, started);
                     self.report_failure(&key, call.model, started, &failure);
                     if !failure.class.is_retryable() {
                         return Err(CallError::Upstream(failure));
@@ -401,6 +404,22 @@ impl Attempts {
             }),
         }
     }
+}
+
+fn outcome_name(class: FailureClass) -> &'static str {
+    match class {
+        FailureClass::ClientError => "client_error",
+        FailureClass::DeadKey => "dead_key",
+        FailureClass::Quota { .. } => "quota",
+        FailureClass::Transient => "transient",
+    }
+}
+
+/// `gemini_upstream_attempts_total` and `gemini_upstream_attempt_duration_seconds` by outcome.
+fn record_attempt(outcome: &'static str, started: Instant) {
+    metrics::counter!("gemini_upstream_attempts_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("gemini_upstream_attempt_duration_seconds", "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
 }
 
 fn attempt_span(attempt: u32, key: &LocalKey, model: &str) -> tracing::Span {

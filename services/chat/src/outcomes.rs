@@ -32,6 +32,7 @@ impl OutcomeReporter {
 
     pub fn report(&self, outcome: pb::Outcome) {
         if self.sender.try_send(outcome).is_err() {
+            metrics::counter!("gemini_outcome_reports_dropped_total").increment(1);
             let dropped = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
             if dropped.is_power_of_two() {
                 tracing::warn!(
@@ -85,6 +86,7 @@ async fn send_batches(
             }
         }
         if !sent {
+            metrics::counter!("gemini_outcome_reports_dropped_total").increment(count);
             let total = dropped.fetch_add(count, Ordering::Relaxed) + count;
             tracing::error!(
                 lost = count,

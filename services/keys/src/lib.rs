@@ -80,6 +80,18 @@ impl KeysService {
         );
         let upstream = Upstream::new(&settings.base_url, &settings.proxies, settings.time_out)?;
         let verifier = Arc::new(Verifier::new(upstream, settings.test_model.clone()));
+        // Cooldowns end with time, not with an event: refresh the pool gauges on a tick too.
+        let gauges = pool.clone();
+        let gauges_shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+            loop {
+                tokio::select! {
+                    _ = gauges_shutdown.cancelled() => return,
+                    _ = ticker.tick() => gauges.record_gauges(),
+                }
+            }
+        });
         if let Some(interval) = settings.check_interval {
             tokio::spawn(verify::run_periodic_checks(
                 pool.clone(),

@@ -214,7 +214,24 @@ impl KeyPool {
         Ok(applied)
     }
 
+    /// Sets `gemini_key_pool_keys{state}` from the current pool.
+    pub fn record_gauges(&self) {
+        let now = gb_runtime::now_ms();
+        let (mut active, mut cooling, mut disabled) = (0u32, 0u32, 0u32);
+        for entry in self.lock().by_id.values() {
+            match entry.status_at(now) {
+                pb::KeyStatus::Active | pb::KeyStatus::Unspecified => active += 1,
+                pb::KeyStatus::CoolingDown => cooling += 1,
+                pb::KeyStatus::Disabled => disabled += 1,
+            }
+        }
+        metrics::gauge!("gemini_key_pool_keys", "state" => "active").set(f64::from(active));
+        metrics::gauge!("gemini_key_pool_keys", "state" => "cooling_down").set(f64::from(cooling));
+        metrics::gauge!("gemini_key_pool_keys", "state" => "disabled").set(f64::from(disabled));
+    }
+
     fn publish(&self, event: pb::pool_event::Event) {
+        self.record_gauges();
         // No receiver is fine: no chat replica is listening yet.
         let _ = self.events.send(pb::PoolEvent { event: Some(event) });
     }

@@ -129,6 +129,7 @@ pub fn connect(
 pub fn in_process(routes: Routes, internal_token: Arc<str>) -> GrpcChannel {
     let server = ServiceBuilder::new()
         .layer(server_trace_layer())
+        .layer(RpcMetricsLayer)
         .service(routes)
         .map_response(|response| response.map(Body::new));
     client_stack(server, internal_token)
@@ -240,10 +241,80 @@ pub async fn serve(
     Server::builder()
         .tcp_nodelay(true)
         .layer(server_trace_layer())
+        .layer(RpcMetricsLayer)
         .add_routes(routes)
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::TcpListenerStream::new(listener),
             shutdown.cancelled_owned(),
         )
         .await
+}
+
+/// Counts and times every RPC a server answers (`rpc_server_requests_total`,
+/// `rpc_server_duration_seconds`; a stream is timed to its first response).
+#[derive(Clone, Copy, Default)]
+pub struct RpcMetricsLayer;
+
+impl<S> tower::Layer<S> for RpcMetricsLayer {
+    type Service = RpcMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RpcMetrics { inner }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcMetrics<S> {
+    inner: S,
+}
+
+impl<S, RequestBody, ResponseBody> tower::Service<http::Request<RequestBody>> for RpcMetrics<S>
+where
+    S: tower::Service<http::Request<RequestBody>, Response = http::Response<ResponseBody>>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<RequestBody>) -> Self::Future {
+        let (service, method) = request
+            .uri()
+            .path()
+            .trim_start_matches('/')
+            .split_once('/')
+            .map(|(service, method)| (service.to_owned(), method.to_owned()))
+            .unwrap_or_default();
+        let started = std::time::Instant::now();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let result = future.await;
+            if let Ok(response) = &result {
+                // A failed call answers with its status in the headers; a success in trailers.
+                let code = response
+                    .headers()
+                    .get("grpc-status")
+                    .map_or(tonic::Code::Ok, |value| {
+                        tonic::Code::from_bytes(value.as_bytes())
+                    });
+                let labels = [
+                    ("service", service),
+                    ("method", method),
+                    ("code", format!("{code:?}")),
+                ];
+                metrics::counter!("rpc_server_requests_total", &labels).increment(1);
+                metrics::histogram!("rpc_server_duration_seconds", &labels[..2])
+                    .record(started.elapsed().as_secs_f64());
+            }
+            result
+        })
+    }
 }

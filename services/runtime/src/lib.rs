@@ -10,6 +10,7 @@
 
 pub mod database;
 pub mod grpc;
+pub mod metrics;
 pub mod secrets;
 pub mod settings;
 pub mod shutdown;

@@ -120,6 +120,10 @@ pub struct Settings {
     pub keys_addr: SocketAddr,
     pub chat_url: String,
     pub keys_url: String,
+    /// Where `/metrics` is served (each process its own).
+    pub metrics_addr: SocketAddr,
+    /// How long open requests and streams may take to finish after SIGTERM.
+    pub drain_timeout: Duration,
     pub log_level: String,
     pub log_json: bool,
 }
@@ -148,6 +152,36 @@ impl std::fmt::Debug for Settings {
             .field("chat_addr", &self.chat_addr)
             .field("keys_addr", &self.keys_addr)
             .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// The settings as an operator may see them: addresses and values, secrets only as counts
+    /// or presence.
+    pub fn public_view(&self) -> serde_json::Value {
+        serde_json::json!({
+            "api_keys": self.api_keys.len(),
+            "allowed_tokens": self.allowed_tokens.len(),
+            "auth_token_set": self.auth_token.is_some(),
+            "base_url": self.base_url,
+            "max_failures": self.max_failures,
+            "max_retries": self.max_retries,
+            "time_out_seconds": self.time_out.as_secs_f64(),
+            "test_model": self.test_model,
+            "check_interval_hours": self.check_interval.map_or(0.0, |interval| interval.as_secs_f64() / 3600.0),
+            "proxies": self.proxies.len(),
+            "filtered_models": self.filtered_models,
+            "database": format!("{:?}", self.database),
+            "encryption_key_set": self.encryption_key.is_some(),
+            "gateway_addr": self.gateway_addr.to_string(),
+            "chat_addr": self.chat_addr.to_string(),
+            "keys_addr": self.keys_addr.to_string(),
+            "chat_url": self.chat_url,
+            "keys_url": self.keys_url,
+            "metrics_addr": self.metrics_addr.to_string(),
+            "drain_timeout_seconds": self.drain_timeout.as_secs_f64(),
+            "log_level": self.log_level,
+        })
     }
 }
 
@@ -329,6 +363,13 @@ impl Settings {
                 ));
             }
         };
+        let drain_timeout_seconds: f64 = source.number("DRAIN_TIMEOUT", 30.0)?;
+        if !(drain_timeout_seconds.is_finite() && drain_timeout_seconds >= 0.0) {
+            return Err(problem(
+                "DRAIN_TIMEOUT",
+                "must be 0 or a positive number of seconds",
+            ));
+        }
         let chat_addr = source.address("CHAT_ADDR", "0.0.0.0:50051")?;
         let keys_addr = source.address("KEYS_ADDR", "0.0.0.0:50052")?;
         Ok(Settings {
@@ -373,6 +414,8 @@ impl Settings {
                 "KEYS_URL",
                 &format!("http://127.0.0.1:{}", keys_addr.port()),
             ),
+            metrics_addr: source.address("METRICS_ADDR", "0.0.0.0:9464")?,
+            drain_timeout: Duration::from_secs_f64(drain_timeout_seconds),
             log_level: source.string("LOG_LEVEL", "info"),
             log_json,
         })
