@@ -96,6 +96,8 @@ pub struct OpenStream {
 #[derive(Clone)]
 pub struct Attempts {
     pub upstream: Upstream,
+    /// `server.address` of the upstream spans.
+    pub upstream_host: Arc<str>,
     pub pool: Arc<LocalPool>,
     pub reporter: OutcomeReporter,
     pub max_retries: u32,
@@ -269,7 +271,7 @@ impl Attempts {
             let key = self.pick(call, &tried, &mut last_failure)?;
             tried.push(key.id);
             let started = Instant::now();
-            let span = attempt_span(attempt, &key, call.model);
+            let span = attempt_span(attempt, &key, call.model, &self.upstream_host);
             match send(key.clone()).instrument(span.clone()).await {
                 Ok(value) => {
                     span.record("outcome", "success");
@@ -422,10 +424,11 @@ fn record_attempt(outcome: &'static str, started: Instant) {
         .record(started.elapsed().as_secs_f64());
 }
 
-fn attempt_span(attempt: u32, key: &LocalKey, model: &str) -> tracing::Span {
+fn attempt_span(attempt: u32, key: &LocalKey, model: &str, host: &str) -> tracing::Span {
     tracing::info_span!(
         "upstream.attempt",
         otel.kind = "client",
+        server.address = host,
         attempt,
         key.id = key.id,
         key.masked = %mask_key(&key.value),

@@ -62,6 +62,7 @@ impl ChatService {
         tracing::info!(keys = pool.len(), "chat service ready");
         Ok(ChatService {
             attempts: Attempts {
+                upstream_host: upstream.host().into(),
                 upstream,
                 pool: pool.clone(),
                 reporter,

@@ -63,7 +63,27 @@ impl Verifier {
         let results: Vec<CheckResult> = futures::stream::iter(entries)
             .map(|entry| async move {
                 let started = Instant::now();
-                let failure = self.probe(&entry.value).await.err();
+                let span = tracing::info_span!(
+                    "key.check",
+                    otel.kind = "client",
+                    server.address = %self.upstream.host(),
+                    key.id = entry.id,
+                    key.masked = %mask_key(&entry.value),
+                    gen_ai.request.model = %self.test_model,
+                    outcome = tracing::field::Empty,
+                );
+                let failure =
+                    tracing::Instrument::instrument(self.probe(&entry.value), span.clone())
+                        .await
+                        .err();
+                span.record(
+                    "outcome",
+                    if failure.is_some() {
+                        "invalid"
+                    } else {
+                        "valid"
+                    },
+                );
                 tracing::info!(
                     key.id = entry.id,
                     key.masked = %mask_key(&entry.value),

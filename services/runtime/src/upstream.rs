@@ -226,6 +226,14 @@ impl Upstream {
         &self.base_url
     }
 
+    /// The upstream's host, for `server.address` on spans.
+    pub fn host(&self) -> String {
+        url::Url::parse(&self.base_url)
+            .ok()
+            .and_then(|url| url.host_str().map(str::to_owned))
+            .unwrap_or_default()
+    }
+
     /// The index of the proxy this key goes through (0 without proxies).
     pub fn route_index(&self, key: &str) -> usize {
         stable_route_index(key, self.clients.len())
