@@ -20,7 +20,7 @@ build: ## Build every crate and binary (debug)
 
 test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end tests, then the SDK tests
 	cargo test --workspace
-	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk
+	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all --check
