@@ -7,7 +7,7 @@ VENV ?= $(CURDIR)/.venv
 PYTHON ?= python3
 
 .DEFAULT_GOAL := help
-.PHONY: help run test test-rust test-sdk lint fmt postgres venv build
+.PHONY: help run test lint fmt postgres venv build bench
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -18,9 +18,15 @@ run: ## Run everything in one process on :8000 (SQLite under ./data; API_KEYS, A
 build: ## Build every crate and binary (debug)
 	cargo build --workspace --bins
 
-test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end tests, then the SDK tests
+test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end tests, the bench smoke, then the Python tests
 	cargo test --workspace
+	$(CARGO_TARGET_DIR)/debug/gb-bench run --smoke --gateway $(CARGO_TARGET_DIR)/debug/gemini-balance --out $(CARGO_TARGET_DIR)/bench-smoke 2>/dev/null
+	test -s $(CARGO_TARGET_DIR)/bench-smoke/report.json && test -s $(CARGO_TARGET_DIR)/bench-smoke/report.md
 	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
+
+bench: ## Release build, then the benchmark: reports in target/bench/report.md and report.json
+	cargo build --release -p gb-gateway -p gb-bench --bins
+	$(CARGO_TARGET_DIR)/release/gb-bench run --gateway $(CARGO_TARGET_DIR)/release/gemini-balance --out $(CURDIR)/target/bench
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all --check

@@ -1,0 +1,73 @@
+//! `gb-bench`: the benchmark harness (`make bench`).
+//!
+//! - `gb-bench upstream ADDR`: the fast mock upstream;
+//! - `gb-bench passthrough ADDR UPSTREAM`: the minimal reverse proxy;
+//! - `gb-bench run --gateway PATH [--smoke]`: starts both and the gateway (all-in-one and
+//!   microservices), measures them side by side, writes `report.md` and `report.json`.
+
+mod load;
+mod passthrough;
+mod run;
+mod upstream;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "gb-bench", about = "Benchmark harness of gemini-balance")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// The fast mock upstream (zero delay unless --delay-ms).
+    Upstream {
+        address: SocketAddr,
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+    },
+    /// A minimal reverse proxy in front of the upstream.
+    Passthrough {
+        address: SocketAddr,
+        upstream: SocketAddr,
+    },
+    /// The whole measurement.
+    Run {
+        /// The gemini-balance binary to measure.
+        #[arg(long)]
+        gateway: PathBuf,
+        /// Where the reports go.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+        /// A few seconds, small loads: checks that the harness runs and writes its reports.
+        #[arg(long)]
+        smoke: bool,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cli.command {
+            Command::Upstream { address, delay_ms } => {
+                upstream::serve(address, Duration::from_millis(delay_ms)).await
+            }
+            Command::Passthrough { address, upstream } => {
+                passthrough::serve(address, upstream).await
+            }
+            Command::Run {
+                gateway,
+                out,
+                smoke,
+            } => run::run(&gateway, &out, smoke).await,
+        }
+    })
+}

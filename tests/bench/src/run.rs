@@ -1,0 +1,549 @@
+//! The measurement: every target started as its own process on this machine, the same loads
+//! against each, in one run; ratios against the direct and pass-through baselines of the same
+//! run, absolute figures beside them.
+
+use std::collections::BTreeMap;
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use crate::load::{self, HttpClient, Latency, StreamTimings, Target};
+
+const CLIENT_TOKEN: &str = "bench-client-token";
+const ADMIN_TOKEN: &str = "bench-admin-token";
+
+/// The sizes of one run.
+struct Plan {
+    rates: [u64; 2],
+    warmup: Duration,
+    duration: Duration,
+    peak_duration: Duration,
+    streams: u64,
+    open_streams: usize,
+    select_iterations: u64,
+}
+
+impl Plan {
+    fn new(smoke: bool) -> Self {
+        if smoke {
+            Plan {
+                rates: [200, 500],
+                warmup: Duration::from_millis(100),
+                duration: Duration::from_millis(400),
+                peak_duration: Duration::from_millis(400),
+                streams: 10,
+                open_streams: 100,
+                select_iterations: 10_000,
+            }
+        } else {
+            Plan {
+                rates: [1000, 5000],
+                warmup: Duration::from_secs(1),
+                duration: Duration::from_secs(5),
+                peak_duration: Duration::from_secs(5),
+                streams: 200,
+                open_streams: 10_000,
+                select_iterations: 2_000_000,
+            }
+        }
+    }
+}
+
+fn free_address() -> anyhow::Result<SocketAddr> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
+}
+
+/// Raises the open-file limit to its hard maximum: 10,000 open streams need ~40,000 sockets
+/// across the processes, and children inherit the limit.
+fn raise_file_limit() -> u64 {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit write and read only the struct passed by pointer.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
+            return 0;
+        }
+        // Root may raise the hard limit too (up to fs.nr_open); others get their hard limit.
+        let raised = libc::rlimit {
+            rlim_cur: 262_144,
+            rlim_max: 262_144,
+        };
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+            return raised.rlim_cur;
+        }
+        let wanted = limit.rlim_max.min(1_048_576);
+        limit.rlim_cur = wanted;
+        if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+            let mut current = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: 0,
+            };
+            libc::getrlimit(libc::RLIMIT_NOFILE, &mut current);
+            return current.rlim_cur;
+        }
+        wanted
+    }
+}
+
+/// Resident memory of a process, in MB (from /proc).
+fn rss_mb(pid: Option<u32>) -> f64 {
+    let Some(pid) = pid else { return 0.0 };
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .and_then(|value| value.split_whitespace().next()?.parse::<f64>().ok())
+        })
+        .map_or(0.0, |kilobytes| kilobytes / 1024.0)
+}
+
+struct Processes {
+    children: Vec<Child>,
+}
+
+impl Processes {
+    fn spawn(&mut self, command: &mut Command) -> anyhow::Result<Option<u32>> {
+        let child = command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()?;
+        let pid = child.id();
+        self.children.push(child);
+        Ok(pid)
+    }
+}
+
+async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
+    for _ in 0..600 {
+        let request = hyper::Request::get(url).body(http_body_util::Full::new(Bytes::new()))?;
+        if let Ok(response) = client.request(request).await
+            && response.status().is_success()
+        {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("{url} never answered")
+}
+
+fn gateway_env(command: &mut Command, upstream: SocketAddr, data: &Path, keys: usize) {
+    let keys: Vec<String> = (0..keys)
+        .map(|index| format!("AIzaSyBench{index:029}"))
+        .collect();
+    command
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("API_KEYS", serde_json::to_string(&keys).unwrap_or_default())
+        .env("ALLOWED_TOKENS", CLIENT_TOKEN)
+        .env("AUTH_TOKEN", ADMIN_TOKEN)
+        .env("BASE_URL", format!("http://{upstream}/v1beta"))
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}", data.join("bench.db").display()),
+        )
+        .env("CHECK_INTERVAL_HOURS", "0")
+        .env("TIME_OUT", "60")
+        .env("LOG_LEVEL", "warn");
+}
+
+fn gemini(base: &str, model: &str, action: &str) -> Target {
+    Target {
+        url: format!("{base}/v1beta/models/{model}:{action}"),
+        body: Bytes::from_static(
+            br#"{"contents":[{"role":"user","parts":[{"text":"Hello, bench"}]}]}"#,
+        ),
+        headers: vec![("x-goog-api-key", CLIENT_TOKEN.to_owned())],
+    }
+}
+
+fn openai(base: &str, model: &str, stream: bool) -> Target {
+    Target {
+        url: format!("{base}/v1/chat/completions"),
+        body: Bytes::from(json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hello, bench"}]}).to_string()),
+        headers: vec![("authorization", format!("Bearer {CLIENT_TOKEN}"))],
+    }
+}
+
+/// ns per pick of the chat service's key selection, with `keys` keys in the pool.
+fn select_cost_ns(keys: usize, iterations: u64) -> f64 {
+    use gb_proto::keys::v1 as pb;
+    let pool = gb_chat::pool::LocalPool::default();
+    let snapshot = pb::PoolSnapshot {
+        keys: (1..=keys as i64)
+            .map(|id| pb::PoolKey {
+                id,
+                value: format!("key-{id}"),
+                status: pb::KeyStatus::Active as i32,
+                cooldown_until_ms: 0,
+                key_type: "gemini".into(),
+            })
+            .collect(),
+    };
+    pool.apply(pb::pool_event::Event::Snapshot(snapshot));
+    let started = Instant::now();
+    let mut checksum = 0i64;
+    for _ in 0..iterations {
+        if let Ok(key) = pool.pick(&[], 0) {
+            checksum = checksum.wrapping_add(key.id);
+        }
+    }
+    std::hint::black_box(checksum);
+    started.elapsed().as_nanos() as f64 / iterations as f64
+}
+
+pub async fn run(gateway: &Path, out: &Path, smoke: bool) -> anyhow::Result<()> {
+    let plan = Plan::new(smoke);
+    let file_limit = raise_file_limit();
+    // Each open stream costs the gateway two sockets (client side, upstream side).
+    let open_streams = plan
+        .open_streams
+        .min(file_limit.saturating_sub(1_000) as usize / 2);
+    let data = std::env::temp_dir().join(format!("gb-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&data)?;
+    let this = std::env::current_exe()?;
+    let mut processes = Processes {
+        children: Vec::new(),
+    };
+    let client = load::client();
+
+    let upstream = free_address()?;
+    processes.spawn(
+        Command::new(&this)
+            .arg("upstream")
+            .arg(upstream.to_string()),
+    )?;
+    let passthrough = free_address()?;
+    processes.spawn(
+        Command::new(&this)
+            .arg("passthrough")
+            .arg(passthrough.to_string())
+            .arg(upstream.to_string()),
+    )?;
+
+    // All in one process.
+    let all_in_one = free_address()?;
+    let mut command = Command::new(gateway);
+    gateway_env(&mut command, upstream, &data.join("all-in-one"), 10);
+    command
+        .env("GATEWAY_ADDR", all_in_one.to_string())
+        .env("METRICS_ADDR", free_address()?.to_string());
+    std::fs::create_dir_all(data.join("all-in-one"))?;
+    let all_in_one_pid = processes.spawn(&mut command)?;
+
+    // Microservices: keys, chat, gateway as three processes over gRPC.
+    std::fs::create_dir_all(data.join("microservices"))?;
+    let (keys_address, chat_address, micro) = (free_address()?, free_address()?, free_address()?);
+    for (service, listen) in [
+        ("keys", keys_address),
+        ("chat", chat_address),
+        ("gateway", micro),
+    ] {
+        let mut command = Command::new(gateway);
+        gateway_env(&mut command, upstream, &data.join("microservices"), 10);
+        command
+            .arg(service)
+            .env("KEYS_ADDR", keys_address.to_string())
+            .env("CHAT_ADDR", chat_address.to_string())
+            .env("KEYS_URL", format!("http://{keys_address}"))
+            .env("CHAT_URL", format!("http://{chat_address}"))
+            .env(
+                "GATEWAY_ADDR",
+                if service == "gateway" {
+                    listen.to_string()
+                } else {
+                    free_address()?.to_string()
+                },
+            )
+            .env("METRICS_ADDR", free_address()?.to_string());
+        processes.spawn(&mut command)?;
+        if service == "keys" {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    let direct_base = format!("http://{upstream}");
+    let passthrough_base = format!("http://{passthrough}");
+    let all_in_one_base = format!("http://{all_in_one}");
+    let micro_base = format!("http://{micro}");
+    wait_for(&client, &format!("{direct_base}/v1beta/models")).await?;
+    wait_for(&client, &format!("{passthrough_base}/v1beta/models")).await?;
+    wait_for(&client, &format!("{all_in_one_base}/health")).await?;
+    wait_for(&client, &format!("{micro_base}/health")).await?;
+    // The chat services have the pool once a generate call succeeds.
+    for base in [&all_in_one_base, &micro_base] {
+        let target = gemini(base, "gemini-2.5-flash", "generateContent");
+        for _ in 0..100 {
+            if load::send(&client, &target).await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let rss_idle_mb = rss_mb(all_in_one_pid);
+
+    let targets: Vec<(&str, Target)> = vec![
+        (
+            "direct",
+            gemini(&direct_base, "gemini-2.5-flash", "generateContent"),
+        ),
+        (
+            "passthrough",
+            gemini(&passthrough_base, "gemini-2.5-flash", "generateContent"),
+        ),
+        (
+            "gateway all-in-one, Gemini route",
+            gemini(&all_in_one_base, "gemini-2.5-flash", "generateContent"),
+        ),
+        (
+            "gateway all-in-one, OpenAI route",
+            openai(&all_in_one_base, "gemini-2.5-flash", false),
+        ),
+        (
+            "gateway microservices, Gemini route",
+            gemini(&micro_base, "gemini-2.5-flash", "generateContent"),
+        ),
+        (
+            "gateway microservices, OpenAI route",
+            openai(&micro_base, "gemini-2.5-flash", false),
+        ),
+    ];
+
+    let mut latency: BTreeMap<String, Vec<Latency>> = BTreeMap::new();
+    let mut rss_5k_mb: f64 = 0.0;
+    for rate in plan.rates {
+        for (name, target) in &targets {
+            let sampler = if name.contains("all-in-one, Gemini") && rate == plan.rates[1] {
+                let pid = all_in_one_pid;
+                Some(tokio::spawn(async move {
+                    let mut peak: f64 = 0.0;
+                    for _ in 0..200 {
+                        peak = peak.max(rss_mb(pid));
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                    peak
+                }))
+            } else {
+                None
+            };
+            let measured = load::open_loop(&client, target, rate, plan.warmup, plan.duration).await;
+            if let Some(sampler) = sampler {
+                sampler.abort();
+                rss_5k_mb = rss_mb(all_in_one_pid).max(rss_5k_mb);
+                if let Ok(peak) = sampler.await {
+                    rss_5k_mb = rss_5k_mb.max(peak);
+                }
+            }
+            latency
+                .entry((*name).to_owned())
+                .or_default()
+                .push(measured);
+        }
+    }
+
+    let mut peak: BTreeMap<String, (f64, u64)> = BTreeMap::new();
+    for (name, target) in &targets {
+        peak.insert(
+            (*name).to_owned(),
+            load::closed_loop(&client, target, 64, plan.peak_duration).await,
+        );
+    }
+
+    let stream_targets: Vec<(&str, Target)> = vec![
+        (
+            "direct",
+            gemini(&direct_base, "stream-5x10", "streamGenerateContent?alt=sse"),
+        ),
+        (
+            "gateway all-in-one, Gemini route",
+            gemini(
+                &all_in_one_base,
+                "stream-5x10",
+                "streamGenerateContent?alt=sse",
+            ),
+        ),
+        (
+            "gateway all-in-one, OpenAI route",
+            openai(&all_in_one_base, "stream-5x10", true),
+        ),
+        (
+            "gateway microservices, Gemini route",
+            gemini(&micro_base, "stream-5x10", "streamGenerateContent?alt=sse"),
+        ),
+    ];
+    let mut streams: BTreeMap<String, StreamTimings> = BTreeMap::new();
+    for (name, target) in &stream_targets {
+        streams.insert(
+            (*name).to_owned(),
+            load::stream_timings(&client, target, plan.streams).await,
+        );
+    }
+
+    let hold = gemini(
+        &all_in_one_base,
+        "hold-120000",
+        "streamGenerateContent?alt=sse",
+    );
+    let held = load::hold_streams(
+        &load::client(),
+        &hold,
+        open_streams,
+        Duration::from_secs(if smoke { 10 } else { 90 }),
+    )
+    .await;
+    let rss_streams_mb = rss_mb(all_in_one_pid);
+
+    let select_10 = select_cost_ns(10, plan.select_iterations);
+    let select_10000 = select_cost_ns(10_000, plan.select_iterations);
+
+    drop(processes);
+    let _ = std::fs::remove_dir_all(&data);
+
+    let report = Report {
+        smoke,
+        plan: &plan,
+        latency,
+        peak,
+        streams,
+        rss_idle_mb,
+        rss_5k_mb,
+        rss_streams_mb,
+        held,
+        open_streams,
+        select_10,
+        select_10000,
+        file_limit,
+    };
+    report.write(out)
+}
+
+struct Report<'a> {
+    smoke: bool,
+    plan: &'a Plan,
+    latency: BTreeMap<String, Vec<Latency>>,
+    peak: BTreeMap<String, (f64, u64)>,
+    streams: BTreeMap<String, StreamTimings>,
+    rss_idle_mb: f64,
+    rss_5k_mb: f64,
+    rss_streams_mb: f64,
+    held: usize,
+    open_streams: usize,
+    select_10: f64,
+    select_10000: f64,
+    file_limit: u64,
+}
+
+fn round(value: f64, places: i32) -> f64 {
+    let factor = 10f64.powi(places);
+    (value * factor).round() / factor
+}
+
+impl Report<'_> {
+    fn at(&self, name: &str, rate_index: usize) -> Latency {
+        self.latency
+            .get(name)
+            .and_then(|runs| runs.get(rate_index).copied())
+            .unwrap_or_default()
+    }
+
+    fn summary(&self) -> Value {
+        let direct = self.at("direct", 1);
+        let gateway = self.at("gateway all-in-one, Gemini route", 1);
+        let micro = self.at("gateway microservices, Gemini route", 1);
+        let peak = |name: &str| self.peak.get(name).map_or(0.0, |(rps, _)| *rps);
+        let stream = |name: &str| self.streams.get(name).copied().unwrap_or_default();
+        json!({
+            "overhead_p50_ms_5k": round(gateway.p50_ms - direct.p50_ms, 3),
+            "overhead_p99_ms_5k": round(gateway.p99_ms - direct.p99_ms, 3),
+            "overhead_p99_ms_5k_microservices": round(micro.p99_ms - direct.p99_ms, 3),
+            "peak_rps_direct": round(peak("direct"), 0),
+            "peak_rps_passthrough": round(peak("passthrough"), 0),
+            "peak_rps_gateway": round(peak("gateway all-in-one, Gemini route"), 0),
+            "stream_ttfb_overhead_p50_ms": round(stream("gateway all-in-one, Gemini route").ttfb_p50_ms - stream("direct").ttfb_p50_ms, 3),
+            "rss_idle_mb": round(self.rss_idle_mb, 1),
+            "rss_5k_mb": round(self.rss_5k_mb, 1),
+            "open_streams_held": self.held,
+            "select_ns_10_keys": round(self.select_10, 1),
+            "select_ns_10000_keys": round(self.select_10000, 1),
+        })
+    }
+
+    fn markdown(&self, summary: &Value) -> String {
+        let mut text = String::new();
+        let rates = self.plan.rates;
+        text.push_str(&format!(
+            "# gemini-balance benchmark{}\n\nOne run on this machine ({} cores), every target its own process, the load generator in another; the mock upstream answers at once. Latencies are from each request's scheduled start (open loop), in ms.\n\n",
+            if self.smoke { " (smoke: tiny loads, figures meaningless)" } else { "" },
+            std::thread::available_parallelism().map_or(0, usize::from)
+        ));
+        text.push_str(&format!("| target | p50 @{r0} | p99 @{r0} | p50 @{r1} | p99 @{r1} | errors | peak rps (64 conns) | peak ÷ pass-through |\n|---|---|---|---|---|---|---|---|\n", r0 = rates[0], r1 = rates[1]));
+        let passthrough_peak = self.peak.get("passthrough").map_or(0.0, |(rps, _)| *rps);
+        for (name, runs) in &self.latency {
+            let low = runs.first().copied().unwrap_or_default();
+            let high = runs.get(1).copied().unwrap_or_default();
+            let (peak, _) = self.peak.get(name).copied().unwrap_or_default();
+            text.push_str(&format!(
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.0} | {:.2} |\n",
+                low.p50_ms,
+                low.p99_ms,
+                high.p50_ms,
+                high.p99_ms,
+                low.errors + high.errors,
+                peak,
+                if passthrough_peak > 0.0 {
+                    peak / passthrough_peak
+                } else {
+                    0.0
+                }
+            ));
+        }
+        text.push_str("\n| stream (5 chunks, 10 ms apart) | TTFB p50 | TTFB p99 | gap p50 | gap p99 | coalesced reads | chunks per stream |\n|---|---|---|---|---|---|---|\n");
+        for (name, timings) in &self.streams {
+            text.push_str(&format!(
+                "| {name} | {:.3} | {:.3} | {:.3} | {:.3} | {} | {:.1} |\n",
+                timings.ttfb_p50_ms,
+                timings.ttfb_p99_ms,
+                timings.gap_p50_ms,
+                timings.gap_p99_ms,
+                timings.coalesced_reads,
+                timings.chunks_per_stream
+            ));
+        }
+        text.push_str(&format!(
+            "\nMemory (all-in-one RSS): {:.1} MB idle, {:.1} MB at {} requests/s, {:.1} MB holding {} open streams (of {} opened; file limit {}).\n\nKey selection: {:.1} ns with 10 keys, {:.1} ns with 10,000 keys.\n\n## Summary\n\n```json\n{}\n```\n",
+            self.rss_idle_mb, self.rss_5k_mb, rates[1], self.rss_streams_mb, self.held, self.open_streams, self.file_limit, self.select_10, self.select_10000,
+            serde_json::to_string_pretty(summary).unwrap_or_default()
+        ));
+        text
+    }
+
+    fn write(&self, out: &Path) -> anyhow::Result<()> {
+        std::fs::create_dir_all(out)?;
+        let summary = self.summary();
+        let json = json!({
+            "summary": summary,
+            "smoke": self.smoke,
+            "latency": self.latency,
+            "peak_rps": self.peak.iter().map(|(name, (rps, errors))| (name.clone(), json!({"rps": round(*rps, 0), "errors": errors}))).collect::<BTreeMap<_, _>>(),
+            "streams": self.streams,
+            "rss_streams_mb": round(self.rss_streams_mb, 1),
+            "file_limit": self.file_limit,
+        });
+        std::fs::write(
+            out.join("report.json"),
+            serde_json::to_string_pretty(&json)?,
+        )?;
+        std::fs::write(out.join("report.md"), self.markdown(&summary))?;
+        eprintln!("{}", self.markdown(&summary));
+        Ok(())
+    }
+}
