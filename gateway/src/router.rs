@@ -148,15 +148,15 @@ fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     let route = request
         .extensions()
         .get::<axum::extract::MatchedPath>()
-        .map(|matched| matched.as_str().to_owned());
-    let path = loggable_path(request.uri().path());
+        .map_or("unmatched", axum::extract::MatchedPath::as_str);
+    // Field values are computed only when the span is enabled.
     let span = tracing::info_span!(
         "http.request",
-        otel.name = %format!("{} {}", request.method(), route.as_deref().unwrap_or("unmatched")),
+        otel.name = %format_args!("{} {}", request.method(), route),
         otel.kind = "server",
         http.request.method = %request.method(),
-        http.route = route.as_deref().unwrap_or_default(),
-        url.path = %path,
+        http.route = route,
+        url.path = %loggable_path(request.uri().path()),
         http.response.status_code = tracing::field::Empty,
     );
     let _ = span.set_parent(gb_runtime::grpc::extract_trace_context(request.headers()));

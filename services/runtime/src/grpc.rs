@@ -231,6 +231,20 @@ pub fn service_routes(
     })
 }
 
+/// Accepted connections with Nagle's algorithm off. (The server builder's `tcp_nodelay` applies
+/// only to listeners it binds itself; without this, small gRPC frames such as stream chunks
+/// wait for delayed ACKs, up to 40 ms.)
+fn incoming_without_delay(
+    listener: TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<tokio::net::TcpStream>> {
+    use futures::StreamExt;
+    tokio_stream::wrappers::TcpListenerStream::new(listener).map(|accepted| {
+        accepted.inspect(|stream| {
+            let _ = stream.set_nodelay(true);
+        })
+    })
+}
+
 /// Serves routes on an already-bound listener until `shutdown` is cancelled; in-flight calls
 /// and open streams are let finish.
 pub async fn serve(
@@ -243,10 +257,7 @@ pub async fn serve(
         .layer(server_trace_layer())
         .layer(RpcMetricsLayer)
         .add_routes(routes)
-        .serve_with_incoming_shutdown(
-            tokio_stream::wrappers::TcpListenerStream::new(listener),
-            shutdown.cancelled_owned(),
-        )
+        .serve_with_incoming_shutdown(incoming_without_delay(listener), shutdown.cancelled_owned())
         .await
 }
 

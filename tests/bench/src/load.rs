@@ -89,7 +89,8 @@ fn millis(microseconds: u64) -> f64 {
     microseconds as f64 / 1000.0
 }
 
-/// Requests at a fixed rate for `duration` (after `warmup`), each on its own task.
+/// Requests at a fixed rate for `duration` (after `warmup`), each on its own task, dispatched
+/// on a 1 ms tick (in bursts of rate/1000).
 pub async fn open_loop(
     client: &HttpClient,
     target: &Target,

@@ -36,6 +36,15 @@ enum Command {
         address: SocketAddr,
         upstream: SocketAddr,
     },
+    /// Closed-loop load on one gateway's Gemini route, for profiling.
+    Load {
+        /// The gateway's base URL.
+        base: String,
+        #[arg(long, default_value_t = 64)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// The whole measurement.
     Run {
         /// The gemini-balance binary to measure.
@@ -68,6 +77,22 @@ fn main() -> anyhow::Result<()> {
                 out,
                 smoke,
             } => run::run(&gateway, &out, smoke).await,
+            Command::Load {
+                base,
+                connections,
+                seconds,
+            } => {
+                let target = run::gemini(&base, "gemini-2.5-flash", "generateContent");
+                let (rps, errors) = load::closed_loop(
+                    &load::client(),
+                    &target,
+                    connections,
+                    Duration::from_secs(seconds),
+                )
+                .await;
+                eprintln!("{rps:.0} requests/s, {errors} errors");
+                Ok(())
+            }
         }
     })
 }

@@ -14,7 +14,7 @@ use tokio::process::{Child, Command};
 
 use crate::load::{self, HttpClient, Latency, StreamTimings, Target};
 
-const CLIENT_TOKEN: &str = "bench-client-token";
+pub const CLIENT_TOKEN: &str = "bench-client-token";
 const ADMIN_TOKEN: &str = "bench-admin-token";
 
 /// The sizes of one run.
@@ -156,7 +156,7 @@ fn gateway_env(command: &mut Command, upstream: SocketAddr, data: &Path, keys: u
         .env("LOG_LEVEL", "warn");
 }
 
-fn gemini(base: &str, model: &str, action: &str) -> Target {
+pub fn gemini(base: &str, model: &str, action: &str) -> Target {
     Target {
         url: format!("{base}/v1beta/models/{model}:{action}"),
         body: Bytes::from_static(
@@ -190,6 +190,10 @@ fn select_cost_ns(keys: usize, iterations: u64) -> f64 {
             .collect(),
     };
     pool.apply(pb::pool_event::Event::Snapshot(snapshot));
+    // Warm up (caches, the first allocations), then measure.
+    for _ in 0..iterations / 10 {
+        std::hint::black_box(pool.pick(&[], 0).is_ok());
+    }
     let started = Instant::now();
     let mut checksum = 0i64;
     for _ in 0..iterations {
