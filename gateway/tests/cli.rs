@@ -74,3 +74,27 @@ fn help_names_the_services() {
         assert!(help.contains(service), "{help}");
     }
 }
+
+#[test]
+fn a_gemini_balance_dotenv_file_works_unchanged() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join(".env"),
+        "# as gemini-balance's .env.example writes them\nAPI_KEYS=[\"AIzaSyFirst\",\"AIzaSySecond\"]\nALLOWED_TOKENS=[\"sk-1\",\"sk-2\",\"sk-3\"]\nAUTH_TOKEN=sk-admin\nTHINKING_BUDGET_MAP={\"gemini-2.5-flash\": 1000}\nSAFETY_SETTINGS=[{\"category\": \"HARM_CATEGORY_HARASSMENT\", \"threshold\": \"OFF\"}]\n",
+    )
+    .unwrap();
+    let output = binary()
+        .current_dir(dir.path())
+        .arg("show-settings")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let settings: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(settings["api_keys"], 2);
+    assert_eq!(settings["allowed_tokens"], 3);
+    assert_eq!(settings["auth_token_set"], true);
+}

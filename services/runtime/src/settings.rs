@@ -261,6 +261,42 @@ impl Source<'_> {
     }
 }
 
+/// A `.env` file as gemini-balance's users write it (python-dotenv's rules): `KEY=value` lines,
+/// `#` comments, optional `export `, values in double quotes (with `\n`, `\"` escapes) or single
+/// quotes (literal), and unquoted values kept verbatim, so that `API_KEYS=["a","b"]` and JSON
+/// objects survive (a general-purpose dotenv parser strips their inner quotes).
+pub fn parse_dotenv(text: &str) -> HashMap<String, String> {
+    let mut values = HashMap::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        let Some((name, value)) = line.split_once('=') else {
+            continue;
+        };
+        let value = value.trim();
+        let value = if value.len() >= 2 && value.starts_with('"') && value.ends_with('"') {
+            value[1..value.len() - 1]
+                .replace("\\n", "\n")
+                .replace("\\\"", "\"")
+        } else if value.len() >= 2 && value.starts_with('\'') && value.ends_with('\'') {
+            value[1..value.len() - 1].to_owned()
+        } else {
+            // An unquoted value ends at a comment that follows a space.
+            value
+                .split(" #")
+                .next()
+                .unwrap_or_default()
+                .trim_end()
+                .to_owned()
+        };
+        values.insert(name.trim().to_owned(), value);
+    }
+    values
+}
+
 /// A list in gemini-balance's JSON form or comma-separated; blanks and duplicates dropped, order kept.
 pub fn parse_list(value: &str) -> Result<Vec<String>, String> {
     let value = value.trim();
@@ -295,10 +331,9 @@ fn safety_settings(source: &Source<'_>) -> Result<Vec<serde_json::Value>, Settin
 impl Settings {
     /// Loads `.env` (when present) beneath the process environment, then parses.
     pub fn from_environment() -> Result<Self, SettingError> {
-        let file_values: HashMap<String, String> = match dotenvy::dotenv_iter() {
-            Ok(iter) => iter.filter_map(Result::ok).collect(),
-            Err(_) => HashMap::new(),
-        };
+        let file_values = std::fs::read_to_string(".env")
+            .map(|text| parse_dotenv(&text))
+            .unwrap_or_default();
         Self::from_lookup(&|name| {
             std::env::var(name)
                 .ok()
@@ -432,6 +467,25 @@ mod tests {
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
             .collect();
         Settings::from_lookup(&|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn dotenv_keeps_json_values() {
+        let values = parse_dotenv(
+            "# keys\nAPI_KEYS=[\"AIzaSyA\",\"AIzaSyB\"]\nexport AUTH_TOKEN=\"admin\"\nSAFETY_SETTINGS=[{\"category\":\"X\",\"threshold\":\"OFF\"}]\nLOG_LEVEL=info # comment\nQUOTED='a # b'\n",
+        );
+        assert_eq!(values["API_KEYS"], "[\"AIzaSyA\",\"AIzaSyB\"]");
+        assert_eq!(values["AUTH_TOKEN"], "admin");
+        assert_eq!(
+            values["SAFETY_SETTINGS"],
+            "[{\"category\":\"X\",\"threshold\":\"OFF\"}]"
+        );
+        assert_eq!(values["LOG_LEVEL"], "info");
+        assert_eq!(values["QUOTED"], "a # b");
+        assert_eq!(
+            parse_list(&values["API_KEYS"]),
+            Ok(vec!["AIzaSyA".into(), "AIzaSyB".into()])
+        );
     }
 
     #[test]
