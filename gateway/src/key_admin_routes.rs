@@ -85,14 +85,18 @@ fn key_json(key: &pb::Key) -> Value {
     })
 }
 
-async fn list_keys(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleError> {
-    let keys = state
+async fn all_keys(state: &GatewayState) -> Result<Vec<pb::Key>, GoogleError> {
+    Ok(state
         .keys
         .clone()
         .list_keys(pb::ListKeysRequest::default())
         .await?
         .into_inner()
-        .keys;
+        .keys)
+}
+
+async fn list_keys(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleError> {
+    let keys = all_keys(&state).await?;
     Ok(Json(
         json!({"keys": keys.iter().map(key_json).collect::<Vec<_>>()}),
     ))
@@ -147,13 +151,7 @@ async fn delete_key(
 }
 
 async fn keys_list(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleError> {
-    let keys = state
-        .keys
-        .clone()
-        .list_keys(pb::ListKeysRequest::default())
-        .await?
-        .into_inner()
-        .keys;
+    let keys = all_keys(&state).await?;
     let mut valid = serde_json::Map::new();
     let mut invalid = serde_json::Map::new();
     for key in &keys {

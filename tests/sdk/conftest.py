@@ -114,29 +114,14 @@ def start_gateway(mock, workdir: Path, keys, **extra_env):
 @pytest.fixture(scope="session")
 def gateway(mock, tmp_path_factory):
     """The gateway's base URL; its pool holds two keys."""
-    port = free_port()
     workdir = tmp_path_factory.mktemp("gateway")
     keys = [new_key(), new_key()]
-    env = dict(
-        os.environ,
-        API_KEYS=json.dumps(keys),
-        ALLOWED_TOKENS=CLIENT_TOKEN,
-        AUTH_TOKEN=ADMIN_TOKEN,
-        BASE_URL=f"{mock.base}/v1beta",
-        GATEWAY_ADDR=f"127.0.0.1:{port}",
-        METRICS_ADDR=f"127.0.0.1:{free_port()}",
-        CHECK_INTERVAL_HOURS="0",
-        LOG_LEVEL="warn",
-    )
-    env.pop("DATABASE_URL", None)
-    env.pop("ENCRYPTION_KEY", None)
     # Started in an empty folder: the default SQLite file and its key land in ./data/.
-    process = subprocess.Popen([str(BIN_DIR / "gemini-balance")], cwd=workdir, env=env)
+    process, url, _ = start_gateway(mock, workdir, keys)
     try:
-        wait_until(f"http://127.0.0.1:{port}/health", process)
         assert (workdir / "data" / "gemini-balance.db").exists()
         assert (workdir / "data" / "encryption.key").exists()
-        yield Gateway(f"http://127.0.0.1:{port}", keys, process)
+        yield Gateway(url, keys, process)
     finally:
         process.terminate()
         process.wait(timeout=15)

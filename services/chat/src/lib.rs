@@ -87,11 +87,6 @@ impl ChatService {
         .max_encoding_message_size(64 * 1024 * 1024)
     }
 
-    /// Outcome reports dropped so far (buffer full or keys service unreachable).
-    pub fn outcomes_dropped(&self) -> u64 {
-        self.attempts.reporter.dropped()
-    }
-
     /// Sends the outcomes still buffered; call after the servers have stopped.
     pub async fn flush(self) {
         let ChatService {

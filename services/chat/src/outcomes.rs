@@ -42,10 +42,6 @@ impl OutcomeReporter {
             }
         }
     }
-
-    pub fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
 }
 
 async fn send_batches(

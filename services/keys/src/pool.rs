@@ -2,7 +2,6 @@
 //! and pushed to the chat replicas as a snapshot followed by one event per visible change.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use gb_proto::keys::v1 as pb;
@@ -25,7 +24,7 @@ struct Entries {
 pub struct KeyPool {
     db: Database,
     cipher: KeyCipher,
-    max_failures: AtomicU32,
+    max_failures: u32,
     entries: Mutex<Entries>,
     /// Serialises write-backs so that the database sees states in the order memory did.
     writer: tokio::sync::Mutex<()>,
@@ -65,7 +64,7 @@ impl KeyPool {
         Ok(Arc::new(KeyPool {
             db,
             cipher,
-            max_failures: AtomicU32::new(max_failures),
+            max_failures: max_failures.max(1),
             entries: Mutex::new(entries),
             writer: tokio::sync::Mutex::new(()),
             events,
@@ -77,11 +76,6 @@ impl KeyPool {
         self.entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    pub fn set_max_failures(&self, max_failures: u32) {
-        self.max_failures
-            .store(max_failures.max(1), Ordering::Relaxed);
     }
 
     pub fn list(&self) -> Vec<KeyEntry> {
@@ -156,7 +150,7 @@ impl KeyPool {
 
     /// Applies a batch of outcomes (from any chat replica) and writes the result back once.
     pub async fn apply_outcomes(&self, outcomes: &[pb::Outcome]) -> Result<u32, DbError> {
-        let max_failures = self.max_failures.load(Ordering::Relaxed);
+        let max_failures = self.max_failures;
         self.mutate(|entries| {
             let mut changed = Vec::new();
             for outcome in outcomes {
