@@ -45,6 +45,14 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Holds streams open on one gateway, for memory profiling.
+    Hold {
+        base: String,
+        #[arg(long, default_value_t = 1000)]
+        streams: usize,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+    },
     /// The whole measurement.
     Run {
         /// The gemini-balance binary to measure.
@@ -77,6 +85,23 @@ fn main() -> anyhow::Result<()> {
                 out,
                 smoke,
             } => run::run(&gateway, &out, smoke).await,
+            Command::Hold {
+                base,
+                streams,
+                seconds,
+            } => {
+                let target = run::gemini(&base, "hold-600000", "streamGenerateContent?alt=sse");
+                let held = load::hold_streams(
+                    &load::client(),
+                    &target,
+                    streams,
+                    Duration::from_secs(seconds),
+                )
+                .await;
+                eprintln!("{held} streams held");
+                tokio::time::sleep(Duration::from_secs(seconds)).await;
+                Ok(())
+            }
             Command::Load {
                 base,
                 connections,
