@@ -28,6 +28,9 @@ pub async fn chat_completions(
     if request.model.trim().is_empty() {
         return openai_error(400, "model is required");
     }
+    if request.model == format!("{}-chat", state.translation.create_image_model) {
+        return image_chat(&state, &caller, &request).await;
+    }
     let fetched = match state
         .translation
         .media
@@ -145,4 +148,82 @@ pub fn sse_response(body: Body) -> Response {
 
 pub fn sse_event(value: &Value) -> Bytes {
     Bytes::from(format!("data: {value}\n\n"))
+}
+
+/// gemini-balance's `{CREATE_IMAGE_MODEL}-chat` model: the last user message is an Imagen
+/// prompt (with its `{n:…}` and `{ratio:…}` directives); the images come back as markdown.
+async fn image_chat(
+    state: &GatewayState,
+    caller: &Caller,
+    request: &ChatCompletionRequest,
+) -> Response {
+    let prompt = request
+        .messages
+        .iter()
+        .rev()
+        .find(|message| message.role == "user")
+        .map(|message| match &message.content {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Array(parts)) => parts
+                .iter()
+                .filter_map(|part| part["text"].as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            _ => String::new(),
+        })
+        .unwrap_or_default();
+    let (prompt, count, ratio) = super::images::prompt_directives(&prompt);
+    if prompt.trim().is_empty() {
+        return crate::errors::openai_error_with_param(
+            400,
+            "the last user message must describe the image",
+            Some("messages"),
+        );
+    }
+    let model = state.translation.create_image_model.clone();
+    let images = match super::images::imagen(
+        state,
+        caller,
+        model,
+        &prompt,
+        count.unwrap_or(1),
+        ratio.as_deref().unwrap_or("1:1"),
+    )
+    .await
+    {
+        Ok(images) => images,
+        Err(answer) => return answer,
+    };
+    let content = images
+        .iter()
+        .map(|image| format!("![image]({})", image.data_url()))
+        .collect::<Vec<_>>()
+        .join("\n\n");
+    let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
+    let created = unix_now();
+    if !request.stream {
+        let completion = serde_json::json!({
+            "id": id, "object": "chat.completion", "created": created, "model": request.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop", "logprobs": null}],
+            "usage": {"prompt_tokens": 0, "completion_tokens": 0, "total_tokens": 0}
+        });
+        return axum::response::IntoResponse::into_response(axum::Json(completion));
+    }
+    let chunk = |delta: Value, finish: Value| {
+        sse_event(&serde_json::json!({
+            "id": id, "object": "chat.completion.chunk", "created": created, "model": request.model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}]
+        }))
+    };
+    let events = vec![
+        chunk(
+            serde_json::json!({"role": "assistant", "content": content}),
+            Value::Null,
+        ),
+        chunk(serde_json::json!({}), serde_json::json!("stop")),
+        Bytes::from_static(b"data: [DONE]\n\n"),
+    ];
+    sse_response(Body::from_stream(futures::stream::iter(
+        events.into_iter().map(Ok::<_, std::convert::Infallible>),
+    )))
 }

@@ -77,47 +77,151 @@ pub async fn generate_images(
         .model
         .filter(|model| model.starts_with("imagen"))
         .unwrap_or_else(|| state.translation.create_image_model.clone());
+    let (prompt, directed_count, directed_ratio) = prompt_directives(&request.prompt);
+    let images = match imagen(
+        &state,
+        &caller,
+        model,
+        &prompt,
+        directed_count.unwrap_or(count),
+        directed_ratio.as_deref().unwrap_or(ratio),
+    )
+    .await
+    {
+        Ok(images) => images,
+        Err(answer) => return answer,
+    };
+    let data: Vec<Value> = images
+        .into_iter()
+        .map(|image| {
+            let mut entry = if as_url {
+                json!({"url": image.data_url()})
+            } else {
+                json!({"b64_json": image.base64})
+            };
+            if let Some(revised) = image.revised_prompt {
+                entry["revised_prompt"] = json!(revised);
+            }
+            entry
+        })
+        .collect();
+    axum::Json(json!({"created": unix_now(), "data": data})).into_response()
+}
+
+/// One generated image.
+pub struct Image {
+    pub mime_type: String,
+    pub base64: String,
+    pub revised_prompt: Option<String>,
+}
+
+impl Image {
+    pub fn data_url(&self) -> String {
+        format!("data:{};base64,{}", self.mime_type, self.base64)
+    }
+}
+
+/// gemini-balance's prompt directives: `{n:2}` asks for two images, `{ratio:16:9}` sets the
+/// aspect ratio; both are taken out of the prompt.
+pub fn prompt_directives(prompt: &str) -> (String, Option<u32>, Option<String>) {
+    let mut clean = String::with_capacity(prompt.len());
+    let (mut count, mut ratio) = (None, None);
+    let mut rest = prompt;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            break;
+        };
+        let inside = &rest[open + 1..open + close];
+        let recognised = if let Some(value) = inside.strip_prefix("n:") {
+            value
+                .trim()
+                .parse()
+                .ok()
+                .filter(|n| (1..=4).contains(n))
+                .map(|n| count = Some(n))
+                .is_some()
+        } else if let Some(value) = inside.strip_prefix("ratio:") {
+            let value = value.trim();
+            ["1:1", "3:4", "4:3", "9:16", "16:9"]
+                .contains(&value)
+                .then(|| ratio = Some(value.to_owned()))
+                .is_some()
+        } else {
+            false
+        };
+        clean.push_str(&rest[..open]);
+        if !recognised {
+            clean.push_str(&rest[open..=open + close]);
+        }
+        rest = &rest[open + close + 1..];
+    }
+    clean.push_str(rest);
+    (
+        clean.split_whitespace().collect::<Vec<_>>().join(" "),
+        count,
+        ratio,
+    )
+}
+
+/// Imagen's `predict` through the chat service (PAID_KEY when set): the images, or the
+/// client's answer for a failure.
+pub async fn imagen(
+    state: &GatewayState,
+    caller: &Caller,
+    model: String,
+    prompt: &str,
+    count: u32,
+    ratio: &str,
+) -> Result<Vec<Image>, Response> {
     let body = json!({
-        "instances": [{"prompt": request.prompt}],
+        "instances": [{"prompt": prompt}],
         "parameters": {"sampleCount": count, "aspectRatio": ratio}
     });
     let answer = state
         .chat
         .clone()
         .predict(pb::GeminiRequest {
-            context: context(&caller),
+            context: context(caller),
             model,
             body: Bytes::from(body.to_string()),
         })
-        .await;
-    let answer: Value = match answer {
-        Ok(answer) => serde_json::from_slice(&answer.into_inner().body).unwrap_or_default(),
-        Err(status) => return openai_from_status(&status),
-    };
-    let data: Vec<Value> = answer["predictions"]
+        .await
+        .map_err(|status| openai_from_status(&status))?;
+    let answer: Value = serde_json::from_slice(&answer.into_inner().body).unwrap_or_default();
+    Ok(answer["predictions"]
         .as_array()
         .into_iter()
         .flatten()
         .filter_map(|prediction| {
-            let encoded = prediction["bytesBase64Encoded"].as_str()?;
-            let mime = prediction["mimeType"].as_str().unwrap_or("image/png");
-            let mut image = if as_url {
-                json!({"url": format!("data:{mime};base64,{encoded}")})
-            } else {
-                json!({"b64_json": encoded})
-            };
-            if let Some(revised) = prediction["prompt"].as_str() {
-                image["revised_prompt"] = json!(revised);
-            }
-            Some(image)
+            Some(Image {
+                base64: prediction["bytesBase64Encoded"].as_str()?.to_owned(),
+                mime_type: prediction["mimeType"]
+                    .as_str()
+                    .unwrap_or("image/png")
+                    .to_owned(),
+                revised_prompt: prediction["prompt"].as_str().map(str::to_owned),
+            })
         })
-        .collect();
-    axum::Json(json!({"created": unix_now(), "data": data})).into_response()
+        .collect())
 }
 
 #[cfg(test)]
 mod tests {
-    use super::aspect_ratio;
+    use super::{aspect_ratio, prompt_directives};
+
+    #[test]
+    fn directives_are_taken_out_of_the_prompt() {
+        assert_eq!(
+            prompt_directives("a {n:2} lighthouse {ratio:16:9} at dusk {other}"),
+            (
+                "a lighthouse at dusk {other}".to_owned(),
+                Some(2),
+                Some("16:9".to_owned())
+            )
+        );
+        assert_eq!(prompt_directives("plain"), ("plain".to_owned(), None, None));
+        assert_eq!(prompt_directives("{n:9} x").1, None);
+    }
 
     #[test]
     fn every_documented_size_maps() {

@@ -46,6 +46,11 @@ pub async fn list(
             _ => break,
         }
     }
+    // gemini-balance's image generation as a chat model.
+    data.push(model_object(&format!(
+        "{}-chat",
+        state.translation.create_image_model
+    )));
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }
 

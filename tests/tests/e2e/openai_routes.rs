@@ -691,3 +691,69 @@ async fn errors_in_openai_shape(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 two_setups!(errors, errors_in_openai_shape);
+
+/// gemini-balance's `{CREATE_IMAGE_MODEL}-chat` model and its prompt directives.
+async fn image_chat_model(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    let request = json!({"model": "imagen-3.0-generate-002-chat", "messages": [
+        {"role": "user", "content": "a lighthouse {n:2} at dusk {ratio:16:9}"}
+    ]});
+    let (status, body) = post(&app, "/v1/chat/completions", &request).await;
+    assert_eq!(status, 200, "{body}");
+    let content = body["choices"][0]["message"]["content"].as_str().unwrap();
+    assert_eq!(
+        content.matches("![image](data:image/png;base64,").count(),
+        2
+    );
+    let call = app.mock.calls().last().unwrap().clone();
+    assert_eq!(call.path, "/v1beta/models/imagen-3.0-generate-002:predict");
+    assert_eq!(call.body["instances"][0]["prompt"], "a lighthouse at dusk");
+    assert_eq!(
+        call.body["parameters"],
+        json!({"sampleCount": 2, "aspectRatio": "16:9"})
+    );
+
+    let mut streamed = request.clone();
+    streamed["stream"] = json!(true);
+    let events = stream_events(&app, "/v1/chat/completions", &streamed).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let first: Value = serde_json::from_str(&events[0]).unwrap();
+    assert!(
+        first["choices"][0]["delta"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("![image]")
+    );
+
+    let (status, _) = post(
+        &app,
+        "/v1/images/generations",
+        &json!({"prompt": "a cat {ratio:3:4}", "response_format": "url"}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.mock.calls().last().unwrap().body["parameters"]["aspectRatio"],
+        "3:4"
+    );
+
+    let listed: Value = app
+        .http
+        .get(app.url("/v1/models"))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        listed["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|model| model["id"] == "imagen-3.0-generate-002-chat")
+    );
+    app.stop().await;
+}
+two_setups!(image_chat, image_chat_model);
