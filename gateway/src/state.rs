@@ -17,6 +17,7 @@ pub struct Translation {
     pub tts_voice_name: String,
     pub tts_speed: String,
     pub create_image_model: String,
+    pub show_search_link: bool,
     pub media: MediaFetcher,
 }
 
@@ -27,6 +28,7 @@ impl Translation {
             tts_voice_name: settings.tts_voice_name.clone(),
             tts_speed: settings.tts_speed.clone(),
             create_image_model: settings.create_image_model.clone(),
+            show_search_link: settings.show_search_link,
             media: MediaFetcher::new(settings.fetch_private_urls),
         }
     }

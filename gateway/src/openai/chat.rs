@@ -68,6 +68,7 @@ pub async fn chat_completions(
                     &id,
                     &request.model,
                     created,
+                    state.translation.show_search_link,
                 )))
             }
             Err(status) => openai_from_status(&status),
@@ -81,7 +82,8 @@ pub async fn chat_completions(
         Ok(chunks) => chunks.into_inner(),
         Err(status) => return openai_from_status(&status),
     };
-    let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage);
+    let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
+        .show_sources(state.translation.show_search_link);
     sse_response(Body::from_stream(translated_events(chunks, translator)))
 }
 

@@ -214,6 +214,13 @@ fn user_parts(
                             json!({"inlineData": {"mimeType": audio_mime(format), "data": data}}),
                         );
                     }
+                    "input_video" => {
+                        let data = part["input_video"]["data"]
+                            .as_str()
+                            .ok_or_else(|| invalid("input_video.data is required", &param))?;
+                        let format = part["input_video"]["format"].as_str().unwrap_or("mp4");
+                        converted.push(json!({"inlineData": {"mimeType": format!("video/{format}"), "data": data}}));
+                    }
                     "file" => {
                         let file = &part["file"];
                         if let Some(data) = file["file_data"].as_str() {

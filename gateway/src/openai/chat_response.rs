@@ -67,7 +67,11 @@ struct CandidateContent {
     tool_calls: Vec<Value>,
 }
 
-fn read_candidate(candidate: &Value, first_tool_index: usize) -> CandidateContent {
+fn read_candidate(
+    candidate: &Value,
+    first_tool_index: usize,
+    show_sources: bool,
+) -> CandidateContent {
     let mut read = CandidateContent::default();
     for part in candidate["content"]["parts"]
         .as_array()
@@ -117,7 +121,7 @@ fn read_candidate(candidate: &Value, first_tool_index: usize) -> CandidateConten
             ));
         }
     }
-    if let Some(sources) = grounding_sources(&candidate["groundingMetadata"]) {
+    if show_sources && let Some(sources) = grounding_sources(&candidate["groundingMetadata"]) {
         read.content.push_str(&sources);
     }
     read
@@ -138,8 +142,9 @@ fn grounding_sources(metadata: &Value) -> Option<String> {
     (!links.is_empty()).then(|| format!("\n\n**Sources**\n{}\n", links.join("\n")))
 }
 
-/// A whole Gemini answer as a `chat.completion`.
-pub fn to_openai(answer: &Value, id: &str, model: &str, created: i64) -> Value {
+/// A whole Gemini answer as a `chat.completion`; `show_sources` appends Google Search sources
+/// (`SHOW_SEARCH_LINK`).
+pub fn to_openai(answer: &Value, id: &str, model: &str, created: i64, show_sources: bool) -> Value {
     let mut choices = Vec::new();
     for (position, candidate) in answer["candidates"]
         .as_array()
@@ -147,7 +152,7 @@ pub fn to_openai(answer: &Value, id: &str, model: &str, created: i64) -> Value {
         .flatten()
         .enumerate()
     {
-        let read = read_candidate(candidate, 0);
+        let read = read_candidate(candidate, 0, show_sources);
         let has_tools = !read.tool_calls.is_empty();
         let mut message = json!({
             "role": "assistant",
@@ -208,6 +213,7 @@ pub struct StreamTranslator {
     role_sent: Vec<bool>,
     tool_calls: Vec<usize>,
     last_usage: Option<Value>,
+    show_sources: bool,
 }
 
 impl StreamTranslator {
@@ -220,7 +226,14 @@ impl StreamTranslator {
             role_sent: Vec::new(),
             tool_calls: Vec::new(),
             last_usage: None,
+            show_sources: true,
         }
+    }
+
+    /// Whether Google Search sources are appended (`SHOW_SEARCH_LINK`).
+    pub fn show_sources(mut self, show: bool) -> Self {
+        self.show_sources = show;
+        self
     }
 
     fn chunk(&self, choices: Vec<Value>) -> Value {
@@ -252,7 +265,7 @@ impl StreamTranslator {
                 self.role_sent.resize(index + 1, false);
                 self.tool_calls.resize(index + 1, 0);
             }
-            let read = read_candidate(candidate, self.tool_calls[index]);
+            let read = read_candidate(candidate, self.tool_calls[index], self.show_sources);
             let mut delta = Map::new();
             if !self.role_sent[index] {
                 delta.insert("role".into(), json!("assistant"));
@@ -344,7 +357,8 @@ mod tests {
             &answer,
             "chatcmpl-1",
             "gemini-2.5-flash",
-            1700000000
+            1700000000,
+            true
         ));
     }
 
@@ -355,7 +369,13 @@ mod tests {
                 {"functionCall": {"name": "weather", "args": {"city": "Paris"}}, "thoughtSignature": "b3BhcXVl"}
             ]}, "finishReason": "STOP"}]
         });
-        let completion = to_openai(&answer, "chatcmpl-2", "gemini-3-pro-preview", 1700000000);
+        let completion = to_openai(
+            &answer,
+            "chatcmpl-2",
+            "gemini-3-pro-preview",
+            1700000000,
+            true,
+        );
         insta::assert_json_snapshot!(stable_ids(completion.clone()));
         let id = completion["choices"][0]["message"]["tool_calls"][0]["id"]
             .as_str()
@@ -374,6 +394,7 @@ mod tests {
             "x",
             "m",
             0,
+            true,
         );
         assert_eq!(blocked["choices"][0]["finish_reason"], "content_filter");
     }
@@ -383,7 +404,7 @@ mod tests {
         let answer = json!({"candidates": [{"content": {"parts": [
             {"text": "Here:"}, {"inlineData": {"mimeType": "image/png", "data": "iVBORw0KGgo="}}
         ]}, "finishReason": "STOP"}]});
-        let content = to_openai(&answer, "x", "m", 0)["choices"][0]["message"]["content"]
+        let content = to_openai(&answer, "x", "m", 0, true)["choices"][0]["message"]["content"]
             .as_str()
             .unwrap()
             .to_owned();

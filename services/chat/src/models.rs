@@ -63,6 +63,9 @@ pub struct ModelRules {
     pub budget_map: BTreeMap<String, i64>,
     pub show_thinking: bool,
     pub safety_settings: Vec<Value>,
+    pub code_execution: bool,
+    pub url_context: bool,
+    pub url_context_models: Vec<String>,
 }
 
 impl ModelRules {
@@ -75,6 +78,9 @@ impl ModelRules {
             budget_map: settings.thinking_budget_map.clone(),
             show_thinking: settings.show_thinking_process,
             safety_settings: settings.safety_settings.clone(),
+            code_execution: settings.tools_code_execution_enabled,
+            url_context: settings.url_context_enabled,
+            url_context_models: settings.url_context_models.clone(),
         }
     }
 
@@ -129,7 +135,14 @@ impl ModelRules {
             .copied();
         let needs_safety =
             !self.safety_settings.is_empty() && !contains(&body, b"\"safetySettings\"");
-        if variant == Variant::Plain && default_budget.is_none() && !needs_safety {
+        let wants_url_context = self.url_context && self.url_context_models.contains(&base);
+        let wants_code_execution = self.code_execution
+            && variant == Variant::Plain
+            && !self.thinking.contains(&base)
+            && !self.image.contains(&base);
+        let built_in_tools = wants_url_context || wants_code_execution;
+        if variant == Variant::Plain && default_budget.is_none() && !needs_safety && !built_in_tools
+        {
             return Ok(Resolved { model: base, body });
         }
         let Ok(mut request) = serde_json::from_slice::<Value>(&body) else {
@@ -171,6 +184,9 @@ impl ModelRules {
                     json!({"thinkingBudget": budget, "includeThoughts": show_thinking && budget != 0}),
                 );
             }
+        }
+        if built_in_tools {
+            add_built_in_tools(object, wants_code_execution, wants_url_context);
         }
         if needs_safety && !object.contains_key("safetySettings") {
             object.insert(
@@ -220,6 +236,50 @@ impl ModelRules {
     }
 }
 
+/// `TOOLS_CODE_EXECUTION_ENABLED` and `URL_CONTEXT_ENABLED`, as gemini-balance applies them:
+/// never beside the client's own functions or a JSON response, and code execution only on
+/// text (no media in the request).
+fn add_built_in_tools(
+    object: &mut serde_json::Map<String, Value>,
+    code_execution: bool,
+    url_context: bool,
+) {
+    let has_functions = object
+        .get("tools")
+        .and_then(Value::as_array)
+        .is_some_and(|tools| {
+            tools
+                .iter()
+                .any(|tool| tool.get("functionDeclarations").is_some())
+        });
+    let json_answer = object
+        .get("generationConfig")
+        .and_then(|config| config.get("responseMimeType"))
+        .and_then(Value::as_str)
+        .is_some_and(|mime| mime.contains("json"));
+    if has_functions || json_answer {
+        return;
+    }
+    let has_media = object.get("contents").is_some_and(|contents| {
+        let text = contents.to_string();
+        text.contains("\"inlineData\"") || text.contains("\"fileData\"")
+    });
+    let Some(tools) = object
+        .entry("tools")
+        .or_insert_with(|| json!([]))
+        .as_array_mut()
+    else {
+        return;
+    };
+    if code_execution && !has_media && !tools.iter().any(|tool| tool.get("codeExecution").is_some())
+    {
+        tools.push(json!({"codeExecution": {}}));
+    }
+    if url_context && !tools.iter().any(|tool| tool.get("urlContext").is_some()) {
+        tools.push(json!({"urlContext": {}}));
+    }
+}
+
 fn model_id(model: &Value) -> &str {
     let name = model["name"].as_str().unwrap_or_default();
     name.strip_prefix("models/").unwrap_or(name)
@@ -259,7 +319,36 @@ mod tests {
             budget_map: BTreeMap::from([("gemini-2.5-flash".into(), 1000)]),
             show_thinking: true,
             safety_settings: vec![],
+            code_execution: false,
+            url_context: false,
+            url_context_models: vec!["gemini-2.5-flash".into()],
         }
+    }
+
+    #[test]
+    fn built_in_tools_when_enabled_and_not_beside_functions() {
+        let mut rules = rules();
+        rules.code_execution = true;
+        rules.url_context = true;
+        let plain = rules
+            .resolve(
+                "gemini-2.5-flash",
+                body(json!({"contents": [{"parts": [{"text": "x"}]}]})),
+            )
+            .unwrap();
+        assert_eq!(
+            parsed(&plain)["tools"],
+            json!([{"codeExecution": {}}, {"urlContext": {}}])
+        );
+        let with_functions =
+            json!({"contents": [], "tools": [{"functionDeclarations": [{"name": "f"}]}]});
+        let kept = rules
+            .resolve("gemini-2.0-flash", body(with_functions.clone()))
+            .unwrap();
+        assert_eq!(parsed(&kept)["tools"], with_functions["tools"]);
+        let media = json!({"contents": [{"parts": [{"inlineData": {"mimeType": "image/png", "data": ""}}]}]});
+        let no_code = rules.resolve("gemini-2.0-flash", body(media)).unwrap();
+        assert!(parsed(&no_code)["tools"].as_array().unwrap().is_empty());
     }
 
     fn body(value: Value) -> Bytes {

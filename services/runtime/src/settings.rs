@@ -105,6 +105,13 @@ pub struct Settings {
     pub show_thinking_process: bool,
     /// Safety settings applied when a request carries none (`[]`: none applied).
     pub safety_settings: Vec<serde_json::Value>,
+    /// Add the code execution tool to plain text requests.
+    pub tools_code_execution_enabled: bool,
+    /// Add the URL context tool for `URL_CONTEXT_MODELS`.
+    pub url_context_enabled: bool,
+    pub url_context_models: Vec<String>,
+    /// Append Google Search sources to `-search` answers on the OpenAI route.
+    pub show_search_link: bool,
     pub tts_model: String,
     pub tts_voice_name: String,
     pub tts_speed: String,
@@ -430,6 +437,19 @@ impl Settings {
             thinking_budget_map: source.json("THINKING_BUDGET_MAP", Default::default())?,
             show_thinking_process: source.boolean("SHOW_THINKING_PROCESS", true)?,
             safety_settings: safety_settings(&source)?,
+            tools_code_execution_enabled: source.boolean("TOOLS_CODE_EXECUTION_ENABLED", false)?,
+            url_context_enabled: source.boolean("URL_CONTEXT_ENABLED", false)?,
+            url_context_models: source.list(
+                "URL_CONTEXT_MODELS",
+                &[
+                    "gemini-2.5-pro",
+                    "gemini-2.5-flash",
+                    "gemini-2.5-flash-lite",
+                    "gemini-2.0-flash",
+                    "gemini-2.0-flash-live-001",
+                ],
+            )?,
+            show_search_link: source.boolean("SHOW_SEARCH_LINK", true)?,
             tts_model: source.string("TTS_MODEL", "gemini-2.5-flash-preview-tts"),
             tts_voice_name: source.string("TTS_VOICE_NAME", "Zephyr"),
             tts_speed: source.string("TTS_SPEED", "normal"),

@@ -757,3 +757,45 @@ async fn image_chat_model(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 two_setups!(image_chat, image_chat_model);
+
+/// TOOLS_CODE_EXECUTION_ENABLED, URL_CONTEXT_ENABLED, SHOW_SEARCH_LINK and video input.
+async fn built_in_tools_and_search_links(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend)
+        .setting("TOOLS_CODE_EXECUTION_ENABLED", "true")
+        .setting("URL_CONTEXT_ENABLED", "true")
+        .setting("SHOW_SEARCH_LINK", "false")
+        .spawn()
+        .await;
+    let (status, _) = post(&app, "/v1/chat/completions", &user("compute")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        app.mock.calls().last().unwrap().body["tools"],
+        json!([{"codeExecution": {}}, {"urlContext": {}}])
+    );
+    let (_, body) = post(&app, "/v1/chat/completions", &json!({"model": "gemini-2.5-flash-search", "messages": [{"role": "user", "content": "news"}]})).await;
+    assert!(
+        !body["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Sources"),
+        "SHOW_SEARCH_LINK=false"
+    );
+    let video = json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "what happens"},
+        {"type": "input_video", "input_video": {"data": "AAAAIGZ0eXA=", "format": "mp4"}}
+    ]}]});
+    let (status, body) = post(&app, "/v1/chat/completions", &video).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = app.mock.calls().last().unwrap().body.clone();
+    assert_eq!(
+        sent["contents"][0]["parts"][1]["inlineData"]["mimeType"],
+        "video/mp4"
+    );
+    assert_eq!(
+        sent["tools"],
+        json!([{"urlContext": {}}]),
+        "no code execution on media"
+    );
+    app.stop().await;
+}
+two_setups!(built_in_tools, built_in_tools_and_search_links);
