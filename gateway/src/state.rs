@@ -18,6 +18,7 @@ pub struct Translation {
     pub tts_speed: String,
     pub create_image_model: String,
     pub show_search_link: bool,
+    pub fake_stream_interval: Option<std::time::Duration>,
     pub media: MediaFetcher,
 }
 
@@ -29,6 +30,7 @@ impl Translation {
             tts_speed: settings.tts_speed.clone(),
             create_image_model: settings.create_image_model.clone(),
             show_search_link: settings.show_search_link,
+            fake_stream_interval: settings.fake_stream_interval,
             media: MediaFetcher::new(settings.fetch_private_urls),
         }
     }

@@ -78,6 +78,11 @@ pub async fn chat_completions(
         .stream_options
         .as_ref()
         .is_some_and(|options| options.include_usage);
+    if let Some(interval) = state.translation.fake_stream_interval {
+        let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
+            .show_sources(state.translation.show_search_link);
+        return fake_stream(chat, grpc_request, translator, interval);
+    }
     let chunks = match chat.stream_generate_content(grpc_request).await {
         Ok(chunks) => chunks.into_inner(),
         Err(status) => return openai_from_status(&status),
@@ -228,4 +233,49 @@ async fn image_chat(
     sse_response(Body::from_stream(futures::stream::iter(
         events.into_iter().map(Ok::<_, std::convert::Infallible>),
     )))
+}
+
+/// gemini-balance's fake streaming: the answer comes from a plain call; until it arrives, an
+/// empty chunk every `interval` keeps the client's connection (and its read timeout) alive.
+fn fake_stream(
+    mut chat: gb_proto::chat::v1::chat_service_client::ChatServiceClient<
+        gb_runtime::grpc::GrpcChannel,
+    >,
+    request: pb::GeminiRequest,
+    mut translator: StreamTranslator,
+    interval: std::time::Duration,
+) -> Response {
+    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(16);
+    tokio::spawn(async move {
+        let call = chat.generate_content(request);
+        tokio::pin!(call);
+        let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        let events: Vec<Bytes> = loop {
+            tokio::select! {
+                result = &mut call => break match result {
+                    Ok(answer) => {
+                        let gemini: Value = serde_json::from_slice(&answer.into_inner().body).unwrap_or_default();
+                        let mut events: Vec<Bytes> = translator.translate(&gemini).iter().map(sse_event).collect();
+                        events.extend(translator.finish().iter().map(sse_event));
+                        events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                        events
+                    }
+                    Err(status) => vec![sse_event(&openai_error_body(&status))],
+                },
+                _ = ticker.tick() => {
+                    if sender.send(sse_event(&translator.heartbeat())).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        };
+        for event in events {
+            if sender.send(event).await.is_err() {
+                return;
+            }
+        }
+    });
+    let events = tokio_stream::wrappers::ReceiverStream::new(receiver)
+        .map(Ok::<_, std::convert::Infallible>);
+    sse_response(Body::from_stream(events))
 }

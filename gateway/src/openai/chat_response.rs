@@ -297,6 +297,13 @@ impl StreamTranslator {
         vec![self.chunk(choices)]
     }
 
+    /// An empty chunk (fake streaming's keep-alive).
+    pub fn heartbeat(&self) -> Value {
+        self.chunk(vec![
+            json!({"index": 0, "delta": {"content": ""}, "finish_reason": null, "logprobs": null}),
+        ])
+    }
+
     /// What follows the last Gemini chunk: the usage chunk, when the client asked for it.
     pub fn finish(&mut self) -> Vec<Value> {
         if !self.include_usage {

@@ -112,6 +112,9 @@ pub struct Settings {
     pub url_context_models: Vec<String>,
     /// Append Google Search sources to `-search` answers on the OpenAI route.
     pub show_search_link: bool,
+    /// OpenAI streams answered by a plain call, with empty chunks every this often meanwhile
+    /// (`FAKE_STREAM_ENABLED`, `FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS`); `None`: real streams.
+    pub fake_stream_interval: Option<Duration>,
     pub tts_model: String,
     pub tts_voice_name: String,
     pub tts_speed: String,
@@ -321,6 +324,19 @@ pub fn parse_list(value: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+fn fake_stream_interval(source: &Source<'_>) -> Result<Option<Duration>, SettingError> {
+    let seconds: f64 = source.number("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", 5.0)?;
+    if !(seconds.is_finite() && seconds > 0.0) {
+        return Err(problem(
+            "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS",
+            "must be a positive number of seconds",
+        ));
+    }
+    Ok(source
+        .boolean("FAKE_STREAM_ENABLED", false)?
+        .then(|| Duration::from_secs_f64(seconds)))
+}
+
 /// `SAFETY_SETTINGS`: a JSON list of `{"category", "threshold"}` objects.
 fn safety_settings(source: &Source<'_>) -> Result<Vec<serde_json::Value>, SettingError> {
     let settings: Vec<serde_json::Value> = source.json("SAFETY_SETTINGS", Vec::new())?;
@@ -450,6 +466,7 @@ impl Settings {
                 ],
             )?,
             show_search_link: source.boolean("SHOW_SEARCH_LINK", true)?,
+            fake_stream_interval: fake_stream_interval(&source)?,
             tts_model: source.string("TTS_MODEL", "gemini-2.5-flash-preview-tts"),
             tts_voice_name: source.string("TTS_VOICE_NAME", "Zephyr"),
             tts_speed: source.string("TTS_SPEED", "normal"),

@@ -799,3 +799,46 @@ async fn built_in_tools_and_search_links(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 two_setups!(built_in_tools, built_in_tools_and_search_links);
+
+/// FAKE_STREAM_ENABLED: a plain upstream call, empty keep-alive chunks until it answers.
+async fn fake_streaming(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend)
+        .setting("FAKE_STREAM_ENABLED", "true")
+        .setting("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", "0.05")
+        .spawn()
+        .await;
+    for key in &app.keys {
+        app.mock.set_behavior(key, Behavior::Slow { millis: 400 });
+    }
+    let mut request = user("slow answer");
+    request["stream"] = json!(true);
+    let events = stream_events(&app, "/v1/chat/completions", &request).await;
+    assert_eq!(events.last().unwrap(), "[DONE]");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|event| serde_json::from_str(event).unwrap())
+        .collect();
+    let heartbeats = chunks
+        .iter()
+        .filter(|chunk| chunk["choices"][0]["delta"]["content"] == "")
+        .count();
+    assert!(
+        heartbeats >= 3,
+        "keep-alive chunks while waiting: {events:?}"
+    );
+    let text: String = chunks
+        .iter()
+        .filter_map(|chunk| chunk["choices"][0]["delta"]["content"].as_str())
+        .collect();
+    assert_eq!(text, "Echo: slow answer");
+    assert!(chunks.iter().all(|chunk| chunk["id"] == chunks[0]["id"]));
+    assert!(
+        app.mock
+            .calls()
+            .iter()
+            .all(|call| call.path.ends_with(":generateContent")),
+        "a plain call upstream"
+    );
+    app.stop().await;
+}
+two_setups!(fake_stream, fake_streaming);
