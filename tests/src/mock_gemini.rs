@@ -47,6 +47,8 @@ pub struct Call {
     pub path: String,
     pub query: String,
     pub body: Value,
+    /// The request's headers, but the key's.
+    pub headers: std::collections::BTreeMap<String, String>,
 }
 
 #[derive(Default)]
@@ -440,6 +442,16 @@ async fn admit(
         path: path.to_owned(),
         query: query.unwrap_or_default().to_owned(),
         body: serde_json::from_slice(body).unwrap_or(Value::Null),
+        headers: headers
+            .iter()
+            .filter(|(name, _)| *name != "x-goog-api-key" && *name != header::AUTHORIZATION)
+            .map(|(name, value)| {
+                (
+                    name.to_string(),
+                    value.to_str().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect(),
     });
     let queued = {
         let mut queued = lock(&state.queued);

@@ -45,7 +45,7 @@ impl ChatService {
         keys: GrpcChannel,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let upstream = Upstream::new(&settings.base_url, &settings.proxies, settings.time_out)?;
+        let upstream = Upstream::from_settings(settings)?;
         let pool = Arc::new(LocalPool::default());
         let keys_client = KeysServiceClient::new(keys);
         tokio::spawn(pool::follow_pool(

@@ -78,7 +78,7 @@ impl KeysService {
             imported = added,
             "key pool loaded"
         );
-        let upstream = Upstream::new(&settings.base_url, &settings.proxies, settings.time_out)?;
+        let upstream = Upstream::from_settings(settings)?;
         let verifier = Arc::new(Verifier::new(upstream, settings.test_model.clone()));
         // Cooldowns end with time, not with an event: refresh the pool gauges on a tick too.
         let gauges = pool.clone();

@@ -90,6 +90,8 @@ pub struct Settings {
     /// `None` when `CHECK_INTERVAL_HOURS` is 0.
     pub check_interval: Option<Duration>,
     pub proxies: Vec<String>,
+    /// Headers added to every upstream request (`CUSTOM_HEADERS`, a JSON object).
+    pub custom_headers: std::collections::BTreeMap<String, String>,
     pub filtered_models: Vec<String>,
     /// The model of the simple chat endpoint when the caller names none.
     pub chat_model: String,
@@ -324,6 +326,24 @@ pub fn parse_list(value: &str) -> Result<Vec<String>, String> {
         .collect())
 }
 
+fn custom_headers(
+    source: &Source<'_>,
+) -> Result<std::collections::BTreeMap<String, String>, SettingError> {
+    let headers: std::collections::BTreeMap<String, String> =
+        source.json("CUSTOM_HEADERS", Default::default())?;
+    for (name, value) in &headers {
+        if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+            || http::HeaderValue::from_str(value).is_err()
+        {
+            return Err(problem(
+                "CUSTOM_HEADERS",
+                format!("{name:?} is not a valid header"),
+            ));
+        }
+    }
+    Ok(headers)
+}
+
 fn fake_stream_interval(source: &Source<'_>) -> Result<Option<Duration>, SettingError> {
     let seconds: f64 = source.number("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", 5.0)?;
     if !(seconds.is_finite() && seconds > 0.0) {
@@ -442,6 +462,7 @@ impl Settings {
             check_interval: (check_hours > 0.0)
                 .then(|| Duration::from_secs_f64(check_hours * 3600.0)),
             proxies,
+            custom_headers: custom_headers(&source)?,
             filtered_models: source.list("FILTERED_MODELS", DEFAULT_FILTERED_MODELS)?,
             chat_model: source.string("CHAT_MODEL", "gemini-2.5-flash"),
             search_models: source.list("SEARCH_MODELS", &["gemini-2.5-flash", "gemini-2.5-pro"])?,
@@ -568,6 +589,7 @@ mod tests {
             ("THINKING_BUDGET_MAP", "{\"a\": \"lots\"}"),
             ("SAFETY_SETTINGS", "[{\"category\": 1}]"),
             ("SHOW_THINKING_PROCESS", "maybe"),
+            ("CUSTOM_HEADERS", "{\"bad header\": \"x\"}"),
         ] {
             let Err(error) = settings(&[(name, value)]) else {
                 panic!("{name}={value} was accepted");

@@ -194,13 +194,35 @@ pub struct Upstream {
 }
 
 impl Upstream {
+    /// The upstream as the settings describe it (`BASE_URL`, `PROXIES`, `TIME_OUT`,
+    /// `CUSTOM_HEADERS`).
+    pub fn from_settings(settings: &crate::settings::Settings) -> Result<Self, reqwest::Error> {
+        Self::new(
+            &settings.base_url,
+            &settings.proxies,
+            settings.time_out,
+            &settings.custom_headers,
+        )
+    }
+
     pub fn new(
         base_url: &str,
         proxies: &[String],
         timeout: Duration,
+        custom_headers: &std::collections::BTreeMap<String, String>,
     ) -> Result<Self, reqwest::Error> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (name, value) in custom_headers {
+            if let (Ok(name), Ok(value)) = (
+                reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+                reqwest::header::HeaderValue::from_str(value),
+            ) {
+                headers.insert(name, value);
+            }
+        }
         let builder = || {
             reqwest::Client::builder()
+                .default_headers(headers.clone())
                 .connect_timeout(Duration::from_secs(10))
                 .read_timeout(timeout)
                 .pool_idle_timeout(Duration::from_secs(90))

@@ -72,7 +72,10 @@ async fn models_are_listed_without_filtered_ones(mode: Mode, backend: Backend) {
 two_setups!(models, models_are_listed_without_filtered_ones);
 
 async fn bodies_pass_through_unchanged(mode: Mode, backend: Backend) {
-    let app = TestApp::builder(mode, backend).spawn().await;
+    let app = TestApp::builder(mode, backend)
+        .setting("CUSTOM_HEADERS", "{\"x-custom-header\": \"from-settings\"}")
+        .spawn()
+        .await;
     let request = json!({
         "contents": [{"role": "user", "parts": [{"text": "keep my fields"}]}],
         "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
