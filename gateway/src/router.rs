@@ -121,11 +121,19 @@ async fn health() -> impl IntoResponse {
     axum::Json(serde_json::json!({"status": "healthy"}))
 }
 
+fn openai_family(request: &Request) -> bool {
+    let path = request.uri().path();
+    !gemini_family(request.headers(), request.uri().query())
+        && (path.starts_with("/v1/") || path.starts_with("/hf/v1/") || path.starts_with("/openai/"))
+}
+
 async fn not_found(request: Request) -> Response {
-    google_error(
-        404,
-        &format!("no route for {} {}", request.method(), request.uri().path()),
-    )
+    let message = format!("no route for {} {}", request.method(), request.uri().path());
+    if openai_family(&request) {
+        openai_error(404, &message)
+    } else {
+        google_error(404, &message)
+    }
 }
 
 /// A path fit for logs and traces: the query is dropped (it may carry `key=`) and any long
@@ -161,6 +169,39 @@ fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
     );
     let _ = span.set_parent(gb_runtime::grpc::extract_trace_context(request.headers()));
     span
+}
+
+/// What axum answers on its own (a body over the limit, a body that could not be read in time,
+/// a method the route does not take) comes as plain text: give it the client family's JSON shape.
+async fn shape_plain_errors(request: Request, next: Next) -> Response {
+    let openai_family = openai_family(&request);
+    let response = next.run(request).await;
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || is_json {
+        return response;
+    }
+    let text = axum::body::to_bytes(response.into_body(), 16 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let message = if text.is_empty() {
+        status
+            .canonical_reason()
+            .unwrap_or("request failed")
+            .to_owned()
+    } else {
+        text
+    };
+    if openai_family {
+        openai_error(status.as_u16(), &message)
+    } else {
+        google_error(status.as_u16(), &message)
+    }
 }
 
 /// `http_server_requests_total` and `http_server_request_duration_seconds` (to the response
@@ -224,6 +265,11 @@ pub fn router(state: GatewayState) -> Router {
         .merge(key_resource)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(shape_plain_errors))
+        // A client that sends its body too slowly is cut off rather than held forever.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            std::time::Duration::from_secs(60),
+        ))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()

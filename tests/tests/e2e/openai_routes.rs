@@ -842,3 +842,51 @@ async fn fake_streaming(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 two_setups!(fake_stream, fake_streaming);
+
+/// Errors axum raises itself (body too large, wrong method, unknown route) in each family's shape.
+async fn framework_errors_in_the_clients_shape(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    let huge = vec![b'x'; 64 * 1024 * 1024 + 1];
+    let response = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_TOKEN)
+        .body(huge.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    assert_openai_error(&response.json().await.unwrap());
+    let response = app
+        .http
+        .post(app.url("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .header("x-goog-api-key", CLIENT_TOKEN)
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 413);
+    let response = app
+        .http
+        .get(app.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 405);
+    assert_openai_error(&response.json().await.unwrap());
+    let response = app
+        .http
+        .get(app.url("/v1/no-such-route"))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 404);
+    assert_openai_error(&response.json().await.unwrap());
+    assert!(app.mock.calls().is_empty());
+    app.stop().await;
+}
+two_setups!(framework_errors, framework_errors_in_the_clients_shape);
