@@ -305,3 +305,66 @@ impl Upstream {
         request
     }
 }
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(value: serde_json::Value) -> Vec<u8> {
+        value.to_string().into_bytes()
+    }
+
+    #[test]
+    fn invalid_key_is_dead() {
+        let answer = body(
+            serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}),
+        );
+        assert_eq!(classify(400, &answer), FailureClass::DeadKey);
+        assert_eq!(classify(403, b"{}"), FailureClass::DeadKey);
+    }
+
+    #[test]
+    fn quota_carries_retry_delay() {
+        let answer = body(
+            serde_json::json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}),
+        );
+        assert_eq!(
+            classify(429, &answer),
+            FailureClass::Quota {
+                retry_after: Some(Duration::from_secs(37))
+            }
+        );
+        assert_eq!(
+            classify(429, b"not json"),
+            FailureClass::Quota { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn client_errors_and_transients() {
+        let bad_request = body(
+            serde_json::json!({"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified", "status": "INVALID_ARGUMENT"}}),
+        );
+        assert_eq!(classify(400, &bad_request), FailureClass::ClientError);
+        assert_eq!(classify(404, b"{}"), FailureClass::ClientError);
+        assert_eq!(classify(500, b"{}"), FailureClass::Transient);
+        assert_eq!(classify(503, b"{}"), FailureClass::Transient);
+    }
+
+    #[test]
+    fn route_index_is_stable_and_spread() {
+        assert_eq!(
+            stable_route_index("key-a", 3),
+            stable_route_index("key-a", 3)
+        );
+        assert_eq!(stable_route_index("anything", 1), 0);
+        let used: std::collections::HashSet<usize> = (0..64)
+            .map(|i| stable_route_index(&format!("key-{i}"), 4))
+            .collect();
+        assert_eq!(used.len(), 4);
+        // A fixed value, so that a change of hash (and of every key's proxy) cannot pass unseen.
+        // (Python: int.from_bytes(sha256(key)[:8], "big") % 7 == 4.)
+        assert_eq!(stable_route_index("AIzaSyStableMappingExample", 7), 4);
+    }
+}
