@@ -190,6 +190,23 @@ pub async fn run_all_in_one(
     Ok(())
 }
 
+/// Serves one service's gRPC routes until shutdown and the drain are over.
+async fn serve_grpc(
+    service: &str,
+    routes: ServiceRoutes,
+    listener: TcpListener,
+    shutdown: &CancellationToken,
+    drain_limit: std::time::Duration,
+) -> anyhow::Result<()> {
+    tracing::info!(address = %listener.local_addr()?, "{service} service listening");
+    drained(
+        grpc::serve(routes.routes, listener, shutdown.clone()),
+        shutdown,
+        drain_limit,
+    )
+    .await
+}
+
 /// The keys service alone.
 pub async fn run_keys(
     settings: Settings,
@@ -198,15 +215,7 @@ pub async fn run_keys(
 ) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
     let routes = keys_routes(&settings, &token, &shutdown).await?;
-    tracing::info!(address = %listener.local_addr()?, "keys service listening");
-    let limit = settings.drain_timeout;
-    drained(
-        grpc::serve(routes.routes, listener, shutdown.clone()),
-        &shutdown,
-        limit,
-    )
-    .await?;
-    Ok(())
+    serve_grpc("keys", routes, listener, &shutdown, settings.drain_timeout).await
 }
 
 /// The chat service alone, reaching the keys service at `KEYS_URL`.
@@ -219,14 +228,7 @@ pub async fn run_chat(
     let keys = grpc::connect(&settings.keys_url, token)
         .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
     let (chat, routes) = chat_routes(&settings, keys, &shutdown).await?;
-    tracing::info!(address = %listener.local_addr()?, "chat service listening");
-    let limit = settings.drain_timeout;
-    drained(
-        grpc::serve(routes.routes, listener, shutdown.clone()),
-        &shutdown,
-        limit,
-    )
-    .await?;
+    serve_grpc("chat", routes, listener, &shutdown, settings.drain_timeout).await?;
     chat.flush().await;
     Ok(())
 }
