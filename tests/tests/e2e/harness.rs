@@ -364,11 +364,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        status_and_json(response).await
     }
 
     pub async fn generate(&self, text: &str) -> (u16, serde_json::Value) {
@@ -401,11 +397,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        status_and_json(response).await
     }
 
     pub async fn admin_post(
@@ -421,11 +413,7 @@ impl TestApp {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        (
-            status,
-            response.json().await.unwrap_or(serde_json::Value::Null),
-        )
+        status_and_json(response).await
     }
 
     /// The pool as the admin sees it, by key index in `self.keys`.
@@ -471,6 +459,15 @@ impl TestApp {
             .map(|key| calls.iter().filter(|call| &call.key == key).count())
             .collect()
     }
+}
+
+/// An answer's status and JSON body (`Null` when it has none).
+pub async fn status_and_json(response: reqwest::Response) -> (u16, serde_json::Value) {
+    let status = response.status().as_u16();
+    (
+        status,
+        response.json().await.unwrap_or(serde_json::Value::Null),
+    )
 }
 
 pub fn hello(text: &str) -> serde_json::Value {

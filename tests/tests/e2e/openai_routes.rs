@@ -7,7 +7,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use gb_tests::mock_gemini::Behavior;
 use serde_json::{Value, json};
 
-use crate::harness::{Backend, CLIENT_TOKEN, Mode, TestApp, new_key};
+use crate::harness::{Backend, CLIENT_TOKEN, Mode, TestApp, new_key, status_and_json};
 use crate::two_setups;
 
 async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
@@ -19,8 +19,20 @@ async fn post(app: &TestApp, path: &str, body: &Value) -> (u16, Value) {
         .send()
         .await
         .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
+    status_and_json(response).await
+}
+
+/// A GET with the client token as Bearer; the JSON answer.
+async fn get_json(app: &TestApp, path: &str) -> Value {
+    app.http
+        .get(app.url(path))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
 }
 
 async fn stream_events(app: &TestApp, path: &str, body: &Value) -> Vec<String> {
@@ -341,16 +353,7 @@ async fn model_variants_on_both_surfaces(mode: Mode, backend: Backend) {
             .contains("FILTERED_MODELS")
     );
 
-    let listed: Value = app
-        .http
-        .get(app.url("/v1/models"))
-        .bearer_auth(CLIENT_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&app, "/v1/models").await;
     assert_eq!(listed["object"], "list");
     let ids: Vec<&str> = listed["data"]
         .as_array()
@@ -382,16 +385,7 @@ async fn model_variants_on_both_surfaces(mode: Mode, backend: Backend) {
         gemini_shape["models"].is_array(),
         "Gemini-family clients get Google's list on /v1/models"
     );
-    let one: Value = app
-        .http
-        .get(app.url("/v1/models/gemini-2.5-flash"))
-        .bearer_auth(CLIENT_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let one: Value = get_json(&app, "/v1/models/gemini-2.5-flash").await;
     assert_eq!(
         one,
         json!({"id": "gemini-2.5-flash", "object": "model", "created": 0, "owned_by": "google"})
@@ -530,16 +524,7 @@ async fn passthrough_to_googles_openai_layer(mode: Mode, backend: Backend) {
     assert_eq!(events.last().unwrap(), "[DONE]");
     assert_eq!(events.iter().filter(|event| *event == "[DONE]").count(), 1);
 
-    let models: Value = app
-        .http
-        .get(app.url("/openai/v1/models"))
-        .bearer_auth(CLIENT_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let models: Value = get_json(&app, "/openai/v1/models").await;
     assert!(models["data"].as_array().unwrap().len() > 3);
     let (status, _) = post(
         &app,
@@ -737,16 +722,7 @@ async fn image_chat_model(mode: Mode, backend: Backend) {
         "3:4"
     );
 
-    let listed: Value = app
-        .http
-        .get(app.url("/v1/models"))
-        .bearer_auth(CLIENT_TOKEN)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let listed: Value = get_json(&app, "/v1/models").await;
     assert!(
         listed["data"]
             .as_array()
