@@ -12,6 +12,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let protos = [
         "gemini_balance/chat/v1/chat.proto",
         "gemini_balance/keys/v1/keys.proto",
+        "gemini_balance/config/v1/config.proto",
+        "gemini_balance/logging/v1/logging.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -15,6 +15,18 @@ pub mod keys {
     }
 }
 
+pub mod config {
+    pub mod v1 {
+        tonic::include_proto!("gemini_balance.config.v1");
+    }
+}
+
+pub mod logging {
+    pub mod v1 {
+        tonic::include_proto!("gemini_balance.logging.v1");
+    }
+}
+
 /// Every message and service of this crate, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =
     tonic::include_file_descriptor_set!("gemini_balance_descriptor");

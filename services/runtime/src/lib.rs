@@ -1,6 +1,9 @@
 //! What every gemini-balance service shares.
 //!
-//! - [`settings`]: the environment (and `.env`) read once into typed, validated settings;
+//! - [`settings`]: the environment (and `.env`) read into typed, validated settings;
+//! - [`config_registry`] and [`live`]: the settings that change while running, and how every
+//!   service follows them;
+//! - [`batching`] and [`log_records`]: records sent in bounded batches off the request path;
 //! - [`database`]: the diesel-async pool over Postgres or SQLite and migrations at start-up;
 //! - [`secrets`]: key encryption at rest, fingerprints, masking and constant-time comparison;
 //! - [`upstream`]: the pooled HTTP client to the Gemini API and the classification of its errors;
@@ -8,8 +11,12 @@
 //! - [`telemetry`]: logs and OpenTelemetry export;
 //! - [`shutdown`]: one cancellation token for SIGINT and SIGTERM.
 
+pub mod batching;
+pub mod config_registry;
 pub mod database;
 pub mod grpc;
+pub mod live;
+pub mod log_records;
 pub mod metrics;
 pub mod secrets;
 pub mod settings;

@@ -114,9 +114,10 @@ pub struct Settings {
     pub url_context_models: Vec<String>,
     /// Append Google Search sources to `-search` answers on the OpenAI route.
     pub show_search_link: bool,
-    /// OpenAI streams answered by a plain call, with empty chunks every this often meanwhile
-    /// (`FAKE_STREAM_ENABLED`, `FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS`); `None`: real streams.
-    pub fake_stream_interval: Option<Duration>,
+    /// OpenAI streams answered by a plain call (`FAKE_STREAM_ENABLED`), with empty chunks every
+    /// `FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS` meanwhile.
+    pub fake_stream_enabled: bool,
+    pub fake_stream_empty_data_interval: Duration,
     pub tts_model: String,
     pub tts_voice_name: String,
     pub tts_speed: String,
@@ -138,6 +139,33 @@ pub struct Settings {
     pub drain_timeout: Duration,
     pub log_level: String,
     pub log_json: bool,
+    /// Keep the request body in error logs (`ERROR_LOG_RECORD_REQUEST_BODY`).
+    pub error_log_record_request_body: bool,
+    /// Error logs older than this are deleted (`AUTO_DELETE_ERROR_LOGS_ENABLED/DAYS`).
+    pub error_log_retention: Retention,
+    /// Request logs older than this are deleted (`AUTO_DELETE_REQUEST_LOGS_ENABLED/DAYS`).
+    pub request_log_retention: Retention,
+    pub config_addr: SocketAddr,
+    pub logging_addr: SocketAddr,
+    pub config_url: String,
+    pub logging_url: String,
+    /// The raw values these settings were read from (environment over `.env`), by name.
+    environment: std::sync::Arc<std::collections::BTreeMap<String, String>>,
+}
+
+/// How long logs of one kind are kept.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    pub enabled: bool,
+    pub days: u32,
+}
+
+impl Retention {
+    /// The age beyond which records go, when deletion is on.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.enabled
+            .then(|| Duration::from_secs(u64::from(self.days) * 86_400))
+    }
 }
 
 impl std::fmt::Debug for Settings {
@@ -163,6 +191,8 @@ impl std::fmt::Debug for Settings {
             .field("gateway_addr", &self.gateway_addr)
             .field("chat_addr", &self.chat_addr)
             .field("keys_addr", &self.keys_addr)
+            .field("config_addr", &self.config_addr)
+            .field("logging_addr", &self.logging_addr)
             .finish_non_exhaustive()
     }
 }
@@ -190,6 +220,10 @@ impl Settings {
             "keys_addr": self.keys_addr.to_string(),
             "chat_url": self.chat_url,
             "keys_url": self.keys_url,
+            "config_addr": self.config_addr.to_string(),
+            "logging_addr": self.logging_addr.to_string(),
+            "config_url": self.config_url,
+            "logging_url": self.logging_url,
             "metrics_addr": self.metrics_addr.to_string(),
             "drain_timeout_seconds": self.drain_timeout.as_secs_f64(),
             "log_level": self.log_level,
@@ -198,15 +232,21 @@ impl Settings {
 }
 
 /// Reads settings from a lookup function, so that tests need not touch the process environment.
+/// Remembers every value it read, so that the settings can be rebuilt with overrides.
 struct Source<'a> {
     lookup: &'a dyn Fn(&str) -> Option<String>,
+    seen: std::cell::RefCell<std::collections::BTreeMap<String, String>>,
 }
 
 impl Source<'_> {
     fn raw(&self, name: &str) -> Option<String> {
-        (self.lookup)(name)
+        let value = (self.lookup)(name)
             .map(|value| value.trim().to_owned())
-            .filter(|value| !value.is_empty())
+            .filter(|value| !value.is_empty())?;
+        self.seen
+            .borrow_mut()
+            .insert(name.to_owned(), value.clone());
+        Some(value)
     }
 
     fn string(&self, name: &'static str, default: &str) -> String {
@@ -344,7 +384,25 @@ fn custom_headers(
     Ok(headers)
 }
 
-fn fake_stream_interval(source: &Source<'_>) -> Result<Option<Duration>, SettingError> {
+/// `AUTO_DELETE_<what>_ENABLED` and `AUTO_DELETE_<what>_DAYS`.
+fn retention(
+    source: &Source<'_>,
+    enabled: &'static str,
+    days: &'static str,
+    default_enabled: bool,
+    default_days: u32,
+) -> Result<Retention, SettingError> {
+    let count: u32 = source.number(days, default_days)?;
+    if count == 0 {
+        return Err(problem(days, "must be at least 1 day"));
+    }
+    Ok(Retention {
+        enabled: source.boolean(enabled, default_enabled)?,
+        days: count,
+    })
+}
+
+fn fake_stream_interval(source: &Source<'_>) -> Result<Duration, SettingError> {
     let seconds: f64 = source.number("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", 5.0)?;
     if !(seconds.is_finite() && seconds > 0.0) {
         return Err(problem(
@@ -352,9 +410,7 @@ fn fake_stream_interval(source: &Source<'_>) -> Result<Option<Duration>, Setting
             "must be a positive number of seconds",
         ));
     }
-    Ok(source
-        .boolean("FAKE_STREAM_ENABLED", false)?
-        .then(|| Duration::from_secs_f64(seconds)))
+    Ok(Duration::from_secs_f64(seconds))
 }
 
 /// `SAFETY_SETTINGS`: a JSON list of `{"category", "threshold"}` objects.
@@ -386,7 +442,38 @@ impl Settings {
 
     /// Parses settings from any source of values (the environment, a map in tests).
     pub fn from_lookup(lookup: &dyn Fn(&str) -> Option<String>) -> Result<Self, SettingError> {
-        let source = Source { lookup };
+        let source = Source {
+            lookup,
+            seen: Default::default(),
+        };
+        let mut settings = Self::parse(&source)?;
+        settings.environment = std::sync::Arc::new(source.seen.take());
+        Ok(settings)
+    }
+
+    /// The raw value the environment (or `.env`) gave a setting, if any.
+    pub fn environment_value(&self, name: &str) -> Option<&str> {
+        self.environment.get(name).map(String::as_str)
+    }
+
+    /// These settings with some values replaced (by name, in the environment's text form).
+    /// The result remembers the same environment, so overrides never pile up.
+    pub fn with_overrides(
+        &self,
+        overrides: &std::collections::HashMap<String, String>,
+    ) -> Result<Self, SettingError> {
+        let environment = self.environment.clone();
+        let mut settings = Self::from_lookup(&|name| {
+            overrides
+                .get(name)
+                .or_else(|| environment.get(name))
+                .cloned()
+        })?;
+        settings.environment = environment;
+        Ok(settings)
+    }
+
+    fn parse(source: &Source<'_>) -> Result<Self, SettingError> {
         let base_url = source.string("BASE_URL", DEFAULT_BASE_URL);
         let parsed_base = url::Url::parse(&base_url)
             .map_err(|error| problem("BASE_URL", format!("{base_url:?} is not a URL: {error}")))?;
@@ -450,6 +537,15 @@ impl Settings {
         }
         let chat_addr = source.address("CHAT_ADDR", "0.0.0.0:50051")?;
         let keys_addr = source.address("KEYS_ADDR", "0.0.0.0:50052")?;
+        let config_addr = source.address("CONFIG_ADDR", "0.0.0.0:50053")?;
+        let logging_addr = source.address("LOGGING_ADDR", "0.0.0.0:50054")?;
+        let log_level = source.string("LOG_LEVEL", "info");
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_level) {
+            return Err(problem(
+                "LOG_LEVEL",
+                format!("{log_level:?}: expected a level (debug, info, warn…) or a filter: {error}"),
+            ));
+        }
         Ok(Settings {
             api_keys: source.list("API_KEYS", &[])?,
             allowed_tokens: source.list("ALLOWED_TOKENS", &[])?,
@@ -462,7 +558,7 @@ impl Settings {
             check_interval: (check_hours > 0.0)
                 .then(|| Duration::from_secs_f64(check_hours * 3600.0)),
             proxies,
-            custom_headers: custom_headers(&source)?,
+            custom_headers: custom_headers(source)?,
             filtered_models: source.list("FILTERED_MODELS", DEFAULT_FILTERED_MODELS)?,
             chat_model: source.string("CHAT_MODEL", "gemini-2.5-flash"),
             search_models: source.list("SEARCH_MODELS", &["gemini-2.5-flash", "gemini-2.5-pro"])?,
@@ -473,7 +569,7 @@ impl Settings {
             thinking_models: source.list("THINKING_MODELS", &[])?,
             thinking_budget_map: source.json("THINKING_BUDGET_MAP", Default::default())?,
             show_thinking_process: source.boolean("SHOW_THINKING_PROCESS", true)?,
-            safety_settings: safety_settings(&source)?,
+            safety_settings: safety_settings(source)?,
             tools_code_execution_enabled: source.boolean("TOOLS_CODE_EXECUTION_ENABLED", false)?,
             url_context_enabled: source.boolean("URL_CONTEXT_ENABLED", false)?,
             url_context_models: source.list(
@@ -487,7 +583,8 @@ impl Settings {
                 ],
             )?,
             show_search_link: source.boolean("SHOW_SEARCH_LINK", true)?,
-            fake_stream_interval: fake_stream_interval(&source)?,
+            fake_stream_enabled: source.boolean("FAKE_STREAM_ENABLED", false)?,
+            fake_stream_empty_data_interval: fake_stream_interval(source)?,
             tts_model: source.string("TTS_MODEL", "gemini-2.5-flash-preview-tts"),
             tts_voice_name: source.string("TTS_VOICE_NAME", "Zephyr"),
             tts_speed: source.string("TTS_SPEED", "normal"),
@@ -509,8 +606,34 @@ impl Settings {
             ),
             metrics_addr: source.address("METRICS_ADDR", "0.0.0.0:9464")?,
             drain_timeout: Duration::from_secs_f64(drain_timeout_seconds),
-            log_level: source.string("LOG_LEVEL", "info"),
+            log_level,
             log_json,
+            error_log_record_request_body: source.boolean("ERROR_LOG_RECORD_REQUEST_BODY", false)?,
+            error_log_retention: retention(
+                source,
+                "AUTO_DELETE_ERROR_LOGS_ENABLED",
+                "AUTO_DELETE_ERROR_LOGS_DAYS",
+                true,
+                7,
+            )?,
+            request_log_retention: retention(
+                source,
+                "AUTO_DELETE_REQUEST_LOGS_ENABLED",
+                "AUTO_DELETE_REQUEST_LOGS_DAYS",
+                false,
+                30,
+            )?,
+            config_addr,
+            logging_addr,
+            config_url: source.string(
+                "CONFIG_URL",
+                &format!("http://127.0.0.1:{}", config_addr.port()),
+            ),
+            logging_url: source.string(
+                "LOGGING_URL",
+                &format!("http://127.0.0.1:{}", logging_addr.port()),
+            ),
+            environment: Default::default(),
         })
     }
 }
@@ -590,6 +713,8 @@ mod tests {
             ("SAFETY_SETTINGS", "[{\"category\": 1}]"),
             ("SHOW_THINKING_PROCESS", "maybe"),
             ("CUSTOM_HEADERS", "{\"bad header\": \"x\"}"),
+            ("LOG_LEVEL", "very=loud=please"),
+            ("AUTO_DELETE_ERROR_LOGS_DAYS", "0"),
         ] {
             let Err(error) = settings(&[(name, value)]) else {
                 panic!("{name}={value} was accepted");

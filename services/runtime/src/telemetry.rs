@@ -5,7 +5,9 @@
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::SdkTracerProvider;
-use tracing_subscriber::EnvFilter;
+use std::sync::OnceLock;
+
+use tracing_subscriber::{EnvFilter, Registry, reload};
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -39,6 +41,8 @@ pub fn init(settings: &Settings, service_name: &str) -> anyhow::Result<Telemetry
     let otel_layer = provider.as_ref().map(|provider| {
         tracing_opentelemetry::layer().with_tracer(provider.tracer("gemini-balance"))
     });
+    let (filter, handle) = reload::Layer::new(filter);
+    let _ = LEVEL.set(handle);
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     if settings.log_json {
         registry
@@ -48,6 +52,30 @@ pub fn init(settings: &Settings, service_name: &str) -> anyhow::Result<Telemetry
         registry.with(tracing_subscriber::fmt::layer()).try_init()?;
     }
     Ok(TelemetryGuard { provider })
+}
+
+static LEVEL: OnceLock<reload::Handle<EnvFilter, Registry>> = OnceLock::new();
+
+/// Applies a new `LOG_LEVEL` to this process's logs (a no-op where [`init`] did not run).
+pub fn set_log_level(level: &str) {
+    let Some(handle) = LEVEL.get() else {
+        return;
+    };
+    match EnvFilter::try_new(level) {
+        Ok(filter) => match handle.reload(filter) {
+            Ok(()) => tracing::info!(level, "log level changed"),
+            Err(error) => tracing::warn!(%error, "log level not changed"),
+        },
+        Err(error) => tracing::warn!(level, %error, "LOG_LEVEL rejected"),
+    }
+}
+
+/// Follows `LOG_LEVEL` in the live settings.
+pub fn follow_log_level(live: &crate::live::LiveSettings) {
+    live.on_change(
+        |settings| settings.log_level.clone(),
+        |_, level, _| set_log_level(&level),
+    );
 }
 
 fn otlp_provider(service_name: &str) -> anyhow::Result<SdkTracerProvider> {

@@ -1,0 +1,298 @@
+//! The stored settings in memory, their reconciliation with the environment at start-up, and
+//! the changes the API makes. Every change is written to the table, then published.
+//!
+//! Precedence: a value set through the API stays in force, across restarts, until the
+//! environment's value of that setting changes; a changed environment value wins at the next
+//! start (and is logged). The environment beats `.env`; a reset goes back to the environment.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::Utc;
+use gb_proto::config::v1 as pb;
+use gb_runtime::config_registry::{self, CONFIG_SETTINGS, ConfigSetting, masked, to_text, unmasked};
+use gb_runtime::database::Database;
+use gb_runtime::settings::Settings;
+use tokio::sync::{Mutex, watch};
+use tonic::Status;
+
+use crate::store::{self, StoredValue};
+
+pub const FROM_ENVIRONMENT: &str = "environment";
+pub const FROM_API: &str = "api";
+
+/// What every follower receives.
+#[derive(Clone, Default)]
+pub struct Published {
+    pub version: u64,
+    pub values: HashMap<String, String>,
+    /// The environment with the stored values laid over it.
+    pub effective: Option<Arc<Settings>>,
+}
+
+pub struct StoredSettings {
+    db: Database,
+    /// This service's environment (and defaults): what the stored values are laid over.
+    environment: Settings,
+    rows: Mutex<BTreeMap<String, StoredValue>>,
+    published: watch::Sender<Published>,
+}
+
+fn row(name: &str, value: String, env_value: Option<String>, source: &str) -> StoredValue {
+    StoredValue {
+        key: name.to_owned(),
+        value,
+        env_value,
+        source: source.to_owned(),
+        updated_at: Utc::now().naive_utc(),
+    }
+}
+
+fn invalid(error: impl std::fmt::Display) -> Status {
+    Status::invalid_argument(error.to_string())
+}
+
+impl StoredSettings {
+    /// Loads the table and reconciles it with the environment.
+    pub async fn open(db: Database, environment: Settings) -> anyhow::Result<Self> {
+        let mut rows: BTreeMap<String, StoredValue> = store::load(&db)
+            .await?
+            .into_iter()
+            .map(|row| (row.key.clone(), row))
+            .collect();
+        let mut changed = Vec::new();
+        let mut removed = Vec::new();
+        for setting in CONFIG_SETTINGS.iter().filter(|setting| setting.editable) {
+            let env = environment.environment_value(setting.name).map(str::to_owned);
+            match (rows.get(setting.name), env) {
+                (Some(stored), env) if stored.env_value == env => {}
+                (Some(stored), Some(env)) => {
+                    if stored.source == FROM_API {
+                        tracing::info!(
+                            setting = setting.name,
+                            "the environment's value changed since the last start: it replaces the value set through the API"
+                        );
+                    }
+                    changed.push(row(setting.name, env.clone(), Some(env), FROM_ENVIRONMENT));
+                }
+                (Some(stored), None) => {
+                    if stored.source == FROM_API {
+                        tracing::info!(
+                            setting = setting.name,
+                            "the setting left the environment since the last start: its default replaces the value set through the API"
+                        );
+                    }
+                    removed.push(setting.name.to_owned());
+                }
+                (None, Some(env)) => {
+                    changed.push(row(setting.name, env.clone(), Some(env), FROM_ENVIRONMENT));
+                }
+                (None, None) => {}
+            }
+        }
+        // Rows of settings this version no longer knows are left alone, but not applied.
+        rows.retain(|name, _| config_registry::find(name).is_some_and(|setting| setting.editable));
+        store::upsert(&db, &changed).await?;
+        store::delete(&db, &removed).await?;
+        for name in &removed {
+            rows.remove(name);
+        }
+        for stored in changed {
+            rows.insert(stored.key.clone(), stored);
+        }
+        let published = watch::channel(Published::default()).0;
+        let this = StoredSettings {
+            db,
+            environment,
+            rows: Mutex::new(rows),
+            published,
+        };
+        let rows = this.rows.lock().await;
+        let values = values_of(&rows);
+        let effective = this.environment.with_overrides(&values)?;
+        drop(rows);
+        this.published.send_replace(Published {
+            version: 1,
+            values,
+            effective: Some(Arc::new(effective)),
+        });
+        Ok(this)
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<Published> {
+        self.published.subscribe()
+    }
+
+    fn effective(&self) -> Arc<Settings> {
+        self.published
+            .borrow()
+            .effective
+            .clone()
+            .unwrap_or_else(|| Arc::new(self.environment.clone()))
+    }
+
+    /// Every listed setting, secrets masked.
+    pub async fn list(&self) -> Vec<pb::ConfigEntry> {
+        let rows = self.rows.lock().await;
+        let effective = self.effective();
+        CONFIG_SETTINGS
+            .iter()
+            .map(|setting| self.entry(setting, &effective, rows.get(setting.name)))
+            .collect()
+    }
+
+    pub async fn get(&self, name: &str) -> Result<pb::ConfigEntry, Status> {
+        let setting = config_registry::find(name)
+            .ok_or_else(|| Status::not_found(format!("unknown setting {name}")))?;
+        let rows = self.rows.lock().await;
+        Ok(self.entry(setting, &self.effective(), rows.get(name)))
+    }
+
+    fn entry(
+        &self,
+        setting: &ConfigSetting,
+        effective: &Settings,
+        stored: Option<&StoredValue>,
+    ) -> pb::ConfigEntry {
+        let source = match stored {
+            Some(stored) if stored.source == FROM_API => pb::ConfigSource::Api,
+            Some(_) => pb::ConfigSource::Environment,
+            None if self.environment.environment_value(setting.name).is_some() => {
+                pb::ConfigSource::Environment
+            }
+            None => pb::ConfigSource::Default,
+        };
+        pb::ConfigEntry {
+            name: setting.name.to_owned(),
+            value_json: masked(setting, &effective.config_value(setting.name)).to_string(),
+            source: source as i32,
+            secret: setting.secret != config_registry::Secret::No,
+            kind: setting.kind.name().to_owned(),
+            updated_at_ms: stored.map_or(0, |stored| stored.updated_at.and_utc().timestamp_millis()),
+            editable: setting.editable,
+        }
+    }
+
+    /// Sets several settings, all or none.
+    pub async fn put(&self, values: HashMap<String, String>) -> Result<(), Status> {
+        if values.is_empty() {
+            return Err(invalid("no settings given"));
+        }
+        let mut rows = self.rows.lock().await;
+        let effective = self.effective();
+        let mut next = rows.clone();
+        let mut names: Vec<&String> = values.keys().collect();
+        names.sort();
+        for name in names {
+            let setting = config_registry::find(name)
+                .ok_or_else(|| invalid(format!("setting {name}: unknown setting")))?;
+            if !setting.editable {
+                return Err(invalid(format!(
+                    "setting {name}: read from the environment only; change it there and restart"
+                )));
+            }
+            let value: serde_json::Value = serde_json::from_str(&values[name])
+                .map_err(|error| invalid(format!("setting {name}: not JSON: {error}")))?;
+            let value = unmasked(setting, value, &effective.config_value(name));
+            let text = to_text(setting, &value).map_err(|why| invalid(format!("setting {name}: {why}")))?;
+            let env = self.environment.environment_value(name).map(str::to_owned);
+            match text {
+                Some(text) => {
+                    next.insert(name.clone(), row(name, text, env, FROM_API));
+                }
+                None => {
+                    self.reset_one(&mut next, name);
+                }
+            }
+        }
+        self.commit(&mut rows, next).await
+    }
+
+    /// Back to the environment for the named settings (all when none are named).
+    pub async fn reset(&self, names: &[String]) -> Result<(), Status> {
+        let mut rows = self.rows.lock().await;
+        let mut next = rows.clone();
+        let all: Vec<String>;
+        let names = if names.is_empty() {
+            all = CONFIG_SETTINGS
+                .iter()
+                .filter(|setting| setting.editable)
+                .map(|setting| setting.name.to_owned())
+                .collect();
+            &all
+        } else {
+            names
+        };
+        for name in names {
+            match config_registry::find(name) {
+                Some(setting) if setting.editable => self.reset_one(&mut next, name),
+                Some(_) => {
+                    return Err(invalid(format!(
+                        "setting {name}: read from the environment only"
+                    )));
+                }
+                None => return Err(invalid(format!("setting {name}: unknown setting"))),
+            }
+        }
+        self.commit(&mut rows, next).await
+    }
+
+    fn reset_one(&self, rows: &mut BTreeMap<String, StoredValue>, name: &str) {
+        match self.environment.environment_value(name) {
+            Some(env) => {
+                rows.insert(
+                    name.to_owned(),
+                    row(name, env.to_owned(), Some(env.to_owned()), FROM_ENVIRONMENT),
+                );
+            }
+            None => {
+                rows.remove(name);
+            }
+        }
+    }
+
+    /// Validates the whole new set, writes the difference, publishes.
+    async fn commit(
+        &self,
+        rows: &mut BTreeMap<String, StoredValue>,
+        next: BTreeMap<String, StoredValue>,
+    ) -> Result<(), Status> {
+        let values = values_of(&next);
+        let effective = self.environment.with_overrides(&values).map_err(invalid)?;
+        let changed: Vec<StoredValue> = next
+            .values()
+            .filter(|stored| {
+                rows.get(&stored.key).is_none_or(|before| {
+                    before.value != stored.value || before.source != stored.source
+                })
+            })
+            .cloned()
+            .collect();
+        let removed: Vec<String> = rows
+            .keys()
+            .filter(|name| !next.contains_key(*name))
+            .cloned()
+            .collect();
+        store::upsert(&self.db, &changed).await.map_err(Status::from)?;
+        store::delete(&self.db, &removed).await.map_err(Status::from)?;
+        for stored in &changed {
+            tracing::info!(setting = %stored.key, source = %stored.source, "setting changed");
+        }
+        for name in &removed {
+            tracing::info!(setting = %name, "setting back to its default");
+        }
+        *rows = next;
+        self.published.send_modify(|published| {
+            published.version += 1;
+            published.values = values;
+            published.effective = Some(Arc::new(effective));
+        });
+        Ok(())
+    }
+}
+
+fn values_of(rows: &BTreeMap<String, StoredValue>) -> HashMap<String, String> {
+    rows.values()
+        .map(|stored| (stored.key.clone(), stored.value.clone()))
+        .collect()
+}

@@ -1,0 +1,2 @@
+DROP TABLE request_logs;
+DROP TABLE error_logs;

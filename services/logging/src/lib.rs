@@ -1,0 +1,64 @@
+//! The logging service: owner of `error_logs` and `request_logs`.
+//!
+//! The gateway records every client request and the chat service every upstream attempt (and,
+//! for a failed one, an error log); both send them here in batches. The admin API reads the
+//! error logs and the statistics (calls per period, attention keys, per-key models, tokens per
+//! key and per client token and day) from here. Old logs are deleted as the retention settings say.
+
+pub mod retention;
+mod schema;
+mod service;
+mod store;
+
+use std::sync::Arc;
+
+use diesel_migrations::{EmbeddedMigrations, embed_migrations};
+use gb_proto::logging::v1::logging_service_server::LoggingServiceServer;
+use gb_runtime::database::Database;
+use gb_runtime::grpc::RequireToken;
+use gb_runtime::live::LiveSettings;
+use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
+
+pub use service::LoggingGrpc;
+
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+pub struct LoggingService {
+    db: Database,
+    retention: retention::Retention,
+}
+
+impl LoggingService {
+    /// Migrates and starts the retention task.
+    pub async fn start(
+        live: LiveSettings,
+        db: Database,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
+        db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
+            .await?;
+        let retention = retention::Retention {
+            db: db.clone(),
+            live,
+        };
+        tokio::spawn(retention.clone().run(shutdown));
+        Ok(LoggingService { db, retention })
+    }
+
+    /// The gRPC service, behind the admin-token check.
+    pub fn grpc_service(
+        &self,
+        admin_token: Arc<str>,
+    ) -> InterceptedService<LoggingServiceServer<LoggingGrpc>, RequireToken> {
+        InterceptedService::new(
+            LoggingServiceServer::new(LoggingGrpc {
+                db: self.db.clone(),
+                retention: self.retention.clone(),
+            })
+            .max_decoding_message_size(64 * 1024 * 1024),
+            RequireToken::new(admin_token),
+        )
+    }
+}

@@ -1,0 +1,63 @@
+//! Retention: error logs older than `AUTO_DELETE_ERROR_LOGS_DAYS` (when
+//! `AUTO_DELETE_ERROR_LOGS_ENABLED`), request logs older than `AUTO_DELETE_REQUEST_LOGS_DAYS`
+//! (when `AUTO_DELETE_REQUEST_LOGS_ENABLED`) are deleted every hour, and at once when those
+//! settings change.
+
+use std::time::Duration;
+
+use gb_runtime::database::{Database, DbError};
+use gb_runtime::live::LiveSettings;
+use gb_runtime::now_ms;
+use tokio_util::sync::CancellationToken;
+
+use crate::store;
+
+#[derive(Clone)]
+pub struct Retention {
+    pub db: Database,
+    pub live: LiveSettings,
+}
+
+impl Retention {
+    /// Deletes what the current settings say is too old: (error logs, request logs) deleted.
+    pub async fn apply(&self) -> Result<(u64, u64), DbError> {
+        let settings = self.live.current();
+        let cutoff = |age: Option<Duration>| age.map(|age| now_ms() - age.as_millis() as i64);
+        let (errors, requests) = store::delete_older(
+            &self.db,
+            cutoff(settings.error_log_retention.max_age()),
+            cutoff(settings.request_log_retention.max_age()),
+        )
+        .await?;
+        if errors + requests > 0 {
+            tracing::info!(
+                error_logs = errors,
+                request_logs = requests,
+                "old logs deleted"
+            );
+        }
+        Ok((errors, requests))
+    }
+
+    /// Runs every hour and after each change of the retention settings, until shutdown.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
+        self.live.on_change(
+            |settings| (settings.error_log_retention, settings.request_log_retention),
+            move |_, _, _| {
+                let _ = changed.try_send(());
+            },
+        );
+        let mut ticker = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {}
+                Some(()) = changes.recv() => {}
+            }
+            if let Err(error) = self.apply().await {
+                tracing::warn!(%error, "deleting old logs failed");
+            }
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Records sent in batches, off the request path: outcome reports, request and error logs.
+//!
+//! The buffer is bounded. What does not fit, and what a batch that fails three times carries,
+//! is counted in a metric and logged; never lost silently.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+const BATCH: usize = 512;
+const LINGER: Duration = Duration::from_millis(50);
+
+/// The sending side; cheap to clone. The task ends once every clone is dropped and what was
+/// buffered has been sent.
+pub struct Batcher<T> {
+    sender: mpsc::Sender<T>,
+    dropped: Arc<AtomicU64>,
+    /// The counter of dropped records, e.g. `gemini_log_records_dropped_total`.
+    metric: &'static str,
+    /// What a record is, for log lines.
+    what: &'static str,
+}
+
+impl<T> Clone for Batcher<T> {
+    fn clone(&self) -> Self {
+        Batcher {
+            sender: self.sender.clone(),
+            dropped: self.dropped.clone(),
+            metric: self.metric,
+            what: self.what,
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> Batcher<T> {
+    /// Starts the task that gathers up to 512 records (waiting at most 50 ms after the first)
+    /// and hands them to `send`, retried three times.
+    pub fn start<Send, Sent>(
+        capacity: usize,
+        metric: &'static str,
+        what: &'static str,
+        send: Send,
+    ) -> (Self, JoinHandle<()>)
+    where
+        Send: FnMut(Vec<T>) -> Sent + std::marker::Send + 'static,
+        Sent: Future<Output = Result<(), tonic::Status>> + std::marker::Send + 'static,
+    {
+        let (sender, receiver) = mpsc::channel(capacity);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let batcher = Batcher {
+            sender,
+            dropped: dropped.clone(),
+            metric,
+            what,
+        };
+        let task = tokio::spawn(send_batches(receiver, send, batcher.counter()));
+        (batcher, task)
+    }
+
+    /// Queues a record without waiting; a full buffer drops it (counted and logged).
+    pub fn push(&self, record: T) {
+        if self.sender.try_send(record).is_err() {
+            self.counter().lost(1, "buffer full");
+        }
+    }
+
+    fn counter(&self) -> DropCounter {
+        DropCounter {
+            dropped: self.dropped.clone(),
+            metric: self.metric,
+            what: self.what,
+        }
+    }
+}
+
+struct DropCounter {
+    dropped: Arc<AtomicU64>,
+    metric: &'static str,
+    what: &'static str,
+}
+
+impl DropCounter {
+    fn lost(&self, count: u64, why: &'static str) {
+        metrics::counter!(self.metric).increment(count);
+        let before = self.dropped.fetch_add(count, Ordering::Relaxed);
+        let total = before + count;
+        // One line per power of two: an overload does not flood the log.
+        if (before + 1..=total).any(u64::is_power_of_two) {
+            tracing::warn!(
+                what = self.what,
+                lost = count,
+                dropped_total = total,
+                "{why}: {} dropped",
+                self.what
+            );
+        }
+    }
+}
+
+async fn send_batches<T, Send, Sent>(
+    mut receiver: mpsc::Receiver<T>,
+    mut send: Send,
+    counter: DropCounter,
+) where
+    T: Clone,
+    Send: FnMut(Vec<T>) -> Sent,
+    Sent: Future<Output = Result<(), tonic::Status>>,
+{
+    let mut batch = Vec::with_capacity(BATCH);
+    loop {
+        if receiver.recv_many(&mut batch, BATCH).await == 0 {
+            return;
+        }
+        let deadline = tokio::time::Instant::now() + LINGER;
+        while batch.len() < BATCH {
+            let room = BATCH - batch.len();
+            match tokio::time::timeout_at(deadline, receiver.recv_many(&mut batch, room)).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let records = std::mem::take(&mut batch);
+        let count = records.len() as u64;
+        let mut sent = false;
+        for attempt in 0..3u32 {
+            match send(records.clone()).await {
+                Ok(()) => {
+                    sent = true;
+                    break;
+                }
+                Err(status) => {
+                    tracing::warn!(what = counter.what, code = ?status.code(), message = status.message(), attempt, "sending a batch failed");
+                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
+                }
+            }
+        }
+        if !sent {
+            counter.lost(count, "batch failed three times");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! Settings that change while the services run.
+//!
+//! Each process starts from its environment, then follows the config service's `WatchConfigs`
+//! stream: every snapshot (the stored values) is laid over the environment and parsed by the
+//! same code that parses the environment. Readers take the current settings per request
+//! ([`LiveSettings::current`]) or keep something built from them up to date ([`LiveSettings::derive`]).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use gb_proto::config::v1 as pb;
+use gb_proto::config::v1::config_service_client::ConfigServiceClient;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::grpc::GrpcChannel;
+use crate::settings::{SettingError, Settings};
+
+#[derive(Clone)]
+pub struct LiveSettings {
+    sender: Arc<watch::Sender<Arc<Settings>>>,
+    /// The version of the last config snapshot applied; 0 before the first.
+    applied: Arc<watch::Sender<u64>>,
+}
+
+/// A value rebuilt from the settings whenever they change.
+#[derive(Clone)]
+pub struct Live<T> {
+    receiver: watch::Receiver<Arc<T>>,
+}
+
+impl<T> Live<T> {
+    /// A value that never changes (tests, fixed parts).
+    pub fn fixed(value: T) -> Self {
+        // A receiver keeps the last value readable after its sender is gone.
+        let (_, receiver) = watch::channel(Arc::new(value));
+        Live { receiver }
+    }
+
+    pub fn get(&self) -> Arc<T> {
+        self.receiver.borrow().clone()
+    }
+}
+
+impl LiveSettings {
+    pub fn new(settings: Settings) -> Self {
+        LiveSettings {
+            sender: Arc::new(watch::channel(Arc::new(settings)).0),
+            applied: Arc::new(watch::channel(0).0),
+        }
+    }
+
+    pub fn current(&self) -> Arc<Settings> {
+        self.sender.borrow().clone()
+    }
+
+    /// Lays stored values over the environment; on a bad value the settings stay as they were.
+    pub fn apply(&self, overrides: &HashMap<String, String>) -> Result<(), SettingError> {
+        let next = self.current().with_overrides(overrides)?;
+        self.sender.send_replace(Arc::new(next));
+        Ok(())
+    }
+
+    /// Keeps `build(settings)` current; when a rebuild fails the previous value stays (and the
+    /// failure is logged).
+    pub fn derive<T, Build>(&self, what: &'static str, build: Build) -> anyhow::Result<Live<T>>
+    where
+        T: Send + Sync + 'static,
+        Build: Fn(&Settings) -> anyhow::Result<T> + Send + 'static,
+    {
+        let mut settings = self.sender.subscribe();
+        let first = build(&settings.borrow_and_update())?;
+        let (sender, receiver) = watch::channel(Arc::new(first));
+        tokio::spawn(async move {
+            while settings.changed().await.is_ok() {
+                let current = settings.borrow_and_update().clone();
+                match build(&current) {
+                    Ok(value) => {
+                        sender.send_replace(Arc::new(value));
+                    }
+                    Err(error) => {
+                        tracing::error!(what, error = %error, "a settings change could not be applied; the previous settings stay")
+                    }
+                }
+            }
+        });
+        Ok(Live { receiver })
+    }
+
+    /// Runs `action(before, after)` each time `key` of the settings changes.
+    pub fn on_change<K, Key, Action>(&self, key: Key, mut action: Action)
+    where
+        K: PartialEq + Clone + Send + Sync + 'static,
+        Key: Fn(&Settings) -> K + Send + 'static,
+        Action: FnMut(K, K, Arc<Settings>) + Send + 'static,
+    {
+        let mut settings = self.sender.subscribe();
+        let mut last = key(&settings.borrow_and_update());
+        tokio::spawn(async move {
+            while settings.changed().await.is_ok() {
+                let current = settings.borrow_and_update().clone();
+                let next = key(&current);
+                if next != last {
+                    let before = std::mem::replace(&mut last, next.clone());
+                    action(before, next, current);
+                }
+            }
+        });
+    }
+
+    /// Waits (at most `limit`) until a config snapshot has been applied.
+    pub async fn wait_for_config(&self, limit: Duration) -> bool {
+        let mut applied = self.applied.subscribe();
+        tokio::time::timeout(limit, applied.wait_for(|version| *version > 0))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+
+    /// Follows the config service until shutdown, reconnecting after a lost stream.
+    pub async fn follow_config(self, channel: GrpcChannel, shutdown: CancellationToken) {
+        let mut client = ConfigServiceClient::new(channel);
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let stream = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                stream = client.watch_configs(pb::WatchConfigsRequest {}) => stream,
+            };
+            match stream {
+                Ok(stream) => {
+                    backoff = Duration::from_millis(100);
+                    let mut stream = stream.into_inner();
+                    loop {
+                        let message = tokio::select! {
+                            _ = shutdown.cancelled() => return,
+                            message = stream.message() => message,
+                        };
+                        match message {
+                            Ok(Some(snapshot)) => self.apply_snapshot(snapshot),
+                            Ok(None) => break,
+                            Err(status) => {
+                                tracing::warn!(code = ?status.code(), message = status.message(), "config stream lost");
+                                break;
+                            }
+                        }
+                    }
+                }
+                Err(status) => {
+                    tracing::warn!(code = ?status.code(), message = status.message(), "config service unreachable; retrying");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tokio::time::sleep(backoff) => {}
+            }
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    fn apply_snapshot(&self, snapshot: pb::ConfigSnapshot) {
+        let values: HashMap<String, String> = snapshot.values.into_iter().collect();
+        match self.apply(&values) {
+            Ok(()) => {
+                tracing::debug!(version = snapshot.version, "settings applied");
+            }
+            Err(error) => {
+                // The config service validated the value against its own environment; this
+                // process's environment differs in a way that makes it invalid here.
+                tracing::error!(version = snapshot.version, %error, "stored settings rejected; the previous settings stay");
+            }
+        }
+        self.applied.send_replace(snapshot.version.max(1));
+    }
+}
