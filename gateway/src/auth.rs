@@ -24,6 +24,11 @@ impl Auth {
         }
     }
 
+    /// `ALLOWED_TOKENS` (changeable while running) and `AUTH_TOKEN` (from the environment).
+    pub fn from_settings(settings: &gb_runtime::settings::Settings) -> Self {
+        Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone())
+    }
+
     fn is_client_token(&self, presented: &str) -> bool {
         // Check every token, so that timing does not tell which one matched.
         let mut matched = false;

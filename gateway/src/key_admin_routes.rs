@@ -42,7 +42,7 @@ pub fn key_list_routes() -> Router<GatewayState> {
     Router::new().route("/keys/list", get(keys_list))
 }
 
-fn selector(key: &str) -> pb::KeySelector {
+pub(crate) fn selector(key: &str) -> pb::KeySelector {
     let key = key.trim();
     let selector = match key.parse::<i64>() {
         Ok(id) => pb::key_selector::Selector::Id(id),
@@ -62,7 +62,7 @@ fn status_name(status: i32) -> &'static str {
     }
 }
 
-fn time(ms: i64) -> Value {
+pub(crate) fn time(ms: i64) -> Value {
     if ms <= 0 {
         return Value::Null;
     }

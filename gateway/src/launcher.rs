@@ -1,30 +1,42 @@
 //! Starts gemini-balance in either run mode, on listeners the caller has already bound (so that
 //! tests bind port 0 without a race).
 //!
-//! - all-in-one: keys, chat and gateway in one process; the gateway and chat reach the services
+//! - all-in-one: config, logging, keys, chat and gateway in one process; they reach each other
 //!   through in-process channels (same gRPC clients, no socket);
-//! - one service: `keys`, `chat` or `gateway` on its own address, the others over gRPC.
+//! - one service: `config`, `logging`, `keys`, `chat` or `gateway` on its own address, the
+//!   others over gRPC.
+//!
+//! Every process starts from its environment, then follows the config service's stored
+//! settings (it waits a little for them before serving).
 //!
 //! Shutdown order: the HTTP or gRPC server stops taking work and drains, then the chat service
-//! flushes its outcome reports.
+//! flushes its outcome reports and the request/error logs still buffered are sent.
 
 use std::sync::Arc;
 
 use axum::serve::ListenerExt;
 use gb_chat::ChatService;
+use gb_config::ConfigService;
 use gb_keys::KeysService;
+use gb_logging::LoggingService;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::{self, GrpcChannel, ServiceRoutes, service_routes};
+use gb_runtime::live::LiveSettings;
+use gb_runtime::log_records::{self, LogShipper};
 use gb_runtime::settings::Settings;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
 
-use crate::auth::Auth;
-use crate::state::{GatewayState, Translation};
+use crate::state::{GatewayState, Services};
 
 pub const KEYS_SERVICE_NAME: &str = "gemini_balance.keys.v1.KeysService";
 pub const CHAT_SERVICE_NAME: &str = "gemini_balance.chat.v1.ChatService";
+pub const CONFIG_SERVICE_NAME: &str = "gemini_balance.config.v1.ConfigService";
+pub const LOGGING_SERVICE_NAME: &str = "gemini_balance.logging.v1.LoggingService";
+
+/// How long a process waits for the stored settings before it serves on its environment's.
+const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The token the services present to each other: `AUTH_TOKEN`. The all-in-one mode makes a
 /// random one when none is set (admin routes then stay closed); split services need it.
@@ -91,40 +103,97 @@ fn not_serving_on_shutdown(
     });
 }
 
-async fn keys_routes(
+/// Serves `routes` with the health status of `service` set, and NOT_SERVING from shutdown on.
+async fn healthy(
+    routes: ServiceRoutes,
+    service: &'static str,
+    shutdown: &CancellationToken,
+) -> ServiceRoutes {
+    routes
+        .health
+        .set_service_status(service, ServingStatus::Serving)
+        .await;
+    not_serving_on_shutdown(&routes, service, shutdown);
+    routes
+}
+
+async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
+    let db = Database::connect(&settings.database).await?;
+    tracing::info!(backend = db.backend_name(), "database connected");
+    Ok(db)
+}
+
+/// Follows the config service from now on; waits (a little) for the first snapshot.
+async fn follow_config(live: &LiveSettings, config: GrpcChannel, shutdown: &CancellationToken) {
+    gb_runtime::telemetry::follow_log_level(live);
+    tokio::spawn(live.clone().follow_config(config, shutdown.clone()));
+    if !live.wait_for_config(CONFIG_WAIT).await {
+        tracing::warn!(
+            "the config service has not answered yet: serving on this process's environment until it does"
+        );
+    }
+}
+
+async fn config_routes(
     settings: &Settings,
+    db: Database,
     token: &Arc<str>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
-    let db = Database::connect(&settings.database).await?;
-    tracing::info!(backend = db.backend_name(), "database connected");
-    let keys = KeysService::start(settings, db, shutdown.clone()).await?;
+    let config = ConfigService::start(settings, db).await?;
+    let routes = service_routes(|builder| {
+        builder.add_service(config.grpc_service(token.clone()));
+    })?;
+    Ok(healthy(routes, CONFIG_SERVICE_NAME, shutdown).await)
+}
+
+async fn logging_routes(
+    live: &LiveSettings,
+    db: Database,
+    token: &Arc<str>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<ServiceRoutes> {
+    let logging = LoggingService::start(live.clone(), db, shutdown.clone()).await?;
+    let routes = service_routes(|builder| {
+        builder.add_service(logging.grpc_service(token.clone()));
+    })?;
+    Ok(healthy(routes, LOGGING_SERVICE_NAME, shutdown).await)
+}
+
+async fn keys_routes(
+    live: &LiveSettings,
+    db: Database,
+    token: &Arc<str>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<ServiceRoutes> {
+    let keys = KeysService::start(live, db, shutdown.clone()).await?;
     let routes = service_routes(|builder| {
         builder.add_service(keys.grpc_service(token.clone()));
     })?;
-    routes
-        .health
-        .set_service_status(KEYS_SERVICE_NAME, ServingStatus::Serving)
-        .await;
-    not_serving_on_shutdown(&routes, KEYS_SERVICE_NAME, shutdown);
-    Ok(routes)
+    Ok(healthy(routes, KEYS_SERVICE_NAME, shutdown).await)
 }
 
 async fn chat_routes(
-    settings: &Settings,
+    live: &LiveSettings,
     keys: GrpcChannel,
+    logs: LogShipper,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ChatService, ServiceRoutes)> {
-    let chat = ChatService::start(settings, keys, shutdown.clone()).await?;
+    let chat = ChatService::start(live, keys, logs, shutdown.clone()).await?;
     let routes = service_routes(|builder| {
         builder.add_service(chat.grpc_service());
     })?;
-    routes
-        .health
-        .set_service_status(CHAT_SERVICE_NAME, ServingStatus::Serving)
-        .await;
-    not_serving_on_shutdown(&routes, CHAT_SERVICE_NAME, shutdown);
-    Ok((chat, routes))
+    Ok((chat, healthy(routes, CHAT_SERVICE_NAME, shutdown).await))
+}
+
+/// Sends the log records still buffered, once every shipper clone is gone.
+async fn flush_logs(task: tokio::task::JoinHandle<()>) {
+    if tokio::time::timeout(std::time::Duration::from_secs(10), task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("log records not flushed within 10s");
+    }
 }
 
 async fn serve_http(
@@ -176,17 +245,32 @@ pub async fn run_all_in_one(
     gateway: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    warn_without_clients(&settings);
     let token = internal_token(&settings, true)?;
-    let keys = keys_routes(&settings, &token, &shutdown).await?;
+    let db = connect_database(&settings).await?;
+    let config = config_routes(&settings, db.clone(), &token, &shutdown).await?;
+    let config_channel = grpc::in_process(config.routes, token.clone());
+    let live = LiveSettings::new(settings);
+    follow_config(&live, config_channel.clone(), &shutdown).await;
+    warn_without_clients(&live.current());
+    let logging = logging_routes(&live, db.clone(), &token, &shutdown).await?;
+    let logging_channel = grpc::in_process(logging.routes, token.clone());
+    let (logs, logs_task) = log_records::start(logging_channel.clone());
+    let keys = keys_routes(&live, db, &token, &shutdown).await?;
     let keys_channel = grpc::in_process(keys.routes, token.clone());
-    let (chat, chat_routes) = chat_routes(&settings, keys_channel.clone(), &shutdown).await?;
+    let (chat, chat_routes) =
+        chat_routes(&live, keys_channel.clone(), logs.clone(), &shutdown).await?;
     let chat_channel = grpc::in_process(chat_routes.routes, token.clone());
-    let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
-    let translation = Translation::from_settings(&settings);
-    let state = GatewayState::new(chat_channel, keys_channel, auth, translation);
-    serve_http(state, gateway, shutdown, settings.drain_timeout).await?;
+    let services = Services {
+        chat: chat_channel,
+        keys: keys_channel,
+        config: config_channel,
+        logging: logging_channel,
+    };
+    let state = GatewayState::new(services, &live, logs)?;
+    let drain = live.current().drain_timeout;
+    serve_http(state, gateway, shutdown, drain).await?;
     chat.flush().await;
+    flush_logs(logs_task).await;
     Ok(())
 }
 
@@ -207,45 +291,118 @@ async fn serve_grpc(
     .await
 }
 
-/// The keys service alone.
+/// A channel to another service, named by its `*_URL` setting.
+fn channel_to(url: &str, setting: &str, token: &Arc<str>) -> anyhow::Result<GrpcChannel> {
+    grpc::connect(url, token.clone()).map_err(|error| anyhow::anyhow!("setting {setting}: {error}"))
+}
+
+/// The live settings of a split service: its environment, then the config service's values.
+async fn live_settings(
+    settings: Settings,
+    token: &Arc<str>,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<LiveSettings> {
+    let config = channel_to(&settings.config_url, "CONFIG_URL", token)?;
+    let live = LiveSettings::new(settings);
+    follow_config(&live, config, shutdown).await;
+    Ok(live)
+}
+
+/// The config service alone; it owns the `configs` table.
+pub async fn run_config(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let token = internal_token(&settings, false)?;
+    let db = connect_database(&settings).await?;
+    let routes = config_routes(&settings, db, &token, &shutdown).await?;
+    // It follows its own stored settings too (LOG_LEVEL), through an in-process channel.
+    let live = LiveSettings::new(settings.clone());
+    follow_config(
+        &live,
+        grpc::in_process(routes.routes.clone(), token.clone()),
+        &shutdown,
+    )
+    .await;
+    serve_grpc(
+        "config",
+        routes,
+        listener,
+        &shutdown,
+        settings.drain_timeout,
+    )
+    .await
+}
+
+/// The logging service alone; it owns `error_logs` and `request_logs`.
+pub async fn run_logging(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let token = internal_token(&settings, false)?;
+    let db = connect_database(&settings).await?;
+    let drain = settings.drain_timeout;
+    let live = live_settings(settings, &token, &shutdown).await?;
+    let routes = logging_routes(&live, db, &token, &shutdown).await?;
+    serve_grpc("logging", routes, listener, &shutdown, drain).await
+}
+
+/// The keys service alone; it owns the `keys` table.
 pub async fn run_keys(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
-    let routes = keys_routes(&settings, &token, &shutdown).await?;
-    serve_grpc("keys", routes, listener, &shutdown, settings.drain_timeout).await
+    let db = connect_database(&settings).await?;
+    let drain = settings.drain_timeout;
+    let live = live_settings(settings, &token, &shutdown).await?;
+    let routes = keys_routes(&live, db, &token, &shutdown).await?;
+    serve_grpc("keys", routes, listener, &shutdown, drain).await
 }
 
-/// The chat service alone, reaching the keys service at `KEYS_URL`.
+/// The chat service alone, reaching the keys service at `KEYS_URL` and the logging service at
+/// `LOGGING_URL`.
 pub async fn run_chat(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
-    let keys = grpc::connect(&settings.keys_url, token)
-        .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
-    let (chat, routes) = chat_routes(&settings, keys, &shutdown).await?;
-    serve_grpc("chat", routes, listener, &shutdown, settings.drain_timeout).await?;
+    let keys = channel_to(&settings.keys_url, "KEYS_URL", &token)?;
+    let logging = channel_to(&settings.logging_url, "LOGGING_URL", &token)?;
+    let drain = settings.drain_timeout;
+    let live = live_settings(settings, &token, &shutdown).await?;
+    let (logs, logs_task) = log_records::start(logging);
+    let (chat, routes) = chat_routes(&live, keys, logs, &shutdown).await?;
+    serve_grpc("chat", routes, listener, &shutdown, drain).await?;
     chat.flush().await;
+    flush_logs(logs_task).await;
     Ok(())
 }
 
-/// The gateway alone, reaching the services at `CHAT_URL` and `KEYS_URL`.
+/// The gateway alone, reaching the services at `CHAT_URL`, `KEYS_URL`, `CONFIG_URL` and
+/// `LOGGING_URL`.
 pub async fn run_gateway(
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    warn_without_clients(&settings);
     let token = internal_token(&settings, false)?;
-    let chat = grpc::connect(&settings.chat_url, token.clone())
-        .map_err(|error| anyhow::anyhow!("setting CHAT_URL: {error}"))?;
-    let keys = grpc::connect(&settings.keys_url, token)
-        .map_err(|error| anyhow::anyhow!("setting KEYS_URL: {error}"))?;
-    let auth = Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone());
-    let state = GatewayState::new(chat, keys, auth, Translation::from_settings(&settings));
-    serve_http(state, listener, shutdown, settings.drain_timeout).await
+    let services = Services {
+        chat: channel_to(&settings.chat_url, "CHAT_URL", &token)?,
+        keys: channel_to(&settings.keys_url, "KEYS_URL", &token)?,
+        config: channel_to(&settings.config_url, "CONFIG_URL", &token)?,
+        logging: channel_to(&settings.logging_url, "LOGGING_URL", &token)?,
+    };
+    let drain = settings.drain_timeout;
+    let live = live_settings(settings, &token, &shutdown).await?;
+    warn_without_clients(&live.current());
+    let (logs, logs_task) = log_records::start(services.logging.clone());
+    let state = GatewayState::new(services, &live, logs)?;
+    serve_http(state, listener, shutdown, drain).await?;
+    flush_logs(logs_task).await;
+    Ok(())
 }

@@ -5,13 +5,17 @@
 //! `gemini-balance` binary is its command line.
 
 pub mod auth;
+mod config_routes;
 pub mod errors;
 mod gemini_routes;
 mod key_admin_routes;
 pub mod launcher;
+mod logs_routes;
 pub mod openai;
+pub mod request_log;
 mod router;
 mod simple_chat_routes;
 pub mod state;
+mod stats_routes;
 
 pub use router::router;

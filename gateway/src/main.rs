@@ -1,5 +1,6 @@
-//! `gemini-balance`: with no argument, every service in one process; with `gateway`, `chat` or
-//! `keys`, that one service on its own address. Settings come from the environment and `.env`.
+//! `gemini-balance`: with no argument, every service in one process; with `gateway`, `chat`,
+//! `keys`, `config` or `logging`, that one service on its own address. Settings come from the
+//! environment and `.env`, then from the config service.
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
@@ -22,16 +23,21 @@ struct Cli {
 
 #[derive(Subcommand, Clone, Copy)]
 enum Service {
-    /// The HTTP front (GATEWAY_ADDR, default 0.0.0.0:8000); reaches CHAT_URL and KEYS_URL.
+    /// The HTTP front (GATEWAY_ADDR, default 0.0.0.0:8000); reaches every other service.
     Gateway,
-    /// The chat service over gRPC (CHAT_ADDR, default 0.0.0.0:50051); reaches KEYS_URL.
+    /// The chat service over gRPC (CHAT_ADDR, default 0.0.0.0:50051); reaches KEYS_URL,
+    /// LOGGING_URL and CONFIG_URL.
     Chat,
-    /// The keys service over gRPC (KEYS_ADDR, default 0.0.0.0:50052); owns the database.
+    /// The keys service over gRPC (KEYS_ADDR, default 0.0.0.0:50052); owns the `keys` table.
     Keys,
+    /// The config service over gRPC (CONFIG_ADDR, default 0.0.0.0:50053); owns `configs`.
+    Config,
+    /// The logging service over gRPC (LOGGING_ADDR, default 0.0.0.0:50054); owns the logs.
+    Logging,
     /// Prints the effective settings as JSON (secrets only as counts or presence) and exits.
     ShowSettings,
     /// Exits 0 when the local service answers its health check: the gateway's /health on
-    /// GATEWAY_ADDR, or gRPC health on CHAT_ADDR or KEYS_ADDR (for container health checks).
+    /// GATEWAY_ADDR, or gRPC health on the service's address (for container health checks).
     Probe {
         #[arg(value_enum, default_value = "gateway")]
         service: ProbeTarget,
@@ -43,6 +49,8 @@ enum ProbeTarget {
     Gateway,
     Chat,
     Keys,
+    Config,
+    Logging,
 }
 
 /// The address to probe: the listen address, with an unspecified host made loopback.
@@ -70,11 +78,12 @@ async fn probe(target: ProbeTarget, settings: &Settings) -> anyhow::Result<()> {
                 answer.status()
             );
         }
-        ProbeTarget::Chat | ProbeTarget::Keys => {
-            let address = local(if matches!(target, ProbeTarget::Chat) {
-                settings.chat_addr
-            } else {
-                settings.keys_addr
+        ProbeTarget::Chat | ProbeTarget::Keys | ProbeTarget::Config | ProbeTarget::Logging => {
+            let address = local(match target {
+                ProbeTarget::Chat => settings.chat_addr,
+                ProbeTarget::Keys => settings.keys_addr,
+                ProbeTarget::Config => settings.config_addr,
+                _ => settings.logging_addr,
             });
             let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
                 .timeout(timeout)
@@ -116,6 +125,8 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Some(Service::Gateway) => "gemini-balance-gateway",
         Some(Service::Chat) => "gemini-balance-chat",
         Some(Service::Keys) => "gemini-balance-keys",
+        Some(Service::Config) => "gemini-balance-config",
+        Some(Service::Logging) => "gemini-balance-logging",
         Some(Service::Probe { .. } | Service::ShowSettings) => "gemini-balance",
     };
     let _telemetry = gb_runtime::telemetry::init(&settings, service_name)?;
@@ -140,6 +151,14 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Some(Service::Keys) => {
             let listener = bind(settings.keys_addr, "KEYS_ADDR").await?;
             launcher::run_keys(settings, listener, shutdown.clone()).await
+        }
+        Some(Service::Config) => {
+            let listener = bind(settings.config_addr, "CONFIG_ADDR").await?;
+            launcher::run_config(settings, listener, shutdown.clone()).await
+        }
+        Some(Service::Logging) => {
+            let listener = bind(settings.logging_addr, "LOGGING_ADDR").await?;
+            launcher::run_logging(settings, listener, shutdown.clone()).await
         }
         Some(Service::Probe { .. } | Service::ShowSettings) => Ok(()),
     };

@@ -8,22 +8,27 @@ use axum::routing::get;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::errors::{google_error, openai_error};
+use crate::request_log::{as_caller, record_request};
 use crate::state::GatewayState;
-use crate::{gemini_routes, key_admin_routes, openai, simple_chat_routes};
+use crate::{
+    config_routes, gemini_routes, key_admin_routes, logs_routes, openai, simple_chat_routes,
+    stats_routes,
+};
 
 /// Gemini requests may carry inline media: the limit is well above Google's own 20 MB.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
 async fn require_client(
     State(state): State<GatewayState>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    match state.auth.client(request.headers(), request.uri().query()) {
-        Some(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
+    let caller = state
+        .auth
+        .get()
+        .client(request.headers(), request.uri().query());
+    match caller {
+        Some(caller) => as_caller(caller, request, next).await,
         None => google_error(401, UNAUTHENTICATED),
     }
 }
@@ -39,14 +44,15 @@ fn gemini_family(headers: &axum::http::HeaderMap, query: Option<&str>) -> bool {
 
 async fn require_client_any_family(
     State(state): State<GatewayState>,
-    mut request: Request,
+    request: Request,
     next: Next,
 ) -> Response {
-    match state.auth.client(request.headers(), request.uri().query()) {
-        Some(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
+    let caller = state
+        .auth
+        .get()
+        .client(request.headers(), request.uri().query());
+    match caller {
+        Some(caller) => as_caller(caller, request, next).await,
         None if gemini_family(request.headers(), request.uri().query()) => {
             google_error(401, UNAUTHENTICATED)
         }
@@ -94,7 +100,7 @@ async fn require_admin(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.auth.is_admin(request.headers()) {
+    if state.auth.get().is_admin(request.headers()) {
         return next.run(request).await;
     }
     google_error(
@@ -108,7 +114,7 @@ async fn require_admin_openai(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.auth.is_admin(request.headers()) {
+    if state.auth.get().is_admin(request.headers()) {
         return next.run(request).await;
     }
     openai_error(
@@ -138,7 +144,7 @@ async fn not_found(request: Request) -> Response {
 
 /// A path fit for logs and traces: the query is dropped (it may carry `key=`) and any long
 /// segment is masked (gemini-balance's admin routes put key values in the path).
-fn loggable_path(path: &str) -> String {
+pub(crate) fn loggable_path(path: &str) -> String {
     path.split('/')
         .map(|segment| {
             if segment.len() > 24 {
@@ -238,7 +244,11 @@ pub fn router(state: GatewayState) -> Router {
     let gemini = gemini_routes::routes().route_layer(client);
     let gemini_balance_keys =
         key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
-    let key_resource = key_admin_routes::key_resource_routes().route_layer(admin);
+    let key_resource = key_admin_routes::key_resource_routes().route_layer(admin.clone());
+    let operator_api = config_routes::routes()
+        .merge(logs_routes::routes())
+        .merge(stats_routes::routes())
+        .route_layer(admin);
     let key_list = key_admin_routes::key_list_routes().route_layer(admin_openai);
     // /v1 and /hf/v1: the OpenAI format, and (recent google-genai SDKs default to v1) the
     // Gemini-native model actions; `GET models` answers each family in its own shape.
@@ -263,6 +273,7 @@ pub fn router(state: GatewayState) -> Router {
         .nest("/openai/v1", openai_passthrough)
         .merge(simple_chat)
         .merge(key_resource)
+        .merge(operator_api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(axum::middleware::from_fn(shape_plain_errors))
@@ -270,6 +281,7 @@ pub fn router(state: GatewayState) -> Router {
         .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
             std::time::Duration::from_secs(60),
         ))
+        .layer(from_fn_with_state(state.clone(), record_request))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()

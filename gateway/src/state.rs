@@ -1,11 +1,14 @@
-//! What every route handler shares: the service clients and the token checks. No business state.
-
-use std::sync::Arc;
+//! What every route handler shares: the service clients, the token checks and the translation
+//! settings (both kept current with the live settings), and the request-log shipper. No
+//! business state.
 
 use gb_proto::chat::v1::chat_service_client::ChatServiceClient;
+use gb_proto::config::v1::config_service_client::ConfigServiceClient;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
+use gb_proto::logging::v1::logging_service_client::LoggingServiceClient;
 use gb_runtime::grpc::GrpcChannel;
-
+use gb_runtime::live::{Live, LiveSettings};
+use gb_runtime::log_records::LogShipper;
 use gb_runtime::settings::Settings;
 
 use crate::auth::Auth;
@@ -30,30 +33,51 @@ impl Translation {
             tts_speed: settings.tts_speed.clone(),
             create_image_model: settings.create_image_model.clone(),
             show_search_link: settings.show_search_link,
-            fake_stream_interval: settings.fake_stream_interval,
+            fake_stream_interval: settings
+                .fake_stream_enabled
+                .then_some(settings.fake_stream_empty_data_interval),
             media: MediaFetcher::new(settings.fetch_private_urls),
         }
     }
+}
+
+/// The channels to the services the gateway fronts.
+pub struct Services {
+    pub chat: GrpcChannel,
+    pub keys: GrpcChannel,
+    pub config: GrpcChannel,
+    pub logging: GrpcChannel,
 }
 
 #[derive(Clone)]
 pub struct GatewayState {
     pub chat: ChatServiceClient<GrpcChannel>,
     pub keys: KeysServiceClient<GrpcChannel>,
-    pub auth: Arc<Auth>,
-    pub translation: Arc<Translation>,
+    pub config: ConfigServiceClient<GrpcChannel>,
+    pub logging: LoggingServiceClient<GrpcChannel>,
+    pub auth: Live<Auth>,
+    pub translation: Live<Translation>,
+    pub logs: LogShipper,
 }
 
 impl GatewayState {
-    pub fn new(chat: GrpcChannel, keys: GrpcChannel, auth: Auth, translation: Translation) -> Self {
+    pub fn new(services: Services, live: &LiveSettings, logs: LogShipper) -> anyhow::Result<Self> {
         const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-        GatewayState {
-            chat: ChatServiceClient::new(chat)
+        Ok(GatewayState {
+            chat: ChatServiceClient::new(crate::request_log::tagged_with_client(services.chat))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
-            keys: KeysServiceClient::new(keys),
-            auth: Arc::new(auth),
-            translation: Arc::new(translation),
-        }
+            keys: KeysServiceClient::new(services.keys),
+            config: ConfigServiceClient::new(services.config),
+            logging: LoggingServiceClient::new(services.logging)
+                .max_decoding_message_size(MAX_MESSAGE),
+            auth: live.derive("client tokens", |settings| {
+                Ok(Auth::from_settings(settings))
+            })?,
+            translation: live.derive("translation settings", |settings| {
+                Ok(Translation::from_settings(settings))
+            })?,
+            logs,
+        })
     }
 }

@@ -28,11 +28,12 @@ pub async fn chat_completions(
     if request.model.trim().is_empty() {
         return openai_error(400, "model is required");
     }
-    if request.model == format!("{}-chat", state.translation.create_image_model) {
+    if request.model == format!("{}-chat", state.translation.get().create_image_model) {
         return image_chat(&state, &caller, &request).await;
     }
     let fetched = match state
         .translation
+        .get()
         .media
         .fetch_all(remote_image_urls(&request))
         .await
@@ -68,7 +69,7 @@ pub async fn chat_completions(
                     &id,
                     &request.model,
                     created,
-                    state.translation.show_search_link,
+                    state.translation.get().show_search_link,
                 )))
             }
             Err(status) => openai_from_status(&status),
@@ -78,9 +79,9 @@ pub async fn chat_completions(
         .stream_options
         .as_ref()
         .is_some_and(|options| options.include_usage);
-    if let Some(interval) = state.translation.fake_stream_interval {
+    if let Some(interval) = state.translation.get().fake_stream_interval {
         let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
-            .show_sources(state.translation.show_search_link);
+            .show_sources(state.translation.get().show_search_link);
         return fake_stream(chat, grpc_request, translator, interval);
     }
     let chunks = match chat.stream_generate_content(grpc_request).await {
@@ -88,7 +89,7 @@ pub async fn chat_completions(
         Err(status) => return openai_from_status(&status),
     };
     let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
-        .show_sources(state.translation.show_search_link);
+        .show_sources(state.translation.get().show_search_link);
     sse_response(Body::from_stream(translated_events(chunks, translator)))
 }
 
@@ -187,7 +188,7 @@ async fn image_chat(
             Some("messages"),
         );
     }
-    let model = state.translation.create_image_model.clone();
+    let model = state.translation.get().create_image_model.clone();
     let images = match super::images::imagen(
         state,
         caller,

@@ -76,7 +76,7 @@ pub async fn generate_images(
     let model = request
         .model
         .filter(|model| model.starts_with("imagen"))
-        .unwrap_or_else(|| state.translation.create_image_model.clone());
+        .unwrap_or_else(|| state.translation.get().create_image_model.clone());
     let (prompt, directed_count, directed_ratio) = prompt_directives(&request.prompt);
     let images = match imagen(
         &state,

@@ -49,7 +49,7 @@ pub async fn list(
     // gemini-balance's image generation as a chat model.
     data.push(model_object(&format!(
         "{}-chat",
-        state.translation.create_image_model
+        state.translation.get().create_image_model
     )));
     axum::Json(json!({"object": "list", "data": data})).into_response()
 }

@@ -56,8 +56,8 @@ async fn post(
     let parsed: Value = parse_body(body)?;
     let (mut parsed, model) = cleaned(parsed);
     let model = if paid {
-        parsed["model"] = Value::String(state.translation.create_image_model.clone());
-        state.translation.create_image_model.clone()
+        parsed["model"] = Value::String(state.translation.get().create_image_model.clone());
+        state.translation.get().create_image_model.clone()
     } else {
         model
     };

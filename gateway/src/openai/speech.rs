@@ -128,7 +128,7 @@ pub async fn speech(
             );
         }
     };
-    let translation = &state.translation;
+    let translation = state.translation.get();
     let speed = match request.speed {
         Some(speed) if !(0.25..=4.0).contains(&speed) => {
             return openai_error_with_param(

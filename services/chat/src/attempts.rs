@@ -22,8 +22,12 @@ use gb_runtime::upstream::{
 };
 use tracing::Instrument;
 
+use crate::chat_settings::ChatSettings;
 use crate::outcomes::OutcomeReporter;
 use crate::pool::{LocalKey, LocalPool, NoKey};
+use gb_proto::logging::v1 as logs;
+use gb_runtime::live::Live;
+use gb_runtime::log_records::{LogRecord, LogShipper, recorded_body};
 
 /// When a 429 carries no `RetryInfo`, this replica avoids the key this long on its own.
 const LOCAL_DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
@@ -34,6 +38,49 @@ pub enum CallError {
     NoKey(NoKey),
     /// The last attempt's failure.
     Upstream(UpstreamFailure),
+}
+
+/// Who asked, and for which operation: carried into the request and error logs.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// The client token's stable name, as the gateway passes it (`x-gb-client`).
+    pub client: String,
+    /// The operation, e.g. `gemini-generate`, `openai-chat-stream`.
+    pub operation: &'static str,
+}
+
+/// The metadata entry in which the gateway names the client.
+pub const CLIENT_METADATA: &str = "x-gb-client";
+
+impl Origin {
+    pub fn of(metadata: &tonic::metadata::MetadataMap, operation: &'static str) -> Self {
+        Origin {
+            client: metadata
+                .get(CLIENT_METADATA)
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .chars()
+                .take(64)
+                .collect(),
+            operation,
+        }
+    }
+}
+
+/// What the logs say of a call; owned, since a stream's records are written after the call.
+#[derive(Clone)]
+pub struct CallRecord {
+    origin: Origin,
+    method: String,
+    path: String,
+    model: String,
+    body: Option<Bytes>,
+}
+
+impl CallRecord {
+    pub fn model(&self) -> &str {
+        &self.model
+    }
 }
 
 /// One request to the upstream, sent on whichever key the loop picks.
@@ -47,11 +94,13 @@ pub struct Call<'a> {
     pub placement: KeyPlacement,
     /// A key outside the pool (`PAID_KEY`): one attempt, no outcome report.
     pub fixed_key: Option<&'a str>,
+    pub origin: Origin,
 }
 
 impl<'a> Call<'a> {
     /// A Gemini-native call through the pool.
     pub fn native(
+        origin: Origin,
         method: reqwest::Method,
         path: &'a str,
         body: Option<Bytes>,
@@ -64,6 +113,17 @@ impl<'a> Call<'a> {
             model,
             placement: KeyPlacement::GoogApiKey,
             fixed_key: None,
+            origin,
+        }
+    }
+
+    pub fn record(&self) -> CallRecord {
+        CallRecord {
+            origin: self.origin.clone(),
+            method: self.method.to_string(),
+            path: self.path.to_owned(),
+            model: self.model.to_owned(),
+            body: self.body.clone(),
         }
     }
 }
@@ -86,6 +146,7 @@ pub type EventStream =
 
 /// A stream whose first event has arrived: the rest is read on demand.
 pub struct OpenStream {
+    pub record: CallRecord,
     pub first: Bytes,
     pub rest: EventStream,
     pub key: Arc<LocalKey>,
@@ -95,12 +156,10 @@ pub struct OpenStream {
 
 #[derive(Clone)]
 pub struct Attempts {
-    pub upstream: Upstream,
-    /// `server.address` of the upstream spans.
-    pub upstream_host: Arc<str>,
     pub pool: Arc<LocalPool>,
     pub reporter: OutcomeReporter,
-    pub max_retries: u32,
+    pub logs: LogShipper,
+    pub settings: Live<ChatSettings>,
 }
 
 /// Token counts of a Gemini answer's `usageMetadata`.
@@ -192,16 +251,51 @@ impl Attempts {
             })
     }
 
-    pub fn report_success(&self, key: &LocalKey, model: &str, started: Instant, usage: Usage) {
+    /// The request-log row of an attempt.
+    fn attempt_record(
+        record: &CallRecord,
+        key: &LocalKey,
+        started: Instant,
+        status: u16,
+        outcome: &'static str,
+        usage: Usage,
+    ) -> logs::RequestRecord {
+        logs::RequestRecord {
+            at_ms: now_ms(),
+            kind: logs::RecordKind::Attempt as i32,
+            method: record.method.clone(),
+            path: record.path.clone(),
+            model: record.model.clone(),
+            key_id: key.id,
+            key_masked: mask_key(&key.value),
+            status_code: u32::from(status),
+            latency_ms: latency_ms(started),
+            prompt_tokens: usage.prompt,
+            completion_tokens: usage.completion,
+            client: record.origin.client.clone(),
+            outcome: outcome.to_owned(),
+        }
+    }
+
+    pub fn report_success(
+        &self,
+        record: &CallRecord,
+        key: &LocalKey,
+        started: Instant,
+        usage: Usage,
+    ) {
+        self.logs.push(LogRecord::Request(Self::attempt_record(
+            record, key, started, 200, "success", usage,
+        )));
         if !key.in_pool() {
             return;
         }
-        self.reporter.report(pb::Outcome {
+        self.reporter.push(pb::Outcome {
             key_id: key.id,
             class: pb::OutcomeClass::Success as i32,
             http_status: 200,
-            latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
-            model: model.to_owned(),
+            latency_ms: latency_ms(started),
+            model: record.model.clone(),
             at_ms: now_ms(),
             prompt_tokens: usage.prompt,
             completion_tokens: usage.completion,
@@ -212,11 +306,12 @@ impl Attempts {
     /// Reports a failed attempt and applies its verdict to this replica's view at once.
     pub fn report_failure(
         &self,
+        record: &CallRecord,
         key: &LocalKey,
-        model: &str,
         started: Instant,
         failure: &UpstreamFailure,
     ) {
+        let model = record.model.as_str();
         let (class, retry_after_ms) = failure.class.outcome();
         match failure.class {
             FailureClass::DeadKey => {
@@ -237,14 +332,40 @@ impl Attempts {
             model,
             "upstream attempt failed"
         );
+        let outcome = outcome_name(failure.class);
+        self.logs.push(LogRecord::Request(Self::attempt_record(
+            record,
+            key,
+            started,
+            failure.status,
+            outcome,
+            Usage::default(),
+        )));
+        let record_body = self.settings.get().record_request_body;
+        self.logs.push(LogRecord::Error(logs::ErrorRecord {
+            at_ms: now_ms(),
+            key_id: key.id,
+            key_masked: mask_key(&key.value),
+            model: model.to_owned(),
+            error_type: record.origin.operation.to_owned(),
+            error_class: outcome.to_owned(),
+            error_code: u32::from(failure.status),
+            // Already redacted of the key by whoever made the failure.
+            error_message: redact(&recorded_body(&failure.body), &key.value),
+            request_body: match (&record.body, record_body) {
+                (Some(body), true) => recorded_body(body),
+                _ => String::new(),
+            },
+            client: record.origin.client.clone(),
+        }));
         if !key.in_pool() {
             return;
         }
-        self.reporter.report(pb::Outcome {
+        self.reporter.push(pb::Outcome {
             key_id: key.id,
             class: class as i32,
             http_status: u32::from(failure.status),
-            latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
+            latency_ms: latency_ms(started),
             retry_after_ms,
             error: redact(&failure.message(), &key.value),
             model: model.to_owned(),
@@ -258,6 +379,7 @@ impl Attempts {
     /// reported; the success is the caller's to report (a stream's only ends later).
     async fn attempt<T, Send, Sent>(
         &self,
+        settings: &ChatSettings,
         call: &Call<'_>,
         mut send: Send,
     ) -> Result<Attempted<T>, CallError>
@@ -267,11 +389,12 @@ impl Attempts {
     {
         let mut tried = Vec::new();
         let mut last_failure = None;
-        for attempt in 1..=self.max_retries {
+        let record = call.record();
+        for attempt in 1..=settings.max_retries {
             let key = self.pick(call, &tried, &mut last_failure)?;
             tried.push(key.id);
             let started = Instant::now();
-            let span = attempt_span(attempt, &key, call.model, &self.upstream_host);
+            let span = attempt_span(attempt, &key, call.model, &settings.upstream_host);
             match send(key.clone()).instrument(span.clone()).await {
                 Ok(value) => {
                     span.record("outcome", "success");
@@ -289,7 +412,7 @@ impl Attempts {
                     span.record("outcome", outcome);
                     span.record("http.response.status_code", failure.status);
                     record_attempt(outcome, started);
-                    self.report_failure(&key, call.model, started, &failure);
+                    self.report_failure(&record, &key, started, &failure);
                     if !failure.class.is_retryable() {
                         return Err(CallError::Upstream(failure));
                     }
@@ -305,11 +428,14 @@ impl Attempts {
 
     /// A unary call (generate, count, embed, list, get) with retries over keys.
     pub async fn unary(&self, call: Call<'_>) -> Result<Answer, CallError> {
+        let settings = self.settings.get();
         let done = self
-            .attempt(&call, |key| self.send_unary(&call, key))
+            .attempt(&settings, &call, |key| {
+                self.send_unary(&settings.upstream, &call, key)
+            })
             .await?;
         let usage = Usage::from_body(&done.value).unwrap_or_default();
-        self.report_success(&done.key, call.model, done.started, usage);
+        self.report_success(&call.record(), &done.key, done.started, usage);
         Ok(Answer {
             body: done.value,
             attempts: done.attempts,
@@ -318,10 +444,11 @@ impl Attempts {
 
     async fn send_unary(
         &self,
+        upstream: &Upstream,
         call: &Call<'_>,
         key: Arc<LocalKey>,
     ) -> Result<Bytes, UpstreamFailure> {
-        let mut request = self.upstream.request_as(
+        let mut request = upstream.request_as(
             call.method.clone(),
             call.path,
             &key.value,
@@ -351,11 +478,15 @@ impl Attempts {
 
     /// Opens a stream, retrying over keys until its first event arrives.
     pub async fn open_stream(&self, call: Call<'_>) -> Result<OpenStream, CallError> {
+        let settings = self.settings.get();
         let done = self
-            .attempt(&call, |key| self.send_stream(&call, key))
+            .attempt(&settings, &call, |key| {
+                self.send_stream(&settings.upstream, &call, key)
+            })
             .await?;
         let (first, rest) = done.value;
         Ok(OpenStream {
+            record: call.record(),
             first,
             rest,
             key: done.key,
@@ -366,11 +497,11 @@ impl Attempts {
 
     async fn send_stream(
         &self,
+        upstream: &Upstream,
         call: &Call<'_>,
         key: Arc<LocalKey>,
     ) -> Result<(Bytes, EventStream), UpstreamFailure> {
-        let response = self
-            .upstream
+        let response = upstream
             .request_as(
                 call.method.clone(),
                 call.path,
@@ -406,6 +537,10 @@ impl Attempts {
             }),
         }
     }
+}
+
+fn latency_ms(started: Instant) -> u32 {
+    started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32
 }
 
 fn outcome_name(class: FailureClass) -> &'static str {

@@ -6,6 +6,7 @@
 //! happen on the request path.
 
 pub mod attempts;
+pub mod chat_settings;
 pub mod models;
 pub mod outcomes;
 pub mod pool;
@@ -17,35 +18,34 @@ use std::time::Duration;
 use gb_proto::chat::v1::chat_service_server::ChatServiceServer;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
 use gb_runtime::grpc::GrpcChannel;
-use gb_runtime::settings::Settings;
-use gb_runtime::upstream::Upstream;
+use gb_runtime::live::LiveSettings;
+use gb_runtime::log_records::LogShipper;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 pub use service::{ChatGrpc, failure_status};
 
 use attempts::Attempts;
-use outcomes::OutcomeReporter;
+use chat_settings::ChatSettings;
 use pool::LocalPool;
 
 /// The running chat service's state.
 pub struct ChatService {
     pub pool: Arc<LocalPool>,
     attempts: Attempts,
-    rules: Arc<models::ModelRules>,
-    chat_model: String,
-    paid_key: Option<String>,
     reporter_task: JoinHandle<()>,
 }
 
 impl ChatService {
     /// Starts following the pool and reporting outcomes; waits briefly for the first snapshot.
+    /// Request and error logs go to `logs`.
     pub async fn start(
-        settings: &Settings,
+        live: &LiveSettings,
         keys: GrpcChannel,
+        logs: LogShipper,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
-        let upstream = Upstream::from_settings(settings)?;
+        let settings = live.derive("chat settings", ChatSettings::from_settings)?;
         let pool = Arc::new(LocalPool::default());
         let keys_client = KeysServiceClient::new(keys);
         tokio::spawn(pool::follow_pool(
@@ -53,7 +53,7 @@ impl ChatService {
             keys_client.clone(),
             shutdown,
         ));
-        let (reporter, reporter_task) = OutcomeReporter::start(keys_client);
+        let (reporter, reporter_task) = outcomes::start(keys_client);
         if !pool.wait_loaded(Duration::from_secs(10)).await {
             tracing::warn!(
                 "the key pool has not arrived from the keys service yet; requests fail until it does"
@@ -62,16 +62,12 @@ impl ChatService {
         tracing::info!(keys = pool.len(), "chat service ready");
         Ok(ChatService {
             attempts: Attempts {
-                upstream_host: upstream.host().into(),
-                upstream,
                 pool: pool.clone(),
                 reporter,
-                max_retries: settings.max_retries,
+                logs,
+                settings,
             },
             pool,
-            rules: Arc::new(models::ModelRules::from_settings(settings)),
-            chat_model: settings.chat_model.clone(),
-            paid_key: settings.paid_key.clone(),
             reporter_task,
         })
     }
@@ -79,9 +75,6 @@ impl ChatService {
     pub fn grpc_service(&self) -> ChatServiceServer<ChatGrpc> {
         ChatServiceServer::new(ChatGrpc {
             attempts: self.attempts.clone(),
-            rules: self.rules.clone(),
-            chat_model: self.chat_model.clone(),
-            paid_key: self.paid_key.clone(),
         })
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024)

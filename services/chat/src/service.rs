@@ -12,14 +12,14 @@ use gb_runtime::upstream::{FailureClass, UpstreamFailure, google_error_body};
 use prost::Message;
 use tonic::{Request, Response, Status};
 
-use crate::attempts::{Attempts, Call, CallError, OpenStream, Usage, broken_stream, stream_error};
-use crate::models::{ModelRules, Refusal};
+use crate::attempts::{
+    Attempts, Call, CallError, OpenStream, Origin, Usage, broken_stream, stream_error,
+};
+use crate::chat_settings::ChatSettings;
+use crate::models::Refusal;
 
 pub struct ChatGrpc {
     pub attempts: Attempts,
-    pub rules: Arc<ModelRules>,
-    pub chat_model: String,
-    pub paid_key: Option<String>,
 }
 
 /// A failure as a gRPC status that carries the upstream status and body in its details.
@@ -62,15 +62,25 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GeminiChunk, Status>> + 
 
 impl ChatGrpc {
     /// A model action whose body passes through (count, embed): only the model is checked.
+    fn settings(&self) -> Arc<ChatSettings> {
+        self.attempts.settings.get()
+    }
+
     async fn model_action(
         &self,
+        origin: Origin,
         request: pb::GeminiRequest,
         action: &str,
         body: Bytes,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let model = self.rules.check(&request.model).map_err(refused)?;
+        let model = self
+            .settings()
+            .rules
+            .check(&request.model)
+            .map_err(refused)?;
         let path = format!("models/{model}:{action}");
         self.unary(Call::native(
+            origin,
             reqwest::Method::POST,
             &path,
             Some(body),
@@ -88,11 +98,10 @@ impl ChatGrpc {
     }
 
     /// Turns an opened upstream stream into chunks; reports the outcome when it ends.
-    fn chunks(&self, open: OpenStream, model: String) -> ChunkStream {
+    fn chunks(&self, open: OpenStream) -> ChunkStream {
         struct State {
             open: OpenStream,
             attempts: Attempts,
-            model: String,
             usage: Usage,
             done: bool,
         }
@@ -101,7 +110,6 @@ impl ChatGrpc {
         let state = State {
             open,
             attempts: self.attempts.clone(),
-            model,
             usage: initial_usage,
             done: false,
         };
@@ -126,8 +134,8 @@ impl ChatGrpc {
                 Some(Err(error)) => Err(broken_stream(&error)),
                 None => {
                     state.attempts.report_success(
+                        &state.open.record,
                         &state.open.key,
-                        &state.model,
                         state.open.started,
                         state.usage,
                     );
@@ -140,8 +148,8 @@ impl ChatGrpc {
                     // Output has reached the client: no retry, the stream ends with the error.
                     state.done = true;
                     state.attempts.report_failure(
+                        &state.open.record,
                         &state.open.key,
-                        &state.model,
                         state.open.started,
                         &failure,
                     );
@@ -203,13 +211,16 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "gemini-generate");
         let request = request.into_inner();
         let resolved = self
+            .settings()
             .rules
             .resolve(&request.model, request.body)
             .map_err(refused)?;
         let path = format!("models/{}:generateContent", resolved.model);
         self.unary(Call::native(
+            origin,
             reqwest::Method::POST,
             &path,
             Some(resolved.body),
@@ -224,54 +235,68 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<Self::StreamGenerateContentStream>, Status> {
+        let origin = Origin::of(request.metadata(), "gemini-stream-generate");
         let request = request.into_inner();
         let resolved = self
+            .settings()
             .rules
             .resolve(&request.model, request.body)
             .map_err(refused)?;
         let path = format!("models/{}:streamGenerateContent?alt=sse", resolved.model);
         let call = Call::native(
+            origin,
             reqwest::Method::POST,
             &path,
             Some(resolved.body),
             &resolved.model,
         );
         let open = self.attempts.open_stream(call).await.map_err(call_status)?;
-        Ok(Response::new(self.chunks(open, resolved.model.clone())))
+        Ok(Response::new(self.chunks(open)))
     }
 
     async fn count_tokens(
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "gemini-count-tokens");
         let mut request = request.into_inner();
         let body = std::mem::take(&mut request.body);
-        self.model_action(request, "countTokens", body).await
+        self.model_action(origin, request, "countTokens", body)
+            .await
     }
 
     async fn embed_content(
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "gemini-embed");
         let mut request = request.into_inner();
         let body = std::mem::take(&mut request.body);
-        self.model_action(request, "embedContent", body).await
+        self.model_action(origin, request, "embedContent", body)
+            .await
     }
 
     async fn batch_embed_contents(
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "gemini-batch-embed");
         let mut request = request.into_inner();
-        let model = self.rules.check(&request.model).map_err(refused)?;
+        let model = self
+            .settings()
+            .rules
+            .check(&request.model)
+            .map_err(refused)?;
         let body = with_request_models(std::mem::take(&mut request.body), &model);
-        self.model_action(request, "batchEmbedContents", body).await
+        self.model_action(origin, request, "batchEmbedContents", body)
+            .await
     }
 
     async fn list_models(
         &self,
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "gemini-list-models");
         let request = request.into_inner();
         let page_size = if request.page_size == 0 {
             1000
@@ -285,11 +310,11 @@ impl ChatService for ChatGrpc {
         }
         let answer = self
             .attempts
-            .unary(Call::native(reqwest::Method::GET, &path, None, ""))
+            .unary(Call::native(origin, reqwest::Method::GET, &path, None, ""))
             .await
             .map_err(call_status)?;
         Ok(Response::new(pb::GeminiResponse {
-            body: self.rules.list(&answer.body),
+            body: self.settings().rules.list(&answer.body),
             attempts: answer.attempts,
         }))
     }
@@ -298,27 +323,40 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "gemini-get-model");
         let request = request.into_inner();
-        let model = self.rules.check(&request.model).map_err(refused)?;
+        let model = self
+            .settings()
+            .rules
+            .check(&request.model)
+            .map_err(refused)?;
         let path = format!("models/{model}");
-        self.unary(Call::native(reqwest::Method::GET, &path, None, &model))
-            .await
+        self.unary(Call::native(
+            origin,
+            reqwest::Method::GET,
+            &path,
+            None,
+            &model,
+        ))
+        .await
     }
 
     async fn chat(
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "simple-chat");
+        let settings = self.settings();
         let request = request.into_inner();
         if request.message.trim().is_empty() {
             return Err(local_error(400, "message must not be empty"));
         }
         let requested = request.model.as_deref().filter(|model| !model.is_empty());
-        let model = requested.unwrap_or(&self.chat_model).to_owned();
+        let model = requested.unwrap_or(&settings.chat_model).to_owned();
         let body = serde_json::json!({
             "contents": [{"role": "user", "parts": [{"text": request.message}]}]
         });
-        let resolved = self
+        let resolved = settings
             .rules
             .resolve(&model, Bytes::from(body.to_string()))
             .map_err(refused)?;
@@ -326,6 +364,7 @@ impl ChatService for ChatGrpc {
         let answer = self
             .attempts
             .unary(Call::native(
+                origin,
                 reqwest::Method::POST,
                 &path,
                 Some(resolved.body),
@@ -345,11 +384,19 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "imagen-predict");
+        let settings = self.settings();
         let request = request.into_inner();
-        let model = self.rules.check(&request.model).map_err(refused)?;
+        let model = settings.rules.check(&request.model).map_err(refused)?;
         let path = format!("models/{model}:predict");
-        let mut call = Call::native(reqwest::Method::POST, &path, Some(request.body), &model);
-        call.fixed_key = self.paid_key.as_deref();
+        let mut call = Call::native(
+            origin,
+            reqwest::Method::POST,
+            &path,
+            Some(request.body),
+            &model,
+        );
+        call.fixed_key = settings.paid_key.as_deref();
         self.unary(call).await
     }
 
@@ -357,9 +404,11 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::OpenAiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let origin = Origin::of(request.metadata(), "openai");
+        let settings = self.settings();
         let request = request.into_inner();
         let path = openai_path(&request)?;
-        let call = self.openai_call(&request, &path)?;
+        let call = openai_call(&settings, origin, &request, &path)?;
         self.unary(call).await
     }
 
@@ -369,11 +418,13 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::OpenAiRequest>,
     ) -> Result<Response<Self::StreamOpenAiStream>, Status> {
+        let origin = Origin::of(request.metadata(), "openai-stream");
+        let settings = self.settings();
         let request = request.into_inner();
         let path = openai_path(&request)?;
-        let call = self.openai_call(&request, &path)?;
+        let call = openai_call(&settings, origin, &request, &path)?;
         let open = self.attempts.open_stream(call).await.map_err(call_status)?;
-        Ok(Response::new(self.chunks(open, request.model.clone())))
+        Ok(Response::new(self.chunks(open)))
     }
 }
 
@@ -392,36 +443,36 @@ fn openai_path(request: &pb::OpenAiRequest) -> Result<String, Status> {
     Ok(format!("openai/{path}"))
 }
 
-impl ChatGrpc {
-    fn openai_call<'a>(
-        &'a self,
-        request: &'a pb::OpenAiRequest,
-        path: &'a str,
-    ) -> Result<Call<'a>, Status> {
-        let method = match request.method.as_str() {
-            "GET" => reqwest::Method::GET,
-            "POST" | "" => reqwest::Method::POST,
-            other => {
-                return Err(local_error(
-                    405,
-                    &format!("method {other} is not forwarded"),
-                ));
-            }
-        };
-        let body = (method == reqwest::Method::POST).then(|| request.body.clone());
-        Ok(Call {
-            method,
-            path,
-            body,
-            model: &request.model,
-            placement: gb_runtime::upstream::KeyPlacement::Bearer,
-            fixed_key: if request.paid {
-                self.paid_key.as_deref()
-            } else {
-                None
-            },
-        })
-    }
+fn openai_call<'a>(
+    settings: &'a ChatSettings,
+    origin: Origin,
+    request: &'a pb::OpenAiRequest,
+    path: &'a str,
+) -> Result<Call<'a>, Status> {
+    let method = match request.method.as_str() {
+        "GET" => reqwest::Method::GET,
+        "POST" | "" => reqwest::Method::POST,
+        other => {
+            return Err(local_error(
+                405,
+                &format!("method {other} is not forwarded"),
+            ));
+        }
+    };
+    let body = (method == reqwest::Method::POST).then(|| request.body.clone());
+    Ok(Call {
+        method,
+        path,
+        body,
+        model: &request.model,
+        placement: gb_runtime::upstream::KeyPlacement::Bearer,
+        fixed_key: if request.paid {
+            settings.paid_key.as_deref()
+        } else {
+            None
+        },
+        origin,
+    })
 }
 
 fn url_encode(value: &str) -> String {

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use chrono::Utc;
 use gb_proto::config::v1 as pb;
-use gb_runtime::config_registry::{self, CONFIG_SETTINGS, ConfigSetting, masked, to_text, unmasked};
+use gb_runtime::config_registry::{
+    self, CONFIG_SETTINGS, ConfigSetting, masked, to_text, unmasked,
+};
 use gb_runtime::database::Database;
 use gb_runtime::settings::Settings;
 use tokio::sync::{Mutex, watch};
@@ -63,7 +65,9 @@ impl StoredSettings {
         let mut changed = Vec::new();
         let mut removed = Vec::new();
         for setting in CONFIG_SETTINGS.iter().filter(|setting| setting.editable) {
-            let env = environment.environment_value(setting.name).map(str::to_owned);
+            let env = environment
+                .environment_value(setting.name)
+                .map(str::to_owned);
             match (rows.get(setting.name), env) {
                 (Some(stored), env) if stored.env_value == env => {}
                 (Some(stored), Some(env)) => {
@@ -168,7 +172,8 @@ impl StoredSettings {
             source: source as i32,
             secret: setting.secret != config_registry::Secret::No,
             kind: setting.kind.name().to_owned(),
-            updated_at_ms: stored.map_or(0, |stored| stored.updated_at.and_utc().timestamp_millis()),
+            updated_at_ms: stored
+                .map_or(0, |stored| stored.updated_at.and_utc().timestamp_millis()),
             editable: setting.editable,
         }
     }
@@ -194,7 +199,8 @@ impl StoredSettings {
             let value: serde_json::Value = serde_json::from_str(&values[name])
                 .map_err(|error| invalid(format!("setting {name}: not JSON: {error}")))?;
             let value = unmasked(setting, value, &effective.config_value(name));
-            let text = to_text(setting, &value).map_err(|why| invalid(format!("setting {name}: {why}")))?;
+            let text = to_text(setting, &value)
+                .map_err(|why| invalid(format!("setting {name}: {why}")))?;
             let env = self.environment.environment_value(name).map(str::to_owned);
             match text {
                 Some(text) => {
@@ -273,8 +279,12 @@ impl StoredSettings {
             .filter(|name| !next.contains_key(*name))
             .cloned()
             .collect();
-        store::upsert(&self.db, &changed).await.map_err(Status::from)?;
-        store::delete(&self.db, &removed).await.map_err(Status::from)?;
+        store::upsert(&self.db, &changed)
+            .await
+            .map_err(Status::from)?;
+        store::delete(&self.db, &removed)
+            .await
+            .map_err(Status::from)?;
         for stored in &changed {
             tracing::info!(setting = %stored.key, source = %stored.source, "setting changed");
         }

@@ -18,6 +18,7 @@ use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use gb_proto::keys::v1::keys_service_server::KeysServiceServer;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::RequireToken;
+use gb_runtime::live::{Live, LiveSettings};
 use gb_runtime::secrets::{KeyCipher, load_or_create_key_file};
 use gb_runtime::settings::{DatabaseLocation, Settings};
 use gb_runtime::upstream::Upstream;
@@ -34,7 +35,40 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 /// The running service's state, ready to be served.
 pub struct KeysService {
     pub pool: Arc<KeyPool>,
-    verifier: Arc<Verifier>,
+    verifier: Live<Verifier>,
+}
+
+/// Applies changes of `API_KEYS` and `MAX_FAILURES` to the pool.
+fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>) {
+    let keys_pool = pool.clone();
+    let (changes, mut pending) = tokio::sync::mpsc::unbounded_channel();
+    live.on_change(
+        |settings| settings.api_keys.clone(),
+        move |before, after, _| {
+            let _ = changes.send((before, after));
+        },
+    );
+    // One change after the other, in order.
+    tokio::spawn(async move {
+        while let Some((before, after)) = pending.recv().await {
+            match keys_pool.apply_key_list(&before, &after).await {
+                Ok((added, removed)) => {
+                    tracing::info!(added, removed, "API_KEYS changed: key pool updated")
+                }
+                Err(error) => {
+                    tracing::error!(%error, "API_KEYS changed but the pool could not follow")
+                }
+            }
+        }
+    });
+    let failures_pool = pool.clone();
+    live.on_change(
+        |settings| settings.max_failures,
+        move |_, max_failures, _| {
+            failures_pool.set_max_failures(max_failures);
+            tracing::info!(max_failures, "MAX_FAILURES changed");
+        },
+    );
 }
 
 /// The key under which values are encrypted: `ENCRYPTION_KEY`, or, on SQLite without one, a key
@@ -62,15 +96,18 @@ pub fn resolve_cipher(settings: &Settings) -> anyhow::Result<KeyCipher> {
 }
 
 impl KeysService {
-    /// Migrates, loads the pool, imports `API_KEYS` and starts the periodic checks.
+    /// Migrates, loads the pool, imports `API_KEYS`, starts the periodic checks and follows
+    /// the settings (`API_KEYS`, `MAX_FAILURES`, `TEST_MODEL`, `CHECK_INTERVAL_HOURS`, the
+    /// upstream ones) while running.
     pub async fn start(
-        settings: &Settings,
+        live: &LiveSettings,
         db: Database,
         shutdown: CancellationToken,
     ) -> anyhow::Result<Self> {
         db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
             .await?;
-        let cipher = resolve_cipher(settings)?;
+        let settings = live.current();
+        let cipher = resolve_cipher(&settings)?;
         let pool = KeyPool::open(db, cipher, settings.max_failures).await?;
         let added = pool.import(&settings.api_keys).await?;
         tracing::info!(
@@ -78,8 +115,13 @@ impl KeysService {
             imported = added,
             "key pool loaded"
         );
-        let upstream = Upstream::from_settings(settings)?;
-        let verifier = Arc::new(Verifier::new(upstream, settings.test_model.clone()));
+        follow_settings(live, &pool);
+        let verifier = live.derive("key checks", |settings| {
+            Ok(Verifier::new(
+                Upstream::from_settings(settings)?,
+                settings.test_model.clone(),
+            ))
+        })?;
         // Cooldowns end with time, not with an event: refresh the pool gauges on a tick too.
         let gauges = pool.clone();
         let gauges_shutdown = shutdown.clone();
@@ -92,14 +134,12 @@ impl KeysService {
                 }
             }
         });
-        if let Some(interval) = settings.check_interval {
-            tokio::spawn(verify::run_periodic_checks(
-                pool.clone(),
-                verifier.clone(),
-                interval,
-                shutdown,
-            ));
-        }
+        tokio::spawn(verify::run_periodic_checks(
+            pool.clone(),
+            verifier.clone(),
+            live.clone(),
+            shutdown,
+        ));
         Ok(KeysService { pool, verifier })
     }
 

@@ -24,7 +24,8 @@ struct Entries {
 pub struct KeyPool {
     db: Database,
     cipher: KeyCipher,
-    max_failures: u32,
+    /// `MAX_FAILURES`, changeable while running.
+    max_failures: std::sync::atomic::AtomicU32,
     entries: Mutex<Entries>,
     /// Serialises write-backs so that the database sees states in the order memory did.
     writer: tokio::sync::Mutex<()>,
@@ -64,7 +65,7 @@ impl KeyPool {
         Ok(Arc::new(KeyPool {
             db,
             cipher,
-            max_failures: max_failures.max(1),
+            max_failures: std::sync::atomic::AtomicU32::new(max_failures.max(1)),
             entries: Mutex::new(entries),
             writer: tokio::sync::Mutex::new(()),
             events,
@@ -124,6 +125,31 @@ impl KeyPool {
         Ok(added)
     }
 
+    /// A new `MAX_FAILURES`; it applies from the next failure on.
+    pub fn set_max_failures(&self, max_failures: u32) {
+        self.max_failures
+            .store(max_failures.max(1), std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Applies a change of `API_KEYS`: the values that appeared are added, those that
+    /// disappeared are removed (keys added through the API stay). Returns (added, removed).
+    pub async fn apply_key_list(
+        &self,
+        before: &[String],
+        after: &[String],
+    ) -> Result<(usize, usize), DbError> {
+        let added = self.import(after).await?;
+        let mut removed = 0;
+        for value in before.iter().filter(|value| !after.contains(value)) {
+            if let Some(entry) = self.find(&Selector::Value(value.clone()))
+                && self.delete(entry.id).await?
+            {
+                removed += 1;
+            }
+        }
+        Ok((added, removed))
+    }
+
     pub async fn delete(&self, id: i64) -> Result<bool, DbError> {
         let _writing = self.writer.lock().await;
         let deleted = store::delete(&self.db, id).await?;
@@ -150,7 +176,7 @@ impl KeyPool {
 
     /// Applies a batch of outcomes (from any chat replica) and writes the result back once.
     pub async fn apply_outcomes(&self, outcomes: &[pb::Outcome]) -> Result<u32, DbError> {
-        let max_failures = self.max_failures;
+        let max_failures = self.max_failures.load(std::sync::atomic::Ordering::Relaxed);
         self.mutate(|entries| {
             let mut changed = Vec::new();
             for outcome in outcomes {

@@ -16,7 +16,7 @@ use crate::verify::Verifier;
 
 pub struct KeysGrpc {
     pub pool: Arc<KeyPool>,
-    pub verifier: Arc<Verifier>,
+    pub verifier: gb_runtime::live::Live<Verifier>,
 }
 
 impl KeysGrpc {
@@ -164,7 +164,7 @@ impl KeysService for KeysGrpc {
                 }),
             }
         }
-        let checked = self.verifier.check(&self.pool, to_check).await;
+        let checked = self.verifier.get().check(&self.pool, to_check).await;
         for check in checked {
             let selector = checked_selectors
                 .iter()

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use gb_proto::keys::v1 as pb;
+use gb_runtime::live::{Live, LiveSettings};
 use gb_runtime::now_ms;
 use gb_runtime::secrets::mask_key;
 use gb_runtime::upstream::{Upstream, UpstreamFailure};
@@ -128,19 +129,37 @@ fn outcome_of(key_id: i64, failure: &UpstreamFailure) -> pb::Outcome {
 }
 
 /// Every `interval`, checks the keys that are disabled or have failed since their last success.
+/// Re-checks the disabled and failing keys every `CHECK_INTERVAL_HOURS` (read anew each round,
+/// so a change applies from the next round; 0 pauses the checks).
 pub async fn run_periodic_checks(
     pool: Arc<KeyPool>,
-    verifier: Arc<Verifier>,
-    interval: Duration,
+    verifier: Live<Verifier>,
+    live: LiveSettings,
     shutdown: CancellationToken,
 ) {
-    let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let idle = Duration::from_secs(60);
+    let mut last_round = tokio::time::Instant::now();
     loop {
+        let interval = live.current().check_interval;
+        let wait = match interval {
+            Some(interval) => {
+                (last_round + interval).saturating_duration_since(tokio::time::Instant::now())
+            }
+            None => idle,
+        }
+        .min(idle);
         tokio::select! {
             _ = shutdown.cancelled() => return,
-            _ = ticker.tick() => {}
+            _ = tokio::time::sleep(wait) => {}
         }
+        let Some(interval) = live.current().check_interval else {
+            last_round = tokio::time::Instant::now();
+            continue;
+        };
+        if last_round.elapsed() < interval {
+            continue;
+        }
+        last_round = tokio::time::Instant::now();
         let due: Vec<KeyEntry> = pool
             .list()
             .into_iter()
@@ -150,6 +169,6 @@ pub async fn run_periodic_checks(
             continue;
         }
         tracing::info!(keys = due.len(), "re-checking failed keys");
-        verifier.check(&pool, due).await;
+        verifier.get().check(&pool, due).await;
     }
 }

@@ -54,14 +54,16 @@ impl LoggingService for LoggingGrpc {
         request: Request<pb::GetErrorLogRequest>,
     ) -> Result<Response<pb::ErrorLog>, Status> {
         let id = request.into_inner().id;
-        Ok(Response::new(store::get_error(&self.db, id).await.map_err(
-            |error| match error {
-                gb_runtime::database::DbError::NotFound => {
-                    Status::not_found(format!("no error log {id}"))
-                }
-                other => other.into(),
-            },
-        )?))
+        Ok(Response::new(
+            store::get_error(&self.db, id)
+                .await
+                .map_err(|error| match error {
+                    gb_runtime::database::DbError::NotFound => {
+                        Status::not_found(format!("no error log {id}"))
+                    }
+                    other => other.into(),
+                })?,
+        ))
     }
 
     async fn lookup_error_log(
@@ -114,7 +116,10 @@ impl LoggingService for LoggingGrpc {
         let limit = (request.limit > 0).then_some(i64::from(request.limit));
         let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, limit).await?;
         Ok(Response::new(pb::ListCallsResponse {
-            calls: rows.into_iter().map(store::AttemptRow::into_record).collect(),
+            calls: rows
+                .into_iter()
+                .map(store::AttemptRow::into_record)
+                .collect(),
         }))
     }
 
@@ -126,8 +131,7 @@ impl LoggingService for LoggingGrpc {
         let rows = store::attempts_since(&self.db, request.since_ms, 0, None).await?;
         let mut counts: BTreeMap<i64, pb::KeyCount> = BTreeMap::new();
         for row in rows {
-            if u32::try_from(row.status_code).ok() != Some(request.status_code) || row.key_id <= 0
-            {
+            if u32::try_from(row.status_code).ok() != Some(request.status_code) || row.key_id <= 0 {
                 continue;
             }
             let entry = counts.entry(row.key_id).or_insert_with(|| pb::KeyCount {
@@ -151,8 +155,7 @@ impl LoggingService for LoggingGrpc {
         if request.key_id <= 0 {
             return Err(Status::invalid_argument("key_id is required"));
         }
-        let rows =
-            store::attempts_since(&self.db, request.since_ms, request.key_id, None).await?;
+        let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, None).await?;
         let mut models: BTreeMap<String, pb::ModelCount> = BTreeMap::new();
         for row in rows {
             let entry = models

@@ -237,10 +237,7 @@ pub async fn list_errors(
     let limit = i64::from(request.limit.clamp(1, 1000));
     let offset = i64::from(request.offset);
     with_connection!(db, |conn| {
-        let total: i64 = filtered_errors!(request)
-            .count()
-            .get_result(conn)
-            .await?;
+        let total: i64 = filtered_errors!(request).count().get_result(conn).await?;
         let query = filtered_errors!(request).select(ErrorRow::as_select());
         let query = match (request.sort_by.as_str(), request.ascending) {
             ("request_time" | "error_time", false) => query.order(error_logs::error_time.desc()),

@@ -217,7 +217,9 @@ pub fn masked(setting: &ConfigSetting, value: &Value) -> Value {
     }
     match value {
         Value::String(text) => Value::String(mask_string(setting.secret, text)),
-        Value::Array(items) => Value::Array(items.iter().map(|item| masked(setting, item)).collect()),
+        Value::Array(items) => {
+            Value::Array(items.iter().map(|item| masked(setting, item)).collect())
+        }
         Value::Object(map) => Value::Object(
             map.iter()
                 .map(|(name, item)| (name.clone(), masked(setting, item)))
@@ -321,7 +323,10 @@ mod tests {
 
     #[test]
     fn a_masked_secret_sent_back_keeps_its_value() {
-        let current = json!(["AIzaSyAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1", "AIzaSyBBBBBBBBBBBBBBBBBBBBBBBBBBBBB2"]);
+        let current = json!([
+            "AIzaSyAAAAAAAAAAAAAAAAAAAAAAAAAAAAA1",
+            "AIzaSyBBBBBBBBBBBBBBBBBBBBBBBBBBBBB2"
+        ]);
         let shown = masked(setting("API_KEYS"), &current);
         assert_eq!(shown[0], "AIzaSy…AAA1");
         let mut sent = shown.as_array().unwrap().clone();
@@ -344,7 +349,10 @@ mod tests {
 
     #[test]
     fn kinds_are_checked() {
-        assert_eq!(to_text(setting("MAX_RETRIES"), &json!(5)), Ok(Some("5".into())));
+        assert_eq!(
+            to_text(setting("MAX_RETRIES"), &json!(5)),
+            Ok(Some("5".into()))
+        );
         assert!(to_text(setting("MAX_RETRIES"), &json!([5])).is_err());
         assert!(to_text(setting("API_KEYS"), &json!([1])).is_err());
         assert_eq!(

@@ -133,7 +133,9 @@ impl Database {
                     Box::pin(async move {
                         let mut conn = SqliteAsyncConnection::establish(url).await?;
                         conn.batch_execute(
-                            "PRAGMA journal_mode=WAL; PRAGMA busy_timeout=5000; \
+                            // The busy timeout first: switching to WAL takes a lock that
+                            // services starting together (microservices on one file) contend for.
+                            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
                              PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
                         )
                         .await

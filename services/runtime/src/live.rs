@@ -25,9 +25,16 @@ pub struct LiveSettings {
 }
 
 /// A value rebuilt from the settings whenever they change.
-#[derive(Clone)]
 pub struct Live<T> {
     receiver: watch::Receiver<Arc<T>>,
+}
+
+impl<T> Clone for Live<T> {
+    fn clone(&self) -> Self {
+        Live {
+            receiver: self.receiver.clone(),
+        }
+    }
 }
 
 impl<T> Live<T> {

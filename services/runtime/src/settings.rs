@@ -543,7 +543,9 @@ impl Settings {
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_level) {
             return Err(problem(
                 "LOG_LEVEL",
-                format!("{log_level:?}: expected a level (debug, info, warn…) or a filter: {error}"),
+                format!(
+                    "{log_level:?}: expected a level (debug, info, warn…) or a filter: {error}"
+                ),
             ));
         }
         Ok(Settings {
@@ -608,7 +610,8 @@ impl Settings {
             drain_timeout: Duration::from_secs_f64(drain_timeout_seconds),
             log_level,
             log_json,
-            error_log_record_request_body: source.boolean("ERROR_LOG_RECORD_REQUEST_BODY", false)?,
+            error_log_record_request_body: source
+                .boolean("ERROR_LOG_RECORD_REQUEST_BODY", false)?,
             error_log_retention: retention(
                 source,
                 "AUTO_DELETE_ERROR_LOGS_ENABLED",

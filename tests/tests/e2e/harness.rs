@@ -182,6 +182,8 @@ pub struct TestApp {
     pub keys: Vec<String>,
     pub chat_addr: Option<SocketAddr>,
     pub keys_addr: Option<SocketAddr>,
+    pub config_addr: Option<SocketAddr>,
+    pub logging_addr: Option<SocketAddr>,
     settings: HashMap<String, String>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<anyhow::Result<()>>>,
@@ -242,6 +244,8 @@ impl TestAppBuilder {
             keys: self.keys,
             chat_addr: None,
             keys_addr: None,
+            config_addr: None,
+            logging_addr: None,
             settings,
             shutdown: CancellationToken::new(),
             tasks: Vec::new(),
@@ -277,14 +281,32 @@ impl TestApp {
                 )));
             }
             Mode::Microservices => {
+                let (config, config_addr) = bind().await;
+                let (logging, logging_addr) = bind().await;
                 let (keys, keys_addr) = bind().await;
                 let (chat, chat_addr) = bind().await;
+                self.settings
+                    .insert("CONFIG_URL".into(), format!("http://{config_addr}"));
+                self.settings
+                    .insert("LOGGING_URL".into(), format!("http://{logging_addr}"));
                 self.settings
                     .insert("KEYS_URL".into(), format!("http://{keys_addr}"));
                 self.settings
                     .insert("CHAT_URL".into(), format!("http://{chat_addr}"));
                 self.keys_addr = Some(keys_addr);
                 self.chat_addr = Some(chat_addr);
+                self.config_addr = Some(config_addr);
+                self.logging_addr = Some(logging_addr);
+                self.tasks.push(tokio::spawn(launcher::run_config(
+                    self.parsed_settings(),
+                    config,
+                    self.shutdown.clone(),
+                )));
+                self.tasks.push(tokio::spawn(launcher::run_logging(
+                    self.parsed_settings(),
+                    logging,
+                    self.shutdown.clone(),
+                )));
                 self.tasks.push(tokio::spawn(launcher::run_keys(
                     self.parsed_settings(),
                     keys,
@@ -306,8 +328,12 @@ impl TestApp {
     }
 
     /// Waits until the gateway answers and the chat service has the pool.
-    async fn wait_until_serving(&self) {
-        for _ in 0..200 {
+    async fn wait_until_serving(&mut self) {
+        for _ in 0..600 {
+            if let Some(index) = self.tasks.iter().position(JoinHandle::is_finished) {
+                let ended = self.tasks.remove(index).await;
+                panic!("a service stopped while starting: {ended:?}");
+            }
             if let Ok(response) = self
                 .http
                 .get(format!("{}/health", self.base_url))

@@ -1,0 +1,274 @@
+//! Statistics, behind the admin token: gemini-balance's routes (calls per period, attention
+//! keys, one key's calls and models) and what its users asked for: call counts for the last
+//! minute, hour, day and this month, and token usage per key and per client token, per day.
+//! Everything counts upstream attempts, as gemini-balance does.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::get;
+use gb_proto::logging::v1 as pb;
+use gb_runtime::now_ms;
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use crate::errors::GoogleError;
+use crate::key_admin_routes::time;
+use crate::logs_routes::find_key;
+use crate::state::GatewayState;
+
+pub fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/api/stats/details", get(details))
+        .route("/api/stats/attention-keys", get(attention_keys))
+        .route("/api/stats/key-details", get(key_details))
+        .route("/api/stats/calls", get(calls))
+        .route("/api/stats/tokens", get(tokens))
+        .route("/api/key-usage-details/{key}", get(key_usage))
+}
+
+/// The most call rows one answer lists.
+const MAX_CALLS: u32 = 10_000;
+
+fn period_ms(period: Option<&str>) -> Result<i64, GoogleError> {
+    const MINUTE: i64 = 60_000;
+    Ok(match period.unwrap_or("24h") {
+        "1m" => MINUTE,
+        "1h" => 60 * MINUTE,
+        "8h" => 8 * 60 * MINUTE,
+        "24h" => 24 * 60 * MINUTE,
+        other => {
+            return Err(GoogleError(
+                400,
+                format!("period: {other:?} is not one of 1m, 1h, 8h, 24h"),
+            ));
+        }
+    })
+}
+
+type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
+
+fn query<T>(query: QueryResult<T>) -> Result<T, GoogleError> {
+    query
+        .map(|Query(query)| query)
+        .map_err(|rejection| GoogleError(400, rejection.body_text()))
+}
+
+fn call_json(call: &pb::RequestRecord) -> Value {
+    json!({
+        "timestamp": time(call.at_ms),
+        "key": call.key_masked,
+        "key_id": call.key_id,
+        "model": call.model,
+        "status_code": call.status_code,
+        "is_success": (200..300).contains(&call.status_code),
+        "outcome": call.outcome,
+        "latency_ms": call.latency_ms,
+        "prompt_tokens": call.prompt_tokens,
+        "completion_tokens": call.completion_tokens,
+        "client": call.client,
+    })
+}
+
+async fn list_calls(
+    state: &GatewayState,
+    period: Option<&str>,
+    key_id: i64,
+) -> Result<Json<Value>, GoogleError> {
+    let since_ms = now_ms() - period_ms(period)?;
+    let calls = state
+        .logging
+        .clone()
+        .list_calls(pb::ListCallsRequest {
+            since_ms,
+            key_id,
+            limit: MAX_CALLS,
+        })
+        .await?
+        .into_inner()
+        .calls;
+    Ok(Json(Value::Array(calls.iter().map(call_json).collect())))
+}
+
+#[derive(Deserialize)]
+struct PeriodQuery {
+    period: Option<String>,
+}
+
+async fn details(
+    State(state): State<GatewayState>,
+    period: QueryResult<PeriodQuery>,
+) -> Result<Json<Value>, GoogleError> {
+    let period = query(period)?;
+    list_calls(&state, period.period.as_deref(), 0).await
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    key: String,
+    period: Option<String>,
+}
+
+async fn key_details(
+    State(state): State<GatewayState>,
+    key: QueryResult<KeyQuery>,
+) -> Result<Json<Value>, GoogleError> {
+    let key = query(key)?;
+    let Some((key_id, _)) = find_key(&state, &key.key).await? else {
+        return Err(GoogleError(404, "no such key in the pool".into()));
+    };
+    list_calls(&state, key.period.as_deref(), key_id).await
+}
+
+#[derive(Deserialize)]
+struct AttentionQuery {
+    limit: Option<u32>,
+    status_code: Option<u32>,
+    period: Option<String>,
+}
+
+async fn attention_keys(
+    State(state): State<GatewayState>,
+    attention: QueryResult<AttentionQuery>,
+) -> Result<Json<Value>, GoogleError> {
+    let attention = query(attention)?;
+    let keys = state
+        .logging
+        .clone()
+        .attention_keys(pb::AttentionKeysRequest {
+            since_ms: now_ms() - period_ms(attention.period.as_deref())?,
+            status_code: attention.status_code.unwrap_or(429),
+            limit: attention.limit.unwrap_or(20),
+        })
+        .await?
+        .into_inner()
+        .keys;
+    Ok(Json(Value::Array(
+        keys.iter()
+            .map(|key| json!({"key": key.key_masked, "key_id": key.key_id, "count": key.count}))
+            .collect(),
+    )))
+}
+
+/// gemini-balance's per-key usage: calls per model in the last 24 hours (with tokens here).
+async fn key_usage(
+    State(state): State<GatewayState>,
+    Path(key): Path<String>,
+) -> Result<Json<Value>, GoogleError> {
+    let Some((key_id, masked)) = find_key(&state, &key).await? else {
+        return Err(GoogleError(404, "no such key in the pool".into()));
+    };
+    let models = state
+        .logging
+        .clone()
+        .key_model_usage(pb::KeyModelUsageRequest {
+            key_id,
+            since_ms: now_ms() - period_ms(Some("24h"))?,
+        })
+        .await?
+        .into_inner()
+        .models;
+    let usage: Map<String, Value> = models
+        .iter()
+        .map(|model| (model.model.clone(), json!(model.calls)))
+        .collect();
+    Ok(Json(json!({
+        "key": masked,
+        "key_id": key_id,
+        "period": "24h",
+        "usage": usage,
+        "models": models.iter().map(|model| json!({
+            "model": model.model,
+            "calls": model.calls,
+            "success": model.success,
+            "failure": model.calls - model.success,
+            "prompt_tokens": model.prompt_tokens,
+            "completion_tokens": model.completion_tokens,
+        })).collect::<Vec<_>>(),
+    })))
+}
+
+fn counts_json(counts: Option<pb::Counts>) -> Value {
+    let counts = counts.unwrap_or_default();
+    json!({"total": counts.total, "success": counts.success, "failure": counts.failure})
+}
+
+async fn calls(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleError> {
+    let counts = state
+        .logging
+        .clone()
+        .call_counts(pb::CallCountsRequest {})
+        .await?
+        .into_inner();
+    Ok(Json(json!({
+        "calls_1m": counts_json(counts.last_minute),
+        "calls_1h": counts_json(counts.last_hour),
+        "calls_24h": counts_json(counts.last_day),
+        "calls_month": counts_json(counts.this_month),
+    })))
+}
+
+#[derive(Deserialize)]
+struct TokensQuery {
+    group_by: Option<String>,
+    days: Option<u32>,
+}
+
+/// Tokens per day (UTC) and per key or client token, over the last `days` (default 7, at most
+/// 92), from the successful attempts.
+async fn tokens(
+    State(state): State<GatewayState>,
+    tokens: QueryResult<TokensQuery>,
+) -> Result<Json<Value>, GoogleError> {
+    let tokens = query(tokens)?;
+    let (grouping, by_client) = match tokens.group_by.as_deref().unwrap_or("key") {
+        "key" => (pb::TokenGrouping::Key, false),
+        "client" => (pb::TokenGrouping::Client, true),
+        other => {
+            return Err(GoogleError(
+                400,
+                format!("group_by: {other:?} is not key or client"),
+            ));
+        }
+    };
+    let days = tokens.days.unwrap_or(7);
+    if !(1..=92).contains(&days) {
+        return Err(GoogleError(400, "days: must be between 1 and 92".into()));
+    }
+    let today_start = now_ms() - now_ms().rem_euclid(86_400_000);
+    let since_ms = today_start - i64::from(days - 1) * 86_400_000;
+    let rows = state
+        .logging
+        .clone()
+        .token_usage(pb::TokenUsageRequest {
+            group_by: grouping as i32,
+            since_ms,
+        })
+        .await?
+        .into_inner()
+        .rows;
+    let rows: Vec<Value> = rows
+        .iter()
+        .map(|row| {
+            let mut value = json!({
+                "day": row.day,
+                "calls": row.calls,
+                "prompt_tokens": row.prompt_tokens,
+                "completion_tokens": row.completion_tokens,
+                "total_tokens": row.prompt_tokens + row.completion_tokens,
+            });
+            if by_client {
+                value["client"] = json!(row.group);
+            } else {
+                value["key"] = json!(row.group);
+                value["key_id"] = json!(row.key_id);
+            }
+            value
+        })
+        .collect();
+    Ok(Json(json!({
+        "group_by": if by_client { "client" } else { "key" },
+        "days": days,
+        "rows": rows,
+    })))
+}

@@ -1,0 +1,36 @@
+//! What the chat service reads from the settings, rebuilt whenever they change (`BASE_URL`,
+//! `TIME_OUT`, `PROXIES`, `CUSTOM_HEADERS`, `MAX_RETRIES`, the model lists and rules,
+//! `PAID_KEY`, `ERROR_LOG_RECORD_REQUEST_BODY`). A request reads one consistent version.
+
+use std::sync::Arc;
+
+use gb_runtime::settings::Settings;
+use gb_runtime::upstream::Upstream;
+
+use crate::models::ModelRules;
+
+pub struct ChatSettings {
+    pub upstream: Upstream,
+    /// `server.address` of the upstream spans.
+    pub upstream_host: Arc<str>,
+    pub max_retries: u32,
+    pub rules: ModelRules,
+    pub chat_model: String,
+    pub paid_key: Option<String>,
+    pub record_request_body: bool,
+}
+
+impl ChatSettings {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
+        let upstream = Upstream::from_settings(settings)?;
+        Ok(ChatSettings {
+            upstream_host: upstream.host().into(),
+            upstream,
+            max_retries: settings.max_retries,
+            rules: ModelRules::from_settings(settings),
+            chat_model: settings.chat_model.clone(),
+            paid_key: settings.paid_key.clone(),
+            record_request_body: settings.error_log_record_request_body,
+        })
+    }
+}
