@@ -49,8 +49,8 @@ pub fn tagged_with_client(channel: GrpcChannel) -> GrpcChannel {
     }))
 }
 
-/// The path and query as recorded: the `key` parameter (a client token) removed, long path
-/// segments (key values in gemini-balance's admin paths) masked.
+/// The path and query as recorded: the `key` parameter (a client token) removed, key values
+/// (in gemini-balance's admin paths and queries) masked.
 fn recorded_path(uri: &http::Uri) -> String {
     let path = crate::router::loggable_path(uri.path());
     let Some(query) = uri.query() else {
@@ -58,7 +58,15 @@ fn recorded_path(uri: &http::Uri) -> String {
     };
     let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
         .filter(|(name, _)| name != "key")
-        .map(|(name, value)| (name.into_owned(), value.into_owned()))
+        .map(|(name, value)| {
+            // gemini-balance's admin UI names keys in the query (`gemini_key=`, `key_search=`).
+            let value = if value.starts_with("AIza") || name == "gemini_key" {
+                gb_runtime::secrets::mask_key(&value)
+            } else {
+                value.into_owned()
+            };
+            (name.into_owned(), value)
+        })
         .collect();
     if kept.is_empty() {
         return path;
@@ -121,5 +129,9 @@ mod tests {
             "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"
         );
         assert_eq!(model_of(&path), "gemini-2.5-flash");
+        let uri: http::Uri = "/gemini/v1beta/verify-key/AIzaSyA-secret-secret-secret-0123456"
+            .parse()
+            .unwrap();
+        assert_eq!(recorded_path(&uri), "/gemini/v1beta/verify-key/AIzaSy…3456");
     }
 }

@@ -142,16 +142,29 @@ async fn not_found(request: Request) -> Response {
     }
 }
 
-/// A path fit for logs and traces: the query is dropped (it may carry `key=`) and any long
-/// segment is masked (gemini-balance's admin routes put key values in the path).
+/// A path fit for logs and traces: the query is dropped (it may carry `key=`) and key values
+/// are masked: the segment after gemini-balance's key routes (`verify-key/{key}`, …) and any
+/// segment that looks like a Google key.
 pub(crate) fn loggable_path(path: &str) -> String {
+    const KEY_ROUTES: [&str; 4] = [
+        "verify-key",
+        "reset-fail-count",
+        "key-usage-details",
+        "keys",
+    ];
+    let mut previous = "";
     path.split('/')
         .map(|segment| {
-            if segment.len() > 24 {
+            let masked = if (KEY_ROUTES.contains(&previous) && segment.parse::<i64>().is_err()
+                || segment.starts_with("AIza"))
+                && !segment.is_empty()
+            {
                 gb_runtime::secrets::mask_key(segment)
             } else {
                 segment.to_owned()
-            }
+            };
+            previous = segment;
+            masked
         })
         .collect::<Vec<_>>()
         .join("/")

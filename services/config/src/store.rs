@@ -1,10 +1,14 @@
-//! Reads and writes of the `configs` table, the same code on Postgres and SQLite.
+//! Reads and writes of the `configs` table, the same code on Postgres and SQLite. The values
+//! of secret settings (keys, tokens, proxies, headers) are stored encrypted (AES-256-GCM, the
+//! key service's `ENCRYPTION_KEY`), as `enc:<ciphertext>`.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
+use gb_runtime::config_registry::{self, Secret};
 use gb_runtime::database::{Database, DbError};
+use gb_runtime::secrets::KeyCipher;
 use gb_runtime::with_connection;
 
 use crate::schema::configs;
@@ -22,21 +26,60 @@ pub struct StoredValue {
     pub updated_at: NaiveDateTime,
 }
 
-pub async fn load(db: &Database) -> Result<Vec<StoredValue>, DbError> {
-    with_connection!(db, |conn| {
-        Ok(configs::table
-            .select(StoredValue::as_select())
-            .order(configs::id)
-            .load(conn)
-            .await?)
+const SEALED: &str = "enc:";
+
+fn is_secret(name: &str) -> bool {
+    config_registry::find(name).is_some_and(|setting| setting.secret != Secret::No)
+}
+
+fn seal(cipher: &KeyCipher, row: &StoredValue) -> StoredValue {
+    if !is_secret(&row.key) {
+        return row.clone();
+    }
+    let seal = |text: &str| format!("{SEALED}{}", cipher.encrypt(text));
+    StoredValue {
+        value: seal(&row.value),
+        env_value: row.env_value.as_deref().map(seal),
+        ..row.clone()
+    }
+}
+
+fn open(cipher: &KeyCipher, row: StoredValue) -> Result<StoredValue, DbError> {
+    let open = |text: String| match text.strip_prefix(SEALED) {
+        Some(sealed) => cipher
+            .decrypt(sealed)
+            .map_err(|error| DbError::Migration(format!("setting {}: {error}", row.key))),
+        None => Ok(text),
+    };
+    Ok(StoredValue {
+        value: open(row.value.clone())?,
+        env_value: row.env_value.clone().map(open).transpose()?,
+        ..row
     })
 }
 
+pub async fn load(db: &Database, cipher: &KeyCipher) -> Result<Vec<StoredValue>, DbError> {
+    let rows: Vec<StoredValue> = with_connection!(db, |conn| {
+        configs::table
+            .select(StoredValue::as_select())
+            .order(configs::id)
+            .load(conn)
+            .await?
+    });
+    rows.into_iter().map(|row| open(cipher, row)).collect()
+}
+
 /// Inserts or replaces rows, by name.
-pub async fn upsert(db: &Database, rows: &[StoredValue]) -> Result<(), DbError> {
+pub async fn upsert(
+    db: &Database,
+    cipher: &KeyCipher,
+    rows: &[StoredValue],
+) -> Result<(), DbError> {
     if rows.is_empty() {
         return Ok(());
     }
+    let rows: Vec<StoredValue> = rows.iter().map(|row| seal(cipher, row)).collect();
+    let rows = &rows;
     with_connection!(db, |conn| {
         conn.transaction::<_, diesel::result::Error, _>(async |conn| {
             for row in rows {

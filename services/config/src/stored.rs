@@ -14,6 +14,7 @@ use gb_runtime::config_registry::{
     self, CONFIG_SETTINGS, ConfigSetting, masked, to_text, unmasked,
 };
 use gb_runtime::database::Database;
+use gb_runtime::secrets::KeyCipher;
 use gb_runtime::settings::Settings;
 use tokio::sync::{Mutex, watch};
 use tonic::Status;
@@ -34,6 +35,7 @@ pub struct Published {
 
 pub struct StoredSettings {
     db: Database,
+    cipher: KeyCipher,
     /// This service's environment (and defaults): what the stored values are laid over.
     environment: Settings,
     rows: Mutex<BTreeMap<String, StoredValue>>,
@@ -57,7 +59,8 @@ fn invalid(error: impl std::fmt::Display) -> Status {
 impl StoredSettings {
     /// Loads the table and reconciles it with the environment.
     pub async fn open(db: Database, environment: Settings) -> anyhow::Result<Self> {
-        let mut rows: BTreeMap<String, StoredValue> = store::load(&db)
+        let cipher = gb_runtime::secrets::resolve_cipher(&environment)?;
+        let mut rows: BTreeMap<String, StoredValue> = store::load(&db, &cipher)
             .await?
             .into_iter()
             .map(|row| (row.key.clone(), row))
@@ -96,7 +99,7 @@ impl StoredSettings {
         }
         // Rows of settings this version no longer knows are left alone, but not applied.
         rows.retain(|name, _| config_registry::find(name).is_some_and(|setting| setting.editable));
-        store::upsert(&db, &changed).await?;
+        store::upsert(&db, &cipher, &changed).await?;
         store::delete(&db, &removed).await?;
         for name in &removed {
             rows.remove(name);
@@ -107,6 +110,7 @@ impl StoredSettings {
         let published = watch::channel(Published::default()).0;
         let this = StoredSettings {
             db,
+            cipher,
             environment,
             rows: Mutex::new(rows),
             published,
@@ -279,7 +283,7 @@ impl StoredSettings {
             .filter(|name| !next.contains_key(*name))
             .cloned()
             .collect();
-        store::upsert(&self.db, &changed)
+        store::upsert(&self.db, &self.cipher, &changed)
             .await
             .map_err(Status::from)?;
         store::delete(&self.db, &removed)

@@ -19,8 +19,6 @@ use gb_proto::keys::v1::keys_service_server::KeysServiceServer;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::RequireToken;
 use gb_runtime::live::{Live, LiveSettings};
-use gb_runtime::secrets::{KeyCipher, load_or_create_key_file};
-use gb_runtime::settings::{DatabaseLocation, Settings};
 use gb_runtime::upstream::Upstream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -71,30 +69,6 @@ fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>) {
     );
 }
 
-/// The key under which values are encrypted: `ENCRYPTION_KEY`, or, on SQLite without one, a key
-/// generated on first start and kept beside the database file (mode 0600).
-pub fn resolve_cipher(settings: &Settings) -> anyhow::Result<KeyCipher> {
-    if let Some(encoded) = &settings.encryption_key {
-        return Ok(KeyCipher::from_base64(encoded)?);
-    }
-    let DatabaseLocation::Sqlite(path) = &settings.database else {
-        anyhow::bail!(
-            "setting ENCRYPTION_KEY: required with a Postgres DATABASE_URL (32 bytes, base64)"
-        );
-    };
-    let key_path = path.with_file_name("encryption.key");
-    let (encoded, created) = load_or_create_key_file(&key_path)?;
-    if created {
-        tracing::warn!(
-            path = %key_path.display(),
-            "no ENCRYPTION_KEY given: generated one and stored it beside the database; back it up, the keys cannot be read without it"
-        );
-    } else {
-        tracing::info!(path = %key_path.display(), "using the encryption key stored beside the database");
-    }
-    Ok(KeyCipher::from_base64(&encoded)?)
-}
-
 impl KeysService {
     /// Migrates, loads the pool, imports `API_KEYS`, starts the periodic checks and follows
     /// the settings (`API_KEYS`, `MAX_FAILURES`, `TEST_MODEL`, `CHECK_INTERVAL_HOURS`, the
@@ -107,7 +81,7 @@ impl KeysService {
         db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
             .await?;
         let settings = live.current();
-        let cipher = resolve_cipher(&settings)?;
+        let cipher = gb_runtime::secrets::resolve_cipher(&settings)?;
         let pool = KeyPool::open(db, cipher, settings.max_failures).await?;
         let added = pool.import(&settings.api_keys).await?;
         tracing::info!(

@@ -119,17 +119,37 @@ pub fn load_or_create_key_file(path: &Path) -> Result<(String, bool), SecretErro
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(to_error)?;
     }
+    // Written whole under a temporary name, then linked into place: services starting
+    // together never read a half-written key, and only one key ever wins.
     let key = KeyCipher::generate_base64();
+    static ATTEMPT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let attempt = ATTEMPT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp-{}-{attempt}", std::process::id()));
     let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
+    options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let mut file = options.open(path).map_err(to_error)?;
-    std::io::Write::write_all(&mut file, format!("{key}\n").as_bytes()).map_err(to_error)?;
-    Ok((key, true))
+    let written = options.open(&temporary).and_then(|mut file| {
+        std::io::Write::write_all(&mut file, format!("{key}\n").as_bytes())?;
+        file.sync_all()
+    });
+    if let Err(error) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(to_error(error));
+    }
+    let linked = std::fs::hard_link(&temporary, path);
+    let _ = std::fs::remove_file(&temporary);
+    match linked {
+        Ok(()) => Ok((key, true)),
+        Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
+            let existing = std::fs::read_to_string(path).map_err(to_error)?;
+            Ok((existing.trim().to_owned(), false))
+        }
+        Err(error) => Err(to_error(error)),
+    }
 }
 
 /// `AIzaSy…a1b2`: enough to tell keys apart, never enough to use one.
@@ -156,6 +176,30 @@ pub fn redact(text: &str, secret: &str) -> String {
         return text.to_owned();
     }
     text.replace(secret, &mask_key(secret))
+}
+
+/// The key under which values are encrypted: `ENCRYPTION_KEY`, or, on SQLite without one, a key
+/// generated on first start and kept beside the database file (mode 0600).
+pub fn resolve_cipher(settings: &crate::settings::Settings) -> anyhow::Result<KeyCipher> {
+    if let Some(encoded) = &settings.encryption_key {
+        return Ok(KeyCipher::from_base64(encoded)?);
+    }
+    let crate::settings::DatabaseLocation::Sqlite(path) = &settings.database else {
+        anyhow::bail!(
+            "setting ENCRYPTION_KEY: required with a Postgres DATABASE_URL (32 bytes, base64)"
+        );
+    };
+    let key_path = path.with_file_name("encryption.key");
+    let (encoded, created) = load_or_create_key_file(&key_path)?;
+    if created {
+        tracing::warn!(
+            path = %key_path.display(),
+            "no ENCRYPTION_KEY given: generated one and stored it beside the database; back it up, the keys cannot be read without it"
+        );
+    } else {
+        tracing::info!(path = %key_path.display(), "using the encryption key stored beside the database");
+    }
+    Ok(KeyCipher::from_base64(&encoded)?)
 }
 
 #[cfg(test)]

@@ -234,6 +234,37 @@ async fn admin_routes_need_the_admin_token(mode: Mode, backend: Backend) {
             reqwest::Method::POST,
             "/gemini/v1beta/reset-selected-fail-counts".into(),
         ),
+        // Settings.
+        (reqwest::Method::GET, "/configs".into()),
+        (reqwest::Method::GET, "/configs/MAX_RETRIES".into()),
+        (reqwest::Method::PUT, "/configs/MAX_RETRIES".into()),
+        (reqwest::Method::DELETE, "/configs/MAX_RETRIES".into()),
+        (reqwest::Method::GET, "/api/config".into()),
+        (reqwest::Method::PUT, "/api/config".into()),
+        (reqwest::Method::POST, "/api/config/reset".into()),
+        // Error logs.
+        (reqwest::Method::GET, "/api/logs/errors".into()),
+        (reqwest::Method::GET, "/api/logs/errors/1/details".into()),
+        (
+            reqwest::Method::GET,
+            format!("/api/logs/errors/lookup?gemini_key={key}&timestamp=2026-01-01T00:00:00Z"),
+        ),
+        (reqwest::Method::DELETE, "/api/logs/errors".into()),
+        (reqwest::Method::DELETE, "/api/logs/errors/all".into()),
+        (reqwest::Method::DELETE, "/api/logs/errors/1".into()),
+        // Statistics.
+        (reqwest::Method::GET, "/api/stats/details?period=1h".into()),
+        (reqwest::Method::GET, "/api/stats/attention-keys".into()),
+        (
+            reqwest::Method::GET,
+            format!("/api/stats/key-details?key={key}&period=1h"),
+        ),
+        (reqwest::Method::GET, "/api/stats/calls".into()),
+        (reqwest::Method::GET, "/api/stats/tokens".into()),
+        (
+            reqwest::Method::GET,
+            format!("/api/key-usage-details/{key}"),
+        ),
     ];
     for (method, path) in routes {
         for token in [None, Some(CLIENT_TOKEN), Some("wrong")] {

@@ -133,6 +133,64 @@ impl TestDatabase {
         }
     }
 
+    /// Runs SQL statements (valid on both backends) directly on the database.
+    pub async fn execute(&self, sql: &str) {
+        match &self.postgres_name {
+            Some(_) => {
+                let mut conn = AsyncPgConnection::establish(&self.url).await.unwrap();
+                conn.batch_execute(sql).await.unwrap();
+            }
+            None => {
+                let mut conn = self.sqlite().await;
+                conn.batch_execute(sql).await.unwrap();
+            }
+        }
+    }
+
+    async fn sqlite(
+        &self,
+    ) -> diesel_async::sync_connection_wrapper::SyncConnectionWrapper<diesel::SqliteConnection>
+    {
+        let path = self.url.trim_start_matches("sqlite://");
+        diesel_async::sync_connection_wrapper::SyncConnectionWrapper::<diesel::SqliteConnection>::establish(path)
+            .await
+            .unwrap()
+    }
+
+    /// The one text column (named `text`) of a query's rows.
+    pub async fn texts(&self, sql: &str) -> Vec<String> {
+        use diesel_async::RunQueryDsl;
+        #[derive(diesel::QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Text)]
+            text: String,
+        }
+        let rows: Vec<Row> = match &self.postgres_name {
+            Some(_) => {
+                let mut conn = AsyncPgConnection::establish(&self.url).await.unwrap();
+                diesel::sql_query(sql).load(&mut conn).await.unwrap()
+            }
+            None => {
+                let mut conn = self.sqlite().await;
+                diesel::sql_query(sql).load(&mut conn).await.unwrap()
+            }
+        };
+        rows.into_iter().map(|row| row.text).collect()
+    }
+
+    /// Every stored row of the config and logging tables, each as one line of text.
+    pub async fn config_and_log_rows(&self) -> Vec<String> {
+        let mut rows = Vec::new();
+        for sql in [
+            "SELECT key || ' ' || value || ' ' || COALESCE(env_value, '') AS text FROM configs",
+            "SELECT error_message || ' ' || COALESCE(request_context, '') || ' ' || key_masked || ' ' || client || ' ' || error_type AS text FROM error_logs",
+            "SELECT request_path || ' ' || COALESCE(request_params, '') || ' ' || key_masked || ' ' || client || ' ' || model_name AS text FROM request_logs",
+        ] {
+            rows.extend(self.texts(sql).await);
+        }
+        rows
+    }
+
     /// The `keys` table's raw `key_value` column, as stored.
     pub async fn raw_key_values(&self) -> Vec<String> {
         use diesel::prelude::*;
@@ -424,6 +482,61 @@ impl TestApp {
             .await
             .unwrap();
         status_and_json(response).await
+    }
+
+    /// Changes a setting of the environment the services start with (next start).
+    pub fn set_env(&mut self, name: &str, value: &str) {
+        self.settings.insert(name.to_owned(), value.to_owned());
+    }
+
+    pub async fn admin_send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        status_and_json(request.send().await.unwrap()).await
+    }
+
+    /// `PUT /configs/{name}` with `{"value": value}`; asserts success.
+    pub async fn put_setting(&self, name: &str, value: serde_json::Value) {
+        let (status, body) = self
+            .admin_send(
+                reqwest::Method::PUT,
+                &format!("/configs/{name}"),
+                Some(&serde_json::json!({ "value": value })),
+            )
+            .await;
+        assert_eq!(status, 200, "{name}: {body}");
+    }
+
+    /// A setting as `GET /configs/{name}` shows it.
+    pub async fn setting(&self, name: &str) -> serde_json::Value {
+        let (status, body) = self.admin_get(&format!("/configs/{name}")).await;
+        assert_eq!(status, 200, "{body}");
+        body
+    }
+
+    /// Waits until `check` holds (settings reach the services through a stream).
+    pub async fn eventually<F, Fut>(&self, what: &str, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        for _ in 0..200 {
+            if check().await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("{what}: not within 5s");
     }
 
     pub async fn admin_post(

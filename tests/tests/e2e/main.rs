@@ -9,9 +9,11 @@
 mod harness;
 
 mod admin;
+mod config_api;
 mod gemini_routes;
 mod grpc;
 mod key_pool;
+mod logs_api;
 mod openai_routes;
 mod proxies;
 mod secrets;

@@ -1,0 +1,375 @@
+//! Request and error logs, statistics and retention: the rows and figures match the requests
+//! made (counts, statuses, tokens, keys, clients), the error-log API filters, looks up and
+//! deletes, and retention deletes what it should and nothing else.
+
+use chrono::{Duration as Days, Utc};
+use gb_runtime::secrets::mask_key;
+use gb_tests::mock_gemini::Behavior;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::harness::{Backend, CLIENT_TOKEN, Mode, TestApp};
+use crate::{each_setup, two_setups};
+
+/// Token counts of an answer's `usageMetadata`: (prompt, completion).
+fn usage(body: &Value) -> (u64, u64) {
+    let metadata = &body["usageMetadata"];
+    (
+        metadata["promptTokenCount"].as_u64().unwrap_or(0),
+        metadata["candidatesTokenCount"].as_u64().unwrap_or(0)
+            + metadata["thoughtsTokenCount"].as_u64().unwrap_or(0),
+    )
+}
+
+/// The usage of a stream: its last event that carries one.
+fn stream_usage(sse: &str) -> (u64, u64) {
+    sse.lines()
+        .rev()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .find(|event| event.get("usageMetadata").is_some())
+        .map_or((0, 0), |event| usage(&event))
+}
+
+async fn error_total(app: &TestApp, query: &str) -> u64 {
+    let (status, body) = app.admin_get(&format!("/api/logs/errors{query}")).await;
+    assert_eq!(status, 200, "{query}: {body}");
+    body["total"].as_u64().unwrap()
+}
+
+async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    let (first, second) = (app.keys[0].clone(), app.keys[1].clone());
+    app.mock
+        .queue_behaviors(&first, vec![Behavior::ServerError { status: 500 }]);
+    let (mut prompt, mut completion) = (0, 0);
+    for question in ["one", "two", "three"] {
+        let (status, body) = app.generate(question).await;
+        assert_eq!(status, 200, "{body}");
+        let (p, c) = usage(&body);
+        prompt += p;
+        completion += c;
+    }
+    let (status, sse) = app.stream_sse("a stream").await;
+    assert_eq!(status, 200);
+    let (p, c) = stream_usage(&sse);
+    assert!(p > 0 && c > 0, "{sse}");
+    prompt += p;
+    completion += c;
+    // A request the gateway refuses is recorded too.
+    let refused = app
+        .http
+        .post(app.url("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .header("x-goog-api-key", "not-a-token")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+
+    // The upstream's record is the truth: one call per attempt, the failed one included.
+    let calls = app.mock.calls();
+    let attempts = calls.len() as u64;
+    assert_eq!(attempts, 5);
+    let on_first = calls.iter().filter(|call| call.key == first).count() as u64;
+
+    app.eventually("every attempt is counted", || async {
+        app.admin_get("/api/stats/calls").await.1["calls_1m"]["total"] == attempts
+    })
+    .await;
+    let (_, counts) = app.admin_get("/api/stats/calls").await;
+    for period in ["calls_1m", "calls_1h", "calls_24h", "calls_month"] {
+        assert_eq!(
+            counts[period],
+            json!({"total": attempts, "success": attempts - 1, "failure": 1}),
+            "{period}"
+        );
+    }
+
+    let (status, details) = app.admin_get("/api/stats/details?period=1h").await;
+    assert_eq!(status, 200, "{details}");
+    let details = details.as_array().unwrap();
+    assert_eq!(details.len() as u64, attempts);
+    let failed: Vec<&Value> = details
+        .iter()
+        .filter(|call| call["is_success"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["key"], mask_key(&first));
+    assert_eq!(failed[0]["status_code"], 500);
+    assert!(
+        details
+            .iter()
+            .all(|call| call["model"] == "gemini-2.5-flash")
+    );
+
+    let (_, attention) = app
+        .admin_get("/api/stats/attention-keys?status_code=500&period=1h")
+        .await;
+    assert_eq!(
+        attention,
+        json!([{"key": mask_key(&first), "key_id": failed[0]["key_id"], "count": 1}])
+    );
+    let (_, own) = app
+        .admin_get(&format!("/api/stats/key-details?key={second}&period=1h"))
+        .await;
+    assert_eq!(own.as_array().unwrap().len() as u64, attempts - on_first);
+    let (status, usage_of_first) = app
+        .admin_get(&format!("/api/key-usage-details/{first}"))
+        .await;
+    assert_eq!(status, 200, "{usage_of_first}");
+    assert_eq!(usage_of_first["usage"]["gemini-2.5-flash"], on_first);
+
+    // Tokens, per client token and per key, today.
+    let (_, by_client) = app.admin_get("/api/stats/tokens?group_by=client").await;
+    let rows = by_client["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 1, "{by_client}");
+    assert!(rows[0]["client"].as_str().unwrap().starts_with("token-"));
+    assert_eq!(rows[0]["day"], Utc::now().format("%Y-%m-%d").to_string());
+    assert_eq!(
+        (
+            rows[0]["prompt_tokens"].clone(),
+            rows[0]["completion_tokens"].clone(),
+            rows[0]["calls"].clone()
+        ),
+        (json!(prompt), json!(completion), json!(attempts - 1))
+    );
+    let (_, by_key) = app.admin_get("/api/stats/tokens?group_by=key&days=1").await;
+    let rows = by_key["rows"].as_array().unwrap();
+    let sum = |field: &str| {
+        rows.iter()
+            .map(|row| row[field].as_u64().unwrap())
+            .sum::<u64>()
+    };
+    assert_eq!(
+        (sum("prompt_tokens"), sum("completion_tokens")),
+        (prompt, completion)
+    );
+    assert!(
+        rows.iter()
+            .all(|row| row["key"] == mask_key(&first) || row["key"] == mask_key(&second))
+    );
+
+    // The error log of the failed attempt, and the error-log API around it.
+    let (_, listed) = app.admin_get("/api/logs/errors").await;
+    assert_eq!(listed["total"], 1, "{listed}");
+    let log = &listed["logs"][0];
+    assert_eq!(log["gemini_key"], mask_key(&first));
+    assert_eq!(log["error_code"], 500);
+    assert_eq!(log["model_name"], "gemini-2.5-flash");
+    let id = log["id"].as_i64().unwrap();
+    let (status, details) = app
+        .admin_get(&format!("/api/logs/errors/{id}/details"))
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        details["error_log"]
+            .as_str()
+            .unwrap()
+            .contains("internal error")
+    );
+    assert_eq!(
+        details["request_msg"],
+        Value::Null,
+        "bodies are kept only when asked for"
+    );
+    let now = Utc::now().to_rfc3339();
+    let (status, found) = app
+        .admin_get(&format!(
+            "/api/logs/errors/lookup?gemini_key={first}&timestamp={}&status_code=500",
+            urlencode(&now)
+        ))
+        .await;
+    assert_eq!((status, found["id"].as_i64()), (200, Some(id)), "{found}");
+    let (status, _) = app
+        .admin_get(&format!(
+            "/api/logs/errors/lookup?gemini_key={first}&timestamp={}&status_code=429",
+            urlencode(&now)
+        ))
+        .await;
+    assert_eq!(status, 404);
+
+    assert_eq!(error_total(&app, "?error_code_search=500").await, 1);
+    assert_eq!(error_total(&app, "?error_code_search=429").await, 0);
+    assert_eq!(error_total(&app, &format!("?key_search={first}")).await, 1);
+    assert_eq!(error_total(&app, &format!("?key_search={second}")).await, 0);
+    assert_eq!(error_total(&app, "?error_search=gemini-generate").await, 1);
+    assert_eq!(
+        error_total(&app, "?error_search=nothing-like-this").await,
+        0
+    );
+    let tomorrow = (Utc::now() + Days::days(1)).format("%Y-%m-%d");
+    assert_eq!(
+        error_total(&app, &format!("?start_date={tomorrow}")).await,
+        0
+    );
+    assert_eq!(error_total(&app, &format!("?end_date={tomorrow}")).await, 1);
+    for bad in [
+        "?limit=0",
+        "?sort_order=sideways",
+        "?error_code_search=abc",
+        "?start_date=soon",
+    ] {
+        let (status, body) = app.admin_get(&format!("/api/logs/errors{bad}")).await;
+        assert_eq!(status, 400, "{bad}: {body}");
+    }
+
+    // Every client request has its row (the refused one too), without the token.
+    app.eventually("client requests are recorded", || async {
+        app.db
+            .texts("SELECT request_path AS text FROM request_logs WHERE kind = 'client'")
+            .await
+            .iter()
+            .filter(|path| path.starts_with("/v1beta/models/gemini-2.5-flash:"))
+            .count()
+            == 5
+    })
+    .await;
+    let statuses = app
+        .db
+        .texts("SELECT CAST(status_code AS TEXT) AS text FROM request_logs WHERE kind = 'client' AND request_path LIKE '/v1beta/%'")
+        .await;
+    assert_eq!(statuses.iter().filter(|status| *status == "401").count(), 1);
+    for row in app.db.config_and_log_rows().await {
+        assert!(!row.contains(CLIENT_TOKEN), "{row}");
+    }
+
+    // Deletion: one, then a selection, then all.
+    let (status, _) = app
+        .admin_send(Method::DELETE, &format!("/api/logs/errors/{id}"), None)
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = app
+        .admin_send(Method::DELETE, &format!("/api/logs/errors/{id}"), None)
+        .await;
+    assert_eq!(status, 404);
+    for key in [&first, &second] {
+        app.mock
+            .queue_behaviors(key, vec![Behavior::ServerError { status: 500 }]);
+    }
+    assert_eq!(app.generate("fails twice").await.0, 500);
+    app.eventually("two more error logs", || async {
+        error_total(&app, "").await == 2
+    })
+    .await;
+    let (_, listed) = app
+        .admin_get("/api/logs/errors?sort_by=request_time&sort_order=asc")
+        .await;
+    let oldest = listed["logs"][0]["id"].clone();
+    let (status, body) = app
+        .admin_send(
+            Method::DELETE,
+            "/api/logs/errors",
+            Some(&json!({"ids": [oldest]})),
+        )
+        .await;
+    assert_eq!((status, body["deleted"].clone()), (200, json!(1)), "{body}");
+    let (status, _) = app
+        .admin_send(
+            Method::DELETE,
+            "/api/logs/errors",
+            Some(&json!({"ids": []})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    let (status, body) = app
+        .admin_send(Method::DELETE, "/api/logs/errors/all", None)
+        .await;
+    assert_eq!((status, body["deleted"].clone()), (200, json!(1)), "{body}");
+    assert_eq!(error_total(&app, "").await, 0);
+    app.stop().await;
+}
+each_setup!(statistics, logs_and_statistics_match_the_requests);
+
+fn urlencode(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+/// ERROR_LOG_RECORD_REQUEST_BODY, switched on while running: the body the upstream got is kept.
+async fn request_bodies_when_asked(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    app.put_setting("ERROR_LOG_RECORD_REQUEST_BODY", json!(true))
+        .await;
+    app.eventually("the setting reaches the chat service", || async {
+        for key in &app.keys {
+            app.mock
+                .queue_behaviors(key, vec![Behavior::ServerError { status: 503 }]);
+        }
+        app.generate("record me").await;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let (_, listed) = app.admin_get("/api/logs/errors").await;
+        let Some(id) = listed["logs"][0]["id"].as_i64() else {
+            return false;
+        };
+        let (_, details) = app
+            .admin_get(&format!("/api/logs/errors/{id}/details"))
+            .await;
+        details["request_msg"]["contents"][0]["parts"][0]["text"] == "record me"
+    })
+    .await;
+    app.stop().await;
+}
+two_setups!(request_bodies, request_bodies_when_asked);
+
+fn days_ago(days: i64) -> String {
+    (Utc::now() - Days::days(days))
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string()
+}
+
+async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    app.db
+        .execute(&format!(
+            "INSERT INTO error_logs (error_message, error_time) VALUES ('ten days', '{}'), ('two days', '{}');
+             INSERT INTO request_logs (request_time, kind) VALUES ('{}', 'attempt'), ('{}', 'attempt');",
+            days_ago(10),
+            days_ago(2),
+            days_ago(40),
+            days_ago(10),
+        ))
+        .await;
+    let errors = || app.db.texts("SELECT error_message AS text FROM error_logs");
+    let old_attempts = || {
+        app.db
+            .texts("SELECT CAST(id AS TEXT) AS text FROM request_logs WHERE kind = 'attempt'")
+    };
+
+    // Error logs: on by default (7 days); 5 days now.
+    app.put_setting("AUTO_DELETE_ERROR_LOGS_DAYS", json!(5))
+        .await;
+    app.eventually("error logs older than 5 days go", || async {
+        errors().await == vec!["two days".to_owned()]
+    })
+    .await;
+    assert_eq!(
+        old_attempts().await.len(),
+        2,
+        "request logs are kept by default"
+    );
+
+    // Request logs: off by default; on, 30 days.
+    app.put_setting("AUTO_DELETE_REQUEST_LOGS_ENABLED", json!(true))
+        .await;
+    app.eventually("request logs older than 30 days go", || async {
+        old_attempts().await.len() == 1
+    })
+    .await;
+    assert!(
+        !app.db
+            .texts("SELECT request_path AS text FROM request_logs WHERE kind = 'client'")
+            .await
+            .is_empty(),
+        "recent client rows stay"
+    );
+
+    // Switched off, nothing more goes, however short the days.
+    app.put_setting("AUTO_DELETE_ERROR_LOGS_ENABLED", json!(false))
+        .await;
+    app.put_setting("AUTO_DELETE_ERROR_LOGS_DAYS", json!(1))
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(errors().await, vec!["two days".to_owned()]);
+    app.stop().await;
+}
+two_setups!(retention, retention_deletes_what_it_should);
