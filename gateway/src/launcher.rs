@@ -140,7 +140,7 @@ async fn config_routes(
     token: &Arc<str>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
-    let config = ConfigService::start(settings, db).await?;
+    let config = ConfigService::start(settings, db, shutdown.clone()).await?;
     let routes = service_routes(|builder| {
         builder.add_service(config.grpc_service(token.clone()));
     })?;

@@ -17,6 +17,7 @@ use gb_proto::config::v1::config_service_server::ConfigServiceServer;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::RequireToken;
 use gb_runtime::settings::Settings;
+use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 pub use service::ConfigGrpc;
@@ -27,16 +28,22 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 
 pub struct ConfigService {
     pub stored: Arc<StoredSettings>,
+    shutdown: CancellationToken,
 }
 
 impl ConfigService {
     /// Migrates and reconciles the stored settings with `environment`.
-    pub async fn start(environment: &Settings, db: Database) -> anyhow::Result<Self> {
+    pub async fn start(
+        environment: &Settings,
+        db: Database,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<Self> {
         db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
             .await?;
         let stored = StoredSettings::open(db, environment.clone()).await?;
         Ok(ConfigService {
             stored: Arc::new(stored),
+            shutdown,
         })
     }
 
@@ -48,6 +55,7 @@ impl ConfigService {
         InterceptedService::new(
             ConfigServiceServer::new(ConfigGrpc {
                 stored: self.stored.clone(),
+                shutdown: self.shutdown.clone(),
             }),
             RequireToken::new(admin_token),
         )

@@ -14,6 +14,9 @@ use crate::stored::StoredSettings;
 
 pub struct ConfigGrpc {
     pub stored: Arc<StoredSettings>,
+    /// Ends the watch streams at shutdown (the followers reconnect), so they never hold the
+    /// drain open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl ConfigGrpc {
@@ -73,6 +76,8 @@ impl ConfigService for ConfigGrpc {
                 values: published.values.into_iter().collect(),
             })
         });
+        let stream =
+            futures::StreamExt::take_until(stream, self.shutdown.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
 }

@@ -34,6 +34,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 pub struct KeysService {
     pub pool: Arc<KeyPool>,
     verifier: Live<Verifier>,
+    shutdown: CancellationToken,
 }
 
 /// Applies changes of `API_KEYS` and `MAX_FAILURES` to the pool.
@@ -112,9 +113,13 @@ impl KeysService {
             pool.clone(),
             verifier.clone(),
             live.clone(),
-            shutdown,
+            shutdown.clone(),
         ));
-        Ok(KeysService { pool, verifier })
+        Ok(KeysService {
+            pool,
+            verifier,
+            shutdown,
+        })
     }
 
     /// The gRPC service, behind the admin-token check.
@@ -125,6 +130,7 @@ impl KeysService {
         let service = KeysGrpc {
             pool: self.pool.clone(),
             verifier: self.verifier.clone(),
+            shutdown: self.shutdown.clone(),
         };
         InterceptedService::new(
             KeysServiceServer::new(service),

@@ -17,6 +17,9 @@ use crate::verify::Verifier;
 pub struct KeysGrpc {
     pub pool: Arc<KeyPool>,
     pub verifier: gb_runtime::live::Live<Verifier>,
+    /// Ends the pool streams at shutdown, so that watchers move to another replica at once
+    /// instead of holding the drain open.
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 impl KeysGrpc {
@@ -120,6 +123,8 @@ impl KeysService for KeysGrpc {
                 }
             }
         });
+        let stream =
+            futures::StreamExt::take_until(stream, self.shutdown.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
 

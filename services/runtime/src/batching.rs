@@ -68,6 +68,11 @@ impl<T: Clone + Send + 'static> Batcher<T> {
         }
     }
 
+    /// How many records this batcher has dropped so far.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     fn counter(&self) -> DropCounter {
         DropCounter {
             dropped: self.dropped.clone(),
@@ -141,5 +146,57 @@ async fn send_batches<T, Send, Sent>(
         if !sent {
             counter.lost(count, "batch failed three times");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn everything_arrives_in_order_when_the_sink_keeps_up() {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let (batcher, task) = Batcher::start(64, "test_dropped_total", "numbers", move |batch| {
+            sink.lock().unwrap().extend(batch);
+            async { Ok(()) }
+        });
+        for number in 0..1000u32 {
+            batcher.push(number);
+            if number % 50 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        let dropped = batcher.dropped();
+        drop(batcher);
+        task.await.unwrap();
+        let received = received.lock().unwrap();
+        assert_eq!(received.len() as u64 + dropped, 1000);
+        assert!(received.windows(2).all(|pair| pair[0] < pair[1]));
+    }
+
+    #[tokio::test]
+    async fn a_full_buffer_drops_and_counts_instead_of_waiting() {
+        // A sink that never answers: the buffer fills and stays full.
+        let (batcher, task) =
+            Batcher::start(4, "test_dropped_total", "numbers", |_batch: Vec<u32>| {
+                std::future::pending::<Result<(), tonic::Status>>()
+            });
+        for number in 0..1000 {
+            batcher.push(number);
+            tokio::task::yield_now().await;
+        }
+        tokio::time::sleep(LINGER * 2).await;
+        let before = batcher.dropped();
+        for number in 0..100 {
+            batcher.push(number);
+        }
+        // Held: one batch (at most 512) in the stuck send, and the buffer of 4.
+        let dropped = batcher.dropped();
+        assert_eq!(dropped - before, 100, "a stuck sink drops every new record");
+        assert!(dropped >= 1100 - 516, "{dropped} dropped");
+        task.abort();
     }
 }

@@ -161,7 +161,10 @@ async fn max_failures_applies_while_running(mode: Mode, backend: Backend) {
         assert_eq!(app.generate("the first key fails once").await.0, 200);
     }
     let disabled = app.wait_for_key(0, |key| key["status"] == "disabled").await;
-    assert_eq!(disabled["failure_total"], 1, "one failure was enough: {disabled}");
+    assert_eq!(
+        disabled["failure_total"], 1,
+        "one failure was enough: {disabled}"
+    );
     assert_eq!(app.key_states().await[1]["status"], "active");
     app.stop().await;
 }

@@ -23,6 +23,14 @@ async fn health_and_reflection_on_every_service() {
     for (addr, service) in [
         (app.keys_addr.unwrap(), "gemini_balance.keys.v1.KeysService"),
         (app.chat_addr.unwrap(), "gemini_balance.chat.v1.ChatService"),
+        (
+            app.config_addr.unwrap(),
+            "gemini_balance.config.v1.ConfigService",
+        ),
+        (
+            app.logging_addr.unwrap(),
+            "gemini_balance.logging.v1.LoggingService",
+        ),
     ] {
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel(addr).await);
         for name in ["", service] {
@@ -119,6 +127,79 @@ async fn keys_service_needs_the_admin_token() {
     let listed = anonymous.list_keys(request).await.unwrap().into_inner();
     assert_eq!(listed.keys.len(), 2);
     assert!(listed.keys.iter().all(|key| key.masked_value.contains('…')));
+    app.stop().await;
+}
+
+fn with_admin_token<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    request
+}
+
+/// The config and logging contracts, called directly: the admin token, a validated change
+/// (a bad one is INVALID_ARGUMENT and names the setting), secrets masked, the watch stream.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_and_logging_contracts_called_directly() {
+    use gb_proto::config::v1 as config;
+    use gb_proto::logging::v1 as logging;
+    let app = TestApp::builder(Mode::Microservices, Backend::Sqlite)
+        .spawn()
+        .await;
+    let mut settings = config::config_service_client::ConfigServiceClient::new(
+        channel(app.config_addr.unwrap()).await,
+    );
+    let refused = settings
+        .list_configs(config::ListConfigsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let bad = settings
+        .put_configs(with_admin_token(config::PutConfigsRequest {
+            values_json: [("MAX_RETRIES".to_owned(), "\"many\"".to_owned())].into(),
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(bad.code(), tonic::Code::InvalidArgument);
+    assert!(bad.message().contains("MAX_RETRIES"), "{}", bad.message());
+    let mut watch = settings
+        .watch_configs(with_admin_token(config::WatchConfigsRequest {}))
+        .await
+        .unwrap()
+        .into_inner();
+    let first = watch.message().await.unwrap().unwrap();
+    let listed = settings
+        .put_configs(with_admin_token(config::PutConfigsRequest {
+            values_json: [("MAX_RETRIES".to_owned(), "7".to_owned())].into(),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let api_keys = listed
+        .entries
+        .iter()
+        .find(|entry| entry.name == "API_KEYS")
+        .unwrap();
+    assert!(api_keys.secret && !api_keys.value_json.contains(&app.keys[0]));
+    let next = watch.message().await.unwrap().unwrap();
+    assert_eq!(next.version, first.version + 1);
+    assert_eq!(next.values["MAX_RETRIES"], "7");
+
+    let mut logs = logging::logging_service_client::LoggingServiceClient::new(
+        channel(app.logging_addr.unwrap()).await,
+    );
+    let refused = logs
+        .call_counts(logging::CallCountsRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let missing = logs
+        .get_error_log(with_admin_token(logging::GetErrorLogRequest { id: 999 }))
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), tonic::Code::NotFound);
     app.stop().await;
 }
 
