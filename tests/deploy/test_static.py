@@ -41,8 +41,12 @@ def defaults():
 def subcommands():
     help_text = run(BINARY, "--help")
     commands = re.findall(r"^  ([a-z-]+)\s", help_text.split("Commands:")[1].split("Options:")[0], re.M)
-    assert {"gateway", "chat", "keys", "probe"} <= set(commands)
+    assert {"gateway", "chat", "keys", "config", "logging", "probe"} <= set(commands)
     return set(commands)
+
+
+# Every service of the microservice mode, as Deployment, compose service and subcommand.
+SERVICES = ["gateway", "chat", "keys", "config", "logging"]
 
 
 def port_of(address: str) -> int:
@@ -81,11 +85,10 @@ def rendered_deployments():
 
 
 def test_deployments_agree_with_the_binary(defaults, subcommands):
-    expected_ports = {"gateway": port_of(defaults["gateway_addr"]), "chat": port_of(defaults["chat_addr"]),
-                      "keys": port_of(defaults["keys_addr"])}
+    expected_ports = {name: port_of(defaults[f"{name}_addr"]) for name in SERVICES}
     metrics_port = port_of(defaults["metrics_addr"])
     deployments = rendered_deployments()
-    assert set(deployments) == {"gateway", "chat", "keys"}
+    assert set(deployments) == set(SERVICES)
     for name, deployment in deployments.items():
         pod = deployment["spec"]["template"]["spec"]
         container = pod["containers"][0]
@@ -104,12 +107,14 @@ def test_deployments_agree_with_the_binary(defaults, subcommands):
         assert pod["securityContext"]["runAsNonRoot"] is True
         assert container["resources"]["requests"] and container["resources"]["limits"]
     assert deployments["keys"]["spec"]["replicas"] == 1, "the pool's state has one owner"
+    assert deployments["config"]["spec"]["replicas"] == 1, "changes are serialised by one owner"
 
 
 def test_configmap_urls_point_at_the_services(defaults):
     configmap = yaml.safe_load((ROOT / "k8s" / "base" / "configmap.yaml").read_text())["data"]
     assert configmap["CHAT_URL"] == f"http://chat:{port_of(defaults['chat_addr'])}"
-    assert configmap["KEYS_URL"] == f"http://keys:{port_of(defaults['keys_addr'])}"
+    for name in ["chat", "keys", "config", "logging"]:
+        assert configmap[f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name}_addr'])}"
     assert configmap["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
     secret = yaml.safe_load((ROOT / "k8s" / "base" / "secret.yaml").read_text())["stringData"]
     assert set(secret) == {"API_KEYS", "ALLOWED_TOKENS", "AUTH_TOKEN", "ENCRYPTION_KEY", "DATABASE_URL"}
@@ -119,8 +124,8 @@ def test_configmap_urls_point_at_the_services(defaults):
 def test_image_agrees_with_the_binary(defaults, subcommands):
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     exposed = {int(port) for port in re.search(r"^EXPOSE (.+)$", dockerfile, re.M).group(1).split()}
-    assert exposed == {port_of(defaults[name]) for name in ["gateway_addr", "chat_addr", "keys_addr", "metrics_addr"]}
-    for setting in ["GATEWAY_ADDR", "CHAT_ADDR", "KEYS_ADDR", "METRICS_ADDR"]:
+    assert exposed == {port_of(defaults[f"{name}_addr"]) for name in [*SERVICES, "metrics"]}
+    for setting in [f"{name.upper()}_ADDR" for name in [*SERVICES, "metrics"]]:
         value = re.search(rf"{setting}=(\S+)", dockerfile).group(1)
         assert value == defaults[setting.lower()], f"{setting} in the image differs from the binary's default"
     assert re.search(r'^ENTRYPOINT \["gemini-balance"\]$', dockerfile, re.M)
@@ -134,15 +139,16 @@ def test_image_agrees_with_the_binary(defaults, subcommands):
 def test_compose_files_agree_with_the_binary(defaults, subcommands):
     compose = yaml.safe_load((ROOT / "docker" / "compose.yaml").read_text())
     services = compose["services"]
-    assert {"postgres", "jaeger", "gateway", "chat", "keys"} <= set(services)
-    for name in ["gateway", "chat", "keys"]:
+    assert {"postgres", "jaeger", *SERVICES} <= set(services)
+    for name in SERVICES:
         service = services[name]
         assert service["command"] == [name] and name in subcommands
         assert service["healthcheck"]["test"] == ["CMD", "gemini-balance", "probe", name]
         assert service["build"]["dockerfile"] == "docker/Dockerfile"
         assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
         assert service["environment"]["DATABASE_URL"].startswith("postgres://")
-    assert services["chat"]["environment"]["KEYS_URL"] == f"http://keys:{port_of(defaults['keys_addr'])}"
+    for name in ["chat", "keys", "config", "logging"]:
+        assert services["gateway"]["environment"][f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name}_addr'])}"
     assert services["gateway"]["ports"] == [f"{port_of(defaults['gateway_addr'])}:{port_of(defaults['gateway_addr'])}"]
     single = yaml.safe_load((ROOT / "docker" / "compose.all-in-one.yaml").read_text())["services"]["gemini-balance"]
     assert "command" not in single, "no subcommand: everything in one process"

@@ -89,8 +89,9 @@ def mock():
         process.wait(timeout=10)
 
 
-def start_gateway(mock, workdir: Path, keys, **extra_env):
-    """Starts the real binary, all-in-one, in `workdir`; returns (process, url, metrics_url)."""
+def start_gateway(mock, workdir: Path, keys, log_file=None, **extra_env):
+    """Starts the real binary, all-in-one, in `workdir`; returns (process, url, metrics_url).
+    Its log lines go to `log_file` (an open file) when given."""
     port, metrics_port = free_port(), free_port()
     env = dict(
         os.environ,
@@ -102,11 +103,11 @@ def start_gateway(mock, workdir: Path, keys, **extra_env):
         METRICS_ADDR=f"127.0.0.1:{metrics_port}",
         CHECK_INTERVAL_HOURS="0",
         LOG_LEVEL="warn",
-        **extra_env,
     )
+    env.update(extra_env)
     env.pop("DATABASE_URL", None)
     env.pop("ENCRYPTION_KEY", None)
-    process = subprocess.Popen([str(BIN_DIR / "gemini-balance")], cwd=workdir, env=env)
+    process = subprocess.Popen([str(BIN_DIR / "gemini-balance")], cwd=workdir, env=env, stdout=log_file, stderr=log_file)
     wait_until(f"http://127.0.0.1:{port}/health", process)
     return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
 

@@ -1,5 +1,6 @@
 """The binary as an operator runs it: SIGTERM drains an open stream and flushes the outcome
-reports before exiting 0, and /metrics on METRICS_ADDR reflects real requests."""
+reports before exiting 0, /metrics on METRICS_ADDR reflects real requests, and LOG_LEVEL
+changes through the API while it runs."""
 
 import json
 import signal
@@ -95,5 +96,41 @@ def test_metrics_reflect_requests(mock, tmp_path):
         assert keys[0] not in text and keys[1] not in text
     finally:
         mock.set_behavior(keys[0], {"behavior": "ok"})
+        process.terminate()
+        assert process.wait(timeout=30) == 0
+
+
+def put_setting(url, name, value):
+    request = urllib.request.Request(
+        f"{url}/configs/{name}",
+        data=json.dumps({"value": value}).encode(),
+        headers={"content-type": "application/json", "authorization": f"Bearer {ADMIN_TOKEN}"},
+        method="PUT",
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 200
+
+
+def test_log_level_changes_while_running(mock, tmp_path):
+    log_path = tmp_path / "gateway.log"
+    with open(log_path, "wb") as log_file:
+        process, url, _ = start_gateway(mock, tmp_path, [new_key()], log_file=log_file, LOG_LEVEL="warn", LOG_FORMAT="json")
+    try:
+        def generate():
+            post_json(f"{url}/v1beta/models/gemini-2.5-flash:generateContent", {"contents": [{"parts": [{"text": "x"}]}]}, {"x-goog-api-key": CLIENT_TOKEN}).close()
+
+        def levels():
+            lines = [json.loads(line) for line in log_path.read_text().splitlines() if line.startswith("{")]
+            return {line.get("level") for line in lines}
+
+        generate()
+        assert levels() <= {"WARN", "ERROR"}, "nothing below warn at LOG_LEVEL=warn"
+        put_setting(url, "LOG_LEVEL", "debug")
+        deadline = time.time() + 5
+        while "DEBUG" not in levels() and time.time() < deadline:
+            generate()
+            time.sleep(0.05)
+        assert "DEBUG" in levels(), "LOG_LEVEL=debug applied without a restart"
+    finally:
         process.terminate()
         assert process.wait(timeout=30) == 0
