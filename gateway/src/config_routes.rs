@@ -128,13 +128,18 @@ async fn put_config(
         HashMap::from([(key.clone(), body.value.to_string())]),
     )
     .await?;
+    changed(&entries, &key, "updated")
+}
+
+/// The answer to a change of one setting: the setting as it now is.
+fn changed(entries: &[pb::ConfigEntry], key: &str, what: &str) -> Result<Json<Value>, GoogleError> {
     let entry = entries
         .iter()
         .find(|entry| entry.name == key)
-        .ok_or_else(|| GoogleError(500, "the setting vanished".into()))?;
+        .ok_or_else(|| GoogleError(500, format!("{key} is missing from the answer")))?;
     Ok(Json(json!({
         "success": true,
-        "message": format!("{key} updated"),
+        "message": format!("{key} {what}"),
         "config": entry_json(entry),
     })))
 }
@@ -152,15 +157,7 @@ async fn reset_config(
         .await?
         .into_inner()
         .entries;
-    let entry = entries
-        .iter()
-        .find(|entry| entry.name == key)
-        .ok_or_else(|| GoogleError(500, "the setting vanished".into()))?;
-    Ok(Json(json!({
-        "success": true,
-        "message": format!("{key} reset"),
-        "config": entry_json(entry),
-    })))
+    changed(&entries, &key, "reset")
 }
 
 async fn get_flat(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleError> {

@@ -103,18 +103,19 @@ fn not_serving_on_shutdown(
     });
 }
 
-/// Serves `routes` with the health status of `service` set, and NOT_SERVING from shutdown on.
-async fn healthy(
-    routes: ServiceRoutes,
+/// A service's routes (with health and reflection), marked serving until shutdown begins.
+async fn serving(
     service: &'static str,
     shutdown: &CancellationToken,
-) -> ServiceRoutes {
+    add: impl FnOnce(&mut tonic::service::RoutesBuilder),
+) -> anyhow::Result<ServiceRoutes> {
+    let routes = service_routes(add)?;
     routes
         .health
         .set_service_status(service, ServingStatus::Serving)
         .await;
     not_serving_on_shutdown(&routes, service, shutdown);
-    routes
+    Ok(routes)
 }
 
 async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
@@ -141,10 +142,10 @@ async fn config_routes(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
     let config = ConfigService::start(settings, db, shutdown.clone()).await?;
-    let routes = service_routes(|builder| {
+    serving(CONFIG_SERVICE_NAME, shutdown, |builder| {
         builder.add_service(config.grpc_service(token.clone()));
-    })?;
-    Ok(healthy(routes, CONFIG_SERVICE_NAME, shutdown).await)
+    })
+    .await
 }
 
 async fn logging_routes(
@@ -154,10 +155,10 @@ async fn logging_routes(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
     let logging = LoggingService::start(live.clone(), db, shutdown.clone()).await?;
-    let routes = service_routes(|builder| {
+    serving(LOGGING_SERVICE_NAME, shutdown, |builder| {
         builder.add_service(logging.grpc_service(token.clone()));
-    })?;
-    Ok(healthy(routes, LOGGING_SERVICE_NAME, shutdown).await)
+    })
+    .await
 }
 
 async fn keys_routes(
@@ -167,10 +168,10 @@ async fn keys_routes(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
     let keys = KeysService::start(live, db, shutdown.clone()).await?;
-    let routes = service_routes(|builder| {
+    serving(KEYS_SERVICE_NAME, shutdown, |builder| {
         builder.add_service(keys.grpc_service(token.clone()));
-    })?;
-    Ok(healthy(routes, KEYS_SERVICE_NAME, shutdown).await)
+    })
+    .await
 }
 
 async fn chat_routes(
@@ -180,10 +181,11 @@ async fn chat_routes(
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ChatService, ServiceRoutes)> {
     let chat = ChatService::start(live, keys, logs, shutdown.clone()).await?;
-    let routes = service_routes(|builder| {
+    let routes = serving(CHAT_SERVICE_NAME, shutdown, |builder| {
         builder.add_service(chat.grpc_service());
-    })?;
-    Ok((chat, healthy(routes, CHAT_SERVICE_NAME, shutdown).await))
+    })
+    .await?;
+    Ok((chat, routes))
 }
 
 /// Sends the log records still buffered, once every shipper clone is gone.

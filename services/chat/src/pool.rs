@@ -221,47 +221,23 @@ impl LocalPool {
 /// backoff; each reconnection starts from a full snapshot.
 pub async fn follow_pool(
     pool: Arc<LocalPool>,
-    mut client: KeysServiceClient<GrpcChannel>,
+    client: KeysServiceClient<GrpcChannel>,
     shutdown: CancellationToken,
 ) {
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let stream = tokio::select! {
-            _ = shutdown.cancelled() => return,
-            result = client.watch_pool(pb::WatchPoolRequest {}) => result,
-        };
-        match stream {
-            Ok(response) => {
-                let mut events = response.into_inner();
-                loop {
-                    let message = tokio::select! {
-                        _ = shutdown.cancelled() => return,
-                        message = events.message() => message,
-                    };
-                    match message {
-                        Ok(Some(pb::PoolEvent { event: Some(event) })) => {
-                            backoff = Duration::from_millis(100);
-                            pool.apply(event);
-                        }
-                        Ok(Some(_)) => {}
-                        Ok(None) => break,
-                        Err(status) => {
-                            tracing::warn!(code = ?status.code(), message = status.message(), "key pool stream broke");
-                            break;
-                        }
-                    }
-                }
+    gb_runtime::grpc::follow_stream(
+        "key pool",
+        shutdown,
+        || {
+            let mut client = client.clone();
+            async move { client.watch_pool(pb::WatchPoolRequest {}).await }
+        },
+        |message: pb::PoolEvent| {
+            if let Some(event) = message.event {
+                pool.apply(event);
             }
-            Err(status) => {
-                tracing::warn!(code = ?status.code(), message = status.message(), "cannot watch the key pool");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+        },
+    )
+    .await;
 }
 
 #[cfg(test)]

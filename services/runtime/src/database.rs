@@ -132,14 +132,30 @@ impl Database {
                 config.custom_setup = Box::new(|url| {
                     Box::pin(async move {
                         let mut conn = SqliteAsyncConnection::establish(url).await?;
-                        conn.batch_execute(
-                            // The busy timeout first: switching to WAL takes a lock that
-                            // services starting together (microservices on one file) contend for.
-                            "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; \
-                             PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;",
-                        )
-                        .await
-                        .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                        conn.batch_execute("PRAGMA busy_timeout=5000;")
+                            .await
+                            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                        // Switching to WAL needs the file to itself, and SQLite answers "locked"
+                        // at once (without waiting) while another connection is in it: services
+                        // that start together on one file (the split mode on SQLite) retry.
+                        let mut tries = 0;
+                        loop {
+                            match conn.batch_execute("PRAGMA journal_mode=WAL;").await {
+                                Ok(()) => break,
+                                Err(error)
+                                    if tries < 100 && error.to_string().contains("locked") =>
+                                {
+                                    tries += 1;
+                                    tokio::time::sleep(Duration::from_millis(50)).await;
+                                }
+                                Err(error) => {
+                                    return Err(ConnectionError::CouldntSetupConfiguration(error));
+                                }
+                            }
+                        }
+                        conn.batch_execute("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
+                            .await
+                            .map_err(ConnectionError::CouldntSetupConfiguration)?;
                         Ok(conn)
                     })
                 });

@@ -329,3 +329,56 @@ where
         })
     }
 }
+
+/// Follows a server stream for as long as the process runs: opens it, hands every message to
+/// `on_message`, and after an error or the end of the stream opens it again with backoff
+/// (100 ms doubling to 5 s; reset once a message arrives). Ends at shutdown.
+pub async fn follow_stream<T, Open, Opened>(
+    what: &'static str,
+    shutdown: CancellationToken,
+    mut open: Open,
+    mut on_message: impl FnMut(T),
+) where
+    Open: FnMut() -> Opened,
+    Opened:
+        std::future::Future<Output = Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>>,
+{
+    const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+    let mut backoff = FIRST_BACKOFF;
+    loop {
+        let opened = tokio::select! {
+            _ = shutdown.cancelled() => return,
+            opened = open() => opened,
+        };
+        match opened {
+            Ok(response) => {
+                let mut messages = response.into_inner();
+                loop {
+                    let message = tokio::select! {
+                        _ = shutdown.cancelled() => return,
+                        message = messages.message() => message,
+                    };
+                    match message {
+                        Ok(Some(message)) => {
+                            backoff = FIRST_BACKOFF;
+                            on_message(message);
+                        }
+                        Ok(None) => break,
+                        Err(status) => {
+                            tracing::warn!(what, code = ?status.code(), message = status.message(), "stream broke");
+                            break;
+                        }
+                    }
+                }
+            }
+            Err(status) => {
+                tracing::warn!(what, code = ?status.code(), message = status.message(), "cannot open the stream; retrying");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}

@@ -126,42 +126,17 @@ impl LiveSettings {
 
     /// Follows the config service until shutdown, reconnecting after a lost stream.
     pub async fn follow_config(self, channel: GrpcChannel, shutdown: CancellationToken) {
-        let mut client = ConfigServiceClient::new(channel);
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let stream = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                stream = client.watch_configs(pb::WatchConfigsRequest {}) => stream,
-            };
-            match stream {
-                Ok(stream) => {
-                    backoff = Duration::from_millis(100);
-                    let mut stream = stream.into_inner();
-                    loop {
-                        let message = tokio::select! {
-                            _ = shutdown.cancelled() => return,
-                            message = stream.message() => message,
-                        };
-                        match message {
-                            Ok(Some(snapshot)) => self.apply_snapshot(snapshot),
-                            Ok(None) => break,
-                            Err(status) => {
-                                tracing::warn!(code = ?status.code(), message = status.message(), "config stream lost");
-                                break;
-                            }
-                        }
-                    }
-                }
-                Err(status) => {
-                    tracing::warn!(code = ?status.code(), message = status.message(), "config service unreachable; retrying");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(5));
-        }
+        let client = ConfigServiceClient::new(channel);
+        crate::grpc::follow_stream(
+            "settings",
+            shutdown,
+            || {
+                let mut client = client.clone();
+                async move { client.watch_configs(pb::WatchConfigsRequest {}).await }
+            },
+            |snapshot| self.apply_snapshot(snapshot),
+        )
+        .await;
     }
 
     fn apply_snapshot(&self, snapshot: pb::ConfigSnapshot) {

@@ -385,7 +385,38 @@ impl TestApp {
         self.wait_until_serving().await;
     }
 
-    /// Waits until the gateway answers and the chat service has the pool.
+    /// Whether every gRPC service of the microservice mode answers its health check.
+    async fn grpc_services_serving(&self) -> bool {
+        for addr in [
+            self.config_addr,
+            self.logging_addr,
+            self.keys_addr,
+            self.chat_addr,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            let Ok(channel) = tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+                .unwrap()
+                .connect()
+                .await
+            else {
+                return false;
+            };
+            let answer = tonic_health::pb::health_client::HealthClient::new(channel)
+                .check(tonic_health::pb::HealthCheckRequest::default())
+                .await;
+            if !answer.is_ok_and(|answer| {
+                answer.into_inner().status
+                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+            }) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Waits until every service serves: the gateway answers, the chat service has the pool.
     async fn wait_until_serving(&mut self) {
         for _ in 0..600 {
             if let Some(index) = self.tasks.iter().position(JoinHandle::is_finished) {
@@ -399,6 +430,7 @@ impl TestApp {
                 .await
                 && response.status().is_success()
                 && self.admin_get("/keys").await.0 == 200
+                && self.grpc_services_serving().await
             {
                 return;
             }
