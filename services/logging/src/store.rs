@@ -118,7 +118,9 @@ impl NewError {
     }
 }
 
-/// Writes a batch in one transaction (one fsync on SQLite).
+/// Writes a batch in one transaction (one fsync on SQLite). Postgres takes multi-row inserts
+/// (one round trip per 500 rows); diesel builds those only for Postgres, so SQLite, where a
+/// statement costs no round trip, takes the rows one by one.
 pub async fn write(
     db: &Database,
     requests: Vec<pb::RequestRecord>,
@@ -127,26 +129,46 @@ pub async fn write(
     let requests: Vec<NewRequest> = requests.into_iter().map(NewRequest::from).collect();
     let errors: Vec<NewError> = errors.into_iter().map(NewError::from).collect();
     let (requests, errors) = (&requests, &errors);
-    with_connection!(db, |conn| {
-        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-            // Row by row: diesel's multi-row insert does not build for SQLite; inside one
-            // transaction the cost is the statements, not the commits.
-            for record in requests {
-                diesel::insert_into(request_logs::table)
-                    .values(record)
-                    .execute(conn)
-                    .await?;
-            }
-            for record in errors {
-                diesel::insert_into(error_logs::table)
-                    .values(record)
-                    .execute(conn)
-                    .await?;
-            }
-            Ok(())
-        })
-        .await?
-    });
+    match db {
+        Database::Postgres(pool) => {
+            let mut conn = pool.get().await?;
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                for chunk in requests.chunks(500) {
+                    diesel::insert_into(request_logs::table)
+                        .values(chunk)
+                        .execute(conn)
+                        .await?;
+                }
+                for chunk in errors.chunks(500) {
+                    diesel::insert_into(error_logs::table)
+                        .values(chunk)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+        Database::Sqlite(pool) => {
+            let mut conn = pool.get().await?;
+            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+                for record in requests {
+                    diesel::insert_into(request_logs::table)
+                        .values(record)
+                        .execute(conn)
+                        .await?;
+                }
+                for record in errors {
+                    diesel::insert_into(error_logs::table)
+                        .values(record)
+                        .execute(conn)
+                        .await?;
+                }
+                Ok(())
+            })
+            .await?;
+        }
+    }
     Ok(requests.len() + errors.len())
 }
 

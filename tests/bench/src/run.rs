@@ -244,33 +244,33 @@ pub async fn run(gateway: &Path, out: &Path, smoke: bool) -> anyhow::Result<()> 
     std::fs::create_dir_all(data.join("all-in-one"))?;
     let all_in_one_pid = processes.spawn(&mut command)?;
 
-    // Microservices: keys, chat, gateway as three processes over gRPC.
+    // Microservices: config, logging, keys, chat, gateway as five processes over gRPC.
     std::fs::create_dir_all(data.join("microservices"))?;
-    let (keys_address, chat_address, micro) = (free_address()?, free_address()?, free_address()?);
-    for (service, listen) in [
-        ("keys", keys_address),
-        ("chat", chat_address),
-        ("gateway", micro),
-    ] {
+    let addresses: Vec<(&str, std::net::SocketAddr)> =
+        ["config", "logging", "keys", "chat", "gateway"]
+            .into_iter()
+            .map(|service| Ok((service, free_address()?)))
+            .collect::<anyhow::Result<_>>()?;
+    let micro = addresses[4].1;
+    for (service, _) in &addresses {
         let mut command = Command::new(gateway);
         gateway_env(&mut command, upstream, &data.join("microservices"), 10);
-        command
-            .arg(service)
-            .env("KEYS_ADDR", keys_address.to_string())
-            .env("CHAT_ADDR", chat_address.to_string())
-            .env("KEYS_URL", format!("http://{keys_address}"))
-            .env("CHAT_URL", format!("http://{chat_address}"))
-            .env(
-                "GATEWAY_ADDR",
-                if service == "gateway" {
-                    listen.to_string()
-                } else {
-                    free_address()?.to_string()
-                },
-            )
-            .env("METRICS_ADDR", free_address()?.to_string());
+        command.arg(service);
+        for (other, address) in &addresses {
+            let name = other.to_uppercase();
+            command.env(format!("{name}_URL"), format!("http://{address}"));
+            // Every process gets its own free address for the services it does not run.
+            let own = if other == service {
+                *address
+            } else {
+                free_address()?
+            };
+            command.env(format!("{name}_ADDR"), own.to_string());
+        }
+        command.env("METRICS_ADDR", free_address()?.to_string());
         processes.spawn(&mut command)?;
-        if service == "keys" {
+        if *service != "gateway" {
+            // Each one starts before what depends on it (one SQLite file among them).
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
