@@ -117,13 +117,15 @@ impl<'a> Call<'a> {
         }
     }
 
-    pub fn record(&self) -> CallRecord {
+    /// What the logs say of this call; the body only when error logs keep it (a stream's
+    /// record lives as long as the stream).
+    pub fn record(&self, keep_body: bool) -> CallRecord {
         CallRecord {
             origin: self.origin.clone(),
             method: self.method.to_string(),
             path: self.path.to_owned(),
             model: self.model.to_owned(),
-            body: self.body.clone(),
+            body: self.body.clone().filter(|_| keep_body),
         }
     }
 }
@@ -341,7 +343,6 @@ impl Attempts {
             outcome,
             Usage::default(),
         )));
-        let record_body = self.settings.get().record_request_body;
         self.logs.push(LogRecord::Error(logs::ErrorRecord {
             at_ms: now_ms(),
             key_id: key.id,
@@ -352,10 +353,11 @@ impl Attempts {
             error_code: u32::from(failure.status),
             // Already redacted of the key by whoever made the failure.
             error_message: redact(&recorded_body(&failure.body), &key.value),
-            request_body: match (&record.body, record_body) {
-                (Some(body), true) => recorded_body(body),
-                _ => String::new(),
-            },
+            request_body: record
+                .body
+                .as_deref()
+                .map(recorded_body)
+                .unwrap_or_default(),
             client: record.origin.client.clone(),
         }));
         if !key.in_pool() {
@@ -389,7 +391,7 @@ impl Attempts {
     {
         let mut tried = Vec::new();
         let mut last_failure = None;
-        let record = call.record();
+        let record = call.record(settings.record_request_body);
         for attempt in 1..=settings.max_retries {
             let key = self.pick(call, &tried, &mut last_failure)?;
             tried.push(key.id);
@@ -435,7 +437,12 @@ impl Attempts {
             })
             .await?;
         let usage = Usage::from_body(&done.value).unwrap_or_default();
-        self.report_success(&call.record(), &done.key, done.started, usage);
+        self.report_success(
+            &call.record(settings.record_request_body),
+            &done.key,
+            done.started,
+            usage,
+        );
         Ok(Answer {
             body: done.value,
             attempts: done.attempts,
@@ -486,7 +493,7 @@ impl Attempts {
             .await?;
         let (first, rest) = done.value;
         Ok(OpenStream {
-            record: call.record(),
+            record: call.record(settings.record_request_body),
             first,
             rest,
             key: done.key,

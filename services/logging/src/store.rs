@@ -128,9 +128,10 @@ pub async fn write(
 ) -> Result<usize, DbError> {
     let requests: Vec<NewRequest> = requests.into_iter().map(NewRequest::from).collect();
     let errors: Vec<NewError> = errors.into_iter().map(NewError::from).collect();
-    let (requests, errors) = (&requests, &errors);
+    let written = requests.len() + errors.len();
     match db {
         Database::Postgres(pool) => {
+            let (requests, errors) = (&requests, &errors);
             let mut conn = pool.get().await?;
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 for chunk in requests.chunks(500) {
@@ -150,26 +151,32 @@ pub async fn write(
             .await?;
         }
         Database::Sqlite(pool) => {
+            // One blocking task for the whole batch: through the async wrapper every statement
+            // would be a task of its own, and at thousands of rows a second those tasks cost
+            // more than SQLite does.
             let mut conn = pool.get().await?;
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                for record in requests {
-                    diesel::insert_into(request_logs::table)
-                        .values(record)
-                        .execute(conn)
-                        .await?;
-                }
-                for record in errors {
-                    diesel::insert_into(error_logs::table)
-                        .values(record)
-                        .execute(conn)
-                        .await?;
-                }
-                Ok(())
+            conn.spawn_blocking(move |conn| {
+                use diesel::Connection as _;
+                conn.transaction(|conn| {
+                    for record in &requests {
+                        diesel::RunQueryDsl::execute(
+                            diesel::insert_into(request_logs::table).values(record),
+                            conn,
+                        )?;
+                    }
+                    for record in &errors {
+                        diesel::RunQueryDsl::execute(
+                            diesel::insert_into(error_logs::table).values(record),
+                            conn,
+                        )?;
+                    }
+                    Ok(())
+                })
             })
             .await?;
         }
     }
-    Ok(requests.len() + errors.len())
+    Ok(written)
 }
 
 #[derive(Queryable, Selectable)]
