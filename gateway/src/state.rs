@@ -49,8 +49,20 @@ pub struct Services {
     pub logging: GrpcChannel,
 }
 
+/// Shared by every handler; cloned per request and per middleware, so one `Arc` (cloning the
+/// gRPC clients themselves would allocate for each of their boxed channels).
 #[derive(Clone)]
-pub struct GatewayState {
+pub struct GatewayState(std::sync::Arc<Shared>);
+
+impl std::ops::Deref for GatewayState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+pub struct Shared {
     pub chat: ChatServiceClient<GrpcChannel>,
     pub keys: KeysServiceClient<GrpcChannel>,
     pub config: ConfigServiceClient<GrpcChannel>,
@@ -63,7 +75,7 @@ pub struct GatewayState {
 impl GatewayState {
     pub fn new(services: Services, live: &LiveSettings, logs: LogShipper) -> anyhow::Result<Self> {
         const MAX_MESSAGE: usize = 64 * 1024 * 1024;
-        Ok(GatewayState {
+        Ok(GatewayState(std::sync::Arc::new(Shared {
             chat: ChatServiceClient::new(crate::request_log::tagged_with_client(services.chat))
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
@@ -78,6 +90,6 @@ impl GatewayState {
                 Ok(Translation::from_settings(settings))
             })?,
             logs,
-        })
+        })))
     }
 }
