@@ -25,12 +25,17 @@ tokio::task_local! {
 #[derive(Clone, Default)]
 pub struct CallerSlot(Arc<OnceLock<String>>);
 
+/// Names the caller of a request in its request-log record.
+pub fn name_caller(request: &Request, name: &str) {
+    if let Some(slot) = request.extensions().get::<CallerSlot>() {
+        let _ = slot.0.set(name.to_owned());
+    }
+}
+
 /// Runs the rest of a client request as `caller`: its name reaches the request log and the
 /// chat service.
 pub async fn as_caller(caller: Caller, mut request: Request, next: Next) -> Response {
-    if let Some(slot) = request.extensions().get::<CallerSlot>() {
-        let _ = slot.0.set(caller.0.clone());
-    }
+    name_caller(&request, &caller.0);
     let name = caller.0.clone();
     request.extensions_mut().insert(caller);
     CALLER.scope(name, next.run(request)).await

@@ -8,7 +8,7 @@ use axum::routing::get;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::errors::{google_error, openai_error};
-use crate::request_log::{as_caller, record_request};
+use crate::request_log::{as_caller, name_caller, record_request};
 use crate::state::GatewayState;
 use crate::{
     config_routes, gemini_routes, key_admin_routes, logs_routes, openai, simple_chat_routes,
@@ -101,6 +101,7 @@ async fn require_admin(
     next: Next,
 ) -> Response {
     if state.auth.get().is_admin(request.headers()) {
+        name_caller(&request, "admin");
         return next.run(request).await;
     }
     google_error(
@@ -115,6 +116,7 @@ async fn require_admin_openai(
     next: Next,
 ) -> Response {
     if state.auth.get().is_admin(request.headers()) {
+        name_caller(&request, "admin");
         return next.run(request).await;
     }
     openai_error(
