@@ -24,9 +24,9 @@ test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end 
 	test -s $(CARGO_TARGET_DIR)/bench-smoke/report.json && test -s $(CARGO_TARGET_DIR)/bench-smoke/report.md
 	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
 
-bench: ## Release build, then the benchmark: reports in target/bench/report.md and report.json
+bench: ## Release build, then the benchmark (BASELINE=path/to/an/earlier/gemini-balance adds it as a same-run baseline): reports in target/bench/report.md and report.json
 	cargo build --release -p gb-gateway -p gb-bench --bins
-	$(CARGO_TARGET_DIR)/release/gb-bench run --gateway $(CARGO_TARGET_DIR)/release/gemini-balance --out $(CURDIR)/target/bench
+	$(CARGO_TARGET_DIR)/release/gb-bench run --gateway $(CARGO_TARGET_DIR)/release/gemini-balance --out $(CURDIR)/target/bench $(if $(BASELINE),--baseline $(BASELINE))
 
 lint: ## rustfmt check and clippy with warnings as errors
 	cargo fmt --all --check

@@ -64,6 +64,10 @@ enum Command {
         /// A few seconds, small loads: checks that the harness runs and writes its reports.
         #[arg(long)]
         smoke: bool,
+        /// Another gemini-balance binary (an earlier build), run all-in-one beside the one
+        /// measured and loaded the same way: a same-run baseline for a change.
+        #[arg(long)]
+        baseline: Option<PathBuf>,
     },
 }
 
@@ -84,7 +88,8 @@ fn main() -> anyhow::Result<()> {
                 gateway,
                 out,
                 smoke,
-            } => run::run(&gateway, &out, smoke).await,
+                baseline,
+            } => run::run(&gateway, &out, smoke, baseline.as_deref()).await,
             Command::Hold {
                 base,
                 streams,

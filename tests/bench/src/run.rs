@@ -205,7 +205,12 @@ fn select_cost_ns(keys: usize, iterations: u64) -> f64 {
     started.elapsed().as_nanos() as f64 / iterations as f64
 }
 
-pub async fn run(gateway: &Path, out: &Path, smoke: bool) -> anyhow::Result<()> {
+pub async fn run(
+    gateway: &Path,
+    out: &Path,
+    smoke: bool,
+    baseline: Option<&Path>,
+) -> anyhow::Result<()> {
     let plan = Plan::new(smoke);
     let file_limit = raise_file_limit();
     // Each open stream costs the gateway two sockets (client side, upstream side).
@@ -243,6 +248,22 @@ pub async fn run(gateway: &Path, out: &Path, smoke: bool) -> anyhow::Result<()> 
         .env("METRICS_ADDR", free_address()?.to_string());
     std::fs::create_dir_all(data.join("all-in-one"))?;
     let all_in_one_pid = processes.spawn(&mut command)?;
+
+    // The baseline binary, all in one process, configured the same way.
+    let baseline_base = match baseline {
+        Some(binary) => {
+            let address = free_address()?;
+            let mut command = Command::new(binary);
+            gateway_env(&mut command, upstream, &data.join("baseline"), 10);
+            command
+                .env("GATEWAY_ADDR", address.to_string())
+                .env("METRICS_ADDR", free_address()?.to_string());
+            std::fs::create_dir_all(data.join("baseline"))?;
+            processes.spawn(&mut command)?;
+            Some(format!("http://{address}"))
+        }
+        None => None,
+    };
 
     // Microservices: config, logging, keys, chat, gateway as five processes over gRPC.
     std::fs::create_dir_all(data.join("microservices"))?;
@@ -283,8 +304,14 @@ pub async fn run(gateway: &Path, out: &Path, smoke: bool) -> anyhow::Result<()> 
     wait_for(&client, &format!("{passthrough_base}/v1beta/models")).await?;
     wait_for(&client, &format!("{all_in_one_base}/health")).await?;
     wait_for(&client, &format!("{micro_base}/health")).await?;
+    if let Some(base) = &baseline_base {
+        wait_for(&client, &format!("{base}/health")).await?;
+    }
     // The chat services have the pool once a generate call succeeds.
-    for base in [&all_in_one_base, &micro_base] {
+    for base in [&all_in_one_base, &micro_base]
+        .into_iter()
+        .chain(baseline_base.as_ref())
+    {
         let target = gemini(base, "gemini-2.5-flash", "generateContent");
         for _ in 0..100 {
             if load::send(&client, &target).await.is_ok() {
@@ -295,7 +322,7 @@ pub async fn run(gateway: &Path, out: &Path, smoke: bool) -> anyhow::Result<()> 
     }
     let rss_idle_mb = rss_mb(all_in_one_pid);
 
-    let targets: Vec<(&str, Target)> = vec![
+    let mut targets: Vec<(&str, Target)> = vec![
         (
             "direct",
             gemini(&direct_base, "gemini-2.5-flash", "generateContent"),
@@ -321,6 +348,12 @@ pub async fn run(gateway: &Path, out: &Path, smoke: bool) -> anyhow::Result<()> 
             openai(&micro_base, "gemini-2.5-flash", false),
         ),
     ];
+    if let Some(base) = &baseline_base {
+        targets.push((
+            "baseline all-in-one, Gemini route",
+            gemini(base, "gemini-2.5-flash", "generateContent"),
+        ));
+    }
 
     let mut latency: BTreeMap<String, Vec<Latency>> = BTreeMap::new();
     let mut rss_5k_mb: f64 = 0.0;
@@ -472,6 +505,7 @@ impl Report<'_> {
             "peak_rps_direct": round(peak("direct"), 0),
             "peak_rps_passthrough": round(peak("passthrough"), 0),
             "peak_rps_gateway": round(peak("gateway all-in-one, Gemini route"), 0),
+            "peak_rps_baseline": round(peak("baseline all-in-one, Gemini route"), 0),
             "stream_ttfb_overhead_p50_ms": round(stream("gateway all-in-one, Gemini route").ttfb_p50_ms - stream("direct").ttfb_p50_ms, 3),
             "rss_idle_mb": round(self.rss_idle_mb, 1),
             "rss_5k_mb": round(self.rss_5k_mb, 1),
