@@ -33,8 +33,8 @@ fn big(value: u64) -> i64 {
 }
 
 #[derive(Insertable)]
-// NULL bound for `None`, not the column left out: one SQL text, so SQLite's prepared
-// statement is cached instead of built for every row.
+// NULL bound for `None`, not the column left out (`DEFAULT`, which SQLite lacks): what lets
+// diesel put many rows in one INSERT on SQLite.
 #[diesel(table_name = error_logs, treat_none_as_default_value = false)]
 struct NewError {
     error_message: String,
@@ -50,8 +50,8 @@ struct NewError {
 }
 
 #[derive(Insertable)]
-// NULL bound for `None`, not the column left out: one SQL text, so SQLite's prepared
-// statement is cached instead of built for every row.
+// NULL bound for `None`, not the column left out (`DEFAULT`, which SQLite lacks): what lets
+// diesel put many rows in one INSERT on SQLite.
 #[diesel(table_name = request_logs, treat_none_as_default_value = false)]
 struct NewRequest {
     request_time: NaiveDateTime,
@@ -122,9 +122,12 @@ impl NewError {
     }
 }
 
-/// Writes a batch in one transaction (one fsync on SQLite). Postgres takes multi-row inserts
-/// (one round trip per 500 rows); diesel builds those only for Postgres, so SQLite, where a
-/// statement costs no round trip, takes the rows one by one.
+/// Rows per INSERT statement: well under SQLite's bound-parameter limit (16 columns a row).
+const ROWS_PER_INSERT: usize = 200;
+
+/// Writes a batch in one transaction (one fsync on SQLite), as a few multi-row INSERTs.
+/// diesel-async builds those for Postgres only; on SQLite the batch goes to diesel's own
+/// (blocking) connection in one blocking task, where they build too.
 pub async fn write(
     db: &Database,
     requests: Vec<pb::RequestRecord>,
@@ -138,13 +141,13 @@ pub async fn write(
             let (requests, errors) = (&requests, &errors);
             let mut conn = pool.get().await?;
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                for chunk in requests.chunks(500) {
+                for chunk in requests.chunks(ROWS_PER_INSERT) {
                     diesel::insert_into(request_logs::table)
                         .values(chunk)
                         .execute(conn)
                         .await?;
                 }
-                for chunk in errors.chunks(500) {
+                for chunk in errors.chunks(ROWS_PER_INSERT) {
                     diesel::insert_into(error_logs::table)
                         .values(chunk)
                         .execute(conn)
@@ -155,22 +158,19 @@ pub async fn write(
             .await?;
         }
         Database::Sqlite(pool) => {
-            // One blocking task for the whole batch: through the async wrapper every statement
-            // would be a task of its own, and at thousands of rows a second those tasks cost
-            // more than SQLite does.
             let mut conn = pool.get().await?;
             conn.spawn_blocking(move |conn| {
                 use diesel::Connection as _;
                 conn.transaction(|conn| {
-                    for record in &requests {
+                    for chunk in requests.chunks(ROWS_PER_INSERT) {
                         diesel::RunQueryDsl::execute(
-                            diesel::insert_into(request_logs::table).values(record),
+                            diesel::insert_into(request_logs::table).values(chunk),
                             conn,
                         )?;
                     }
-                    for record in &errors {
+                    for chunk in errors.chunks(ROWS_PER_INSERT) {
                         diesel::RunQueryDsl::execute(
-                            diesel::insert_into(error_logs::table).values(record),
+                            diesel::insert_into(error_logs::table).values(chunk),
                             conn,
                         )?;
                     }
