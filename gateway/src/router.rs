@@ -18,16 +18,20 @@ use crate::{
 /// Gemini requests may carry inline media: the limit is well above Google's own 20 MB.
 const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
 
+/// The client a request's token names, if any.
+fn caller_of(state: &GatewayState, request: &Request) -> Option<crate::auth::Caller> {
+    state
+        .auth
+        .get()
+        .client(request.headers(), request.uri().query())
+}
+
 async fn require_client(
     State(state): State<GatewayState>,
     request: Request,
     next: Next,
 ) -> Response {
-    let caller = state
-        .auth
-        .get()
-        .client(request.headers(), request.uri().query());
-    match caller {
+    match caller_of(&state, &request) {
         Some(caller) => as_caller(caller, request, next).await,
         None => google_error(401, UNAUTHENTICATED),
     }
@@ -47,11 +51,7 @@ async fn require_client_any_family(
     request: Request,
     next: Next,
 ) -> Response {
-    let caller = state
-        .auth
-        .get()
-        .client(request.headers(), request.uri().query());
-    match caller {
+    match caller_of(&state, &request) {
         Some(caller) => as_caller(caller, request, next).await,
         None if gemini_family(request.headers(), request.uri().query()) => {
             google_error(401, UNAUTHENTICATED)
