@@ -120,6 +120,13 @@ impl IntoResponse for GoogleError {
     }
 }
 
+/// A query string that does not parse: 400, with axum's description of what is wrong.
+impl From<axum::extract::rejection::QueryRejection> for GoogleError {
+    fn from(rejection: axum::extract::rejection::QueryRejection) -> Self {
+        GoogleError(400, rejection.body_text())
+    }
+}
+
 impl From<tonic::Status> for GoogleError {
     fn from(status: tonic::Status) -> Self {
         let http_status = upstream_error(&status)

@@ -135,7 +135,7 @@ async fn list_errors(
     State(state): State<GatewayState>,
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, GoogleError> {
-    let Query(query) = query.map_err(|rejection| GoogleError(400, rejection.body_text()))?;
+    let Query(query) = query?;
     let limit = query.limit.unwrap_or(20);
     if !(1..=1000).contains(&limit) {
         return Err(GoogleError(400, "limit: must be between 1 and 1000".into()));
@@ -224,7 +224,7 @@ async fn lookup(
     State(state): State<GatewayState>,
     query: Result<Query<LookupQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, GoogleError> {
-    let Query(query) = query.map_err(|rejection| GoogleError(400, rejection.body_text()))?;
+    let Query(query) = query?;
     let at_ms = parse_time("timestamp", &query.timestamp)?;
     let Some((key_id, _)) = find_key(&state, &query.gemini_key).await? else {
         return Err(GoogleError(404, "no such key in the pool".into()));

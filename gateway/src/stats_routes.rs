@@ -48,12 +48,6 @@ fn period_ms(period: Option<&str>) -> Result<i64, GoogleError> {
 
 type QueryResult<T> = Result<Query<T>, axum::extract::rejection::QueryRejection>;
 
-fn query<T>(query: QueryResult<T>) -> Result<T, GoogleError> {
-    query
-        .map(|Query(query)| query)
-        .map_err(|rejection| GoogleError(400, rejection.body_text()))
-}
-
 fn call_json(call: &pb::RequestRecord) -> Value {
     json!({
         "timestamp": time(call.at_ms),
@@ -99,7 +93,7 @@ async fn details(
     State(state): State<GatewayState>,
     period: QueryResult<PeriodQuery>,
 ) -> Result<Json<Value>, GoogleError> {
-    let period = query(period)?;
+    let Query(period) = period?;
     list_calls(&state, period.period.as_deref(), 0).await
 }
 
@@ -113,7 +107,7 @@ async fn key_details(
     State(state): State<GatewayState>,
     key: QueryResult<KeyQuery>,
 ) -> Result<Json<Value>, GoogleError> {
-    let key = query(key)?;
+    let Query(key) = key?;
     let Some((key_id, _)) = find_key(&state, &key.key).await? else {
         return Err(GoogleError(404, "no such key in the pool".into()));
     };
@@ -131,7 +125,7 @@ async fn attention_keys(
     State(state): State<GatewayState>,
     attention: QueryResult<AttentionQuery>,
 ) -> Result<Json<Value>, GoogleError> {
-    let attention = query(attention)?;
+    let Query(attention) = attention?;
     let keys = state
         .logging
         .clone()
@@ -220,7 +214,7 @@ async fn tokens(
     State(state): State<GatewayState>,
     tokens: QueryResult<TokensQuery>,
 ) -> Result<Json<Value>, GoogleError> {
-    let tokens = query(tokens)?;
+    let Query(tokens) = tokens?;
     let (grouping, by_client) = match tokens.group_by.as_deref().unwrap_or("key") {
         "key" => (pb::TokenGrouping::Key, false),
         "client" => (pb::TokenGrouping::Client, true),

@@ -77,12 +77,6 @@ pub struct CallRecord {
     body: Option<Bytes>,
 }
 
-impl CallRecord {
-    pub fn model(&self) -> &str {
-        &self.model
-    }
-}
-
 /// One request to the upstream, sent on whichever key the loop picks.
 #[derive(Clone)]
 pub struct Call<'a> {
@@ -119,7 +113,7 @@ impl<'a> Call<'a> {
 
     /// What the logs say of this call; the body only when error logs keep it (a stream's
     /// record lives as long as the stream).
-    pub fn record(&self, keep_body: bool) -> CallRecord {
+    fn record(&self, keep_body: bool) -> CallRecord {
         CallRecord {
             origin: self.origin.clone(),
             method: self.method.to_string(),
@@ -133,6 +127,8 @@ impl<'a> Call<'a> {
 /// A successful attempt: its result, its key, when it started, how many attempts it took.
 struct Attempted<T> {
     value: T,
+    /// What the logs say of the call, made once for all its attempts.
+    record: CallRecord,
     key: Arc<LocalKey>,
     started: Instant,
     attempts: u32,
@@ -351,7 +347,7 @@ impl Attempts {
             error_type: record.origin.operation.to_owned(),
             error_class: outcome.to_owned(),
             error_code: u32::from(failure.status),
-            // Already redacted of the key by whoever made the failure.
+            // Redacted here too: a failure read from a stream after its first event is not.
             error_message: redact(&recorded_body(&failure.body), &key.value),
             request_body: record
                 .body
@@ -404,6 +400,7 @@ impl Attempts {
                     record_attempt("success", started);
                     return Ok(Attempted {
                         value,
+                        record,
                         key,
                         started,
                         attempts: attempt,
@@ -437,12 +434,7 @@ impl Attempts {
             })
             .await?;
         let usage = Usage::from_body(&done.value).unwrap_or_default();
-        self.report_success(
-            &call.record(settings.record_request_body),
-            &done.key,
-            done.started,
-            usage,
-        );
+        self.report_success(&done.record, &done.key, done.started, usage);
         Ok(Answer {
             body: done.value,
             attempts: done.attempts,
@@ -493,7 +485,7 @@ impl Attempts {
             .await?;
         let (first, rest) = done.value;
         Ok(OpenStream {
-            record: call.record(settings.record_request_body),
+            record: done.record,
             first,
             rest,
             key: done.key,

@@ -61,30 +61,31 @@ fn call_status(error: CallError) -> Status {
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GeminiChunk, Status>> + Send>>;
 
 impl ChatGrpc {
-    /// A model action whose body passes through (count, embed): only the model is checked.
+    /// The current settings; a request reads one version throughout.
     fn settings(&self) -> Arc<ChatSettings> {
         self.attempts.settings.get()
     }
 
+    /// The requested model, normalized, unless the rules refuse it.
+    fn checked_model(&self, requested: &str) -> Result<String, Status> {
+        self.settings().rules.check(requested).map_err(refused)
+    }
+
+    /// A model action whose body passes through (count, embed), on an already checked model.
     async fn model_action(
         &self,
         origin: Origin,
-        request: pb::GeminiRequest,
+        model: &str,
         action: &str,
         body: Bytes,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let model = self
-            .settings()
-            .rules
-            .check(&request.model)
-            .map_err(refused)?;
         let path = format!("models/{model}:{action}");
         self.unary(Call::native(
             origin,
             reqwest::Method::POST,
             &path,
             Some(body),
-            &model,
+            model,
         ))
         .await
     }
@@ -259,9 +260,9 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let origin = Origin::of(request.metadata(), "gemini-count-tokens");
-        let mut request = request.into_inner();
-        let body = std::mem::take(&mut request.body);
-        self.model_action(origin, request, "countTokens", body)
+        let request = request.into_inner();
+        let model = self.checked_model(&request.model)?;
+        self.model_action(origin, &model, "countTokens", request.body)
             .await
     }
 
@@ -270,9 +271,9 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let origin = Origin::of(request.metadata(), "gemini-embed");
-        let mut request = request.into_inner();
-        let body = std::mem::take(&mut request.body);
-        self.model_action(origin, request, "embedContent", body)
+        let request = request.into_inner();
+        let model = self.checked_model(&request.model)?;
+        self.model_action(origin, &model, "embedContent", request.body)
             .await
     }
 
@@ -281,14 +282,10 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let origin = Origin::of(request.metadata(), "gemini-batch-embed");
-        let mut request = request.into_inner();
-        let model = self
-            .settings()
-            .rules
-            .check(&request.model)
-            .map_err(refused)?;
-        let body = with_request_models(std::mem::take(&mut request.body), &model);
-        self.model_action(origin, request, "batchEmbedContents", body)
+        let request = request.into_inner();
+        let model = self.checked_model(&request.model)?;
+        let body = with_request_models(request.body, &model);
+        self.model_action(origin, &model, "batchEmbedContents", body)
             .await
     }
 
@@ -325,11 +322,7 @@ impl ChatService for ChatGrpc {
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let origin = Origin::of(request.metadata(), "gemini-get-model");
         let request = request.into_inner();
-        let model = self
-            .settings()
-            .rules
-            .check(&request.model)
-            .map_err(refused)?;
+        let model = self.checked_model(&request.model)?;
         let path = format!("models/{model}");
         self.unary(Call::native(
             origin,

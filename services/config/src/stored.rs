@@ -25,12 +25,12 @@ pub const FROM_ENVIRONMENT: &str = "environment";
 pub const FROM_API: &str = "api";
 
 /// What every follower receives.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Published {
     pub version: u64,
     pub values: HashMap<String, String>,
     /// The environment with the stored values laid over it.
-    pub effective: Option<Arc<Settings>>,
+    pub effective: Arc<Settings>,
 }
 
 pub struct StoredSettings {
@@ -107,24 +107,21 @@ impl StoredSettings {
         for stored in changed {
             rows.insert(stored.key.clone(), stored);
         }
-        let published = watch::channel(Published::default()).0;
-        let this = StoredSettings {
+        let values = values_of(&rows);
+        let effective = Arc::new(environment.with_overrides(&values)?);
+        let published = watch::channel(Published {
+            version: 1,
+            values,
+            effective,
+        })
+        .0;
+        Ok(StoredSettings {
             db,
             cipher,
             environment,
             rows: Mutex::new(rows),
             published,
-        };
-        let rows = this.rows.lock().await;
-        let values = values_of(&rows);
-        let effective = this.environment.with_overrides(&values)?;
-        drop(rows);
-        this.published.send_replace(Published {
-            version: 1,
-            values,
-            effective: Some(Arc::new(effective)),
-        });
-        Ok(this)
+        })
     }
 
     pub fn subscribe(&self) -> watch::Receiver<Published> {
@@ -132,11 +129,7 @@ impl StoredSettings {
     }
 
     fn effective(&self) -> Arc<Settings> {
-        self.published
-            .borrow()
-            .effective
-            .clone()
-            .unwrap_or_else(|| Arc::new(self.environment.clone()))
+        self.published.borrow().effective.clone()
     }
 
     /// Every listed setting, secrets masked.
@@ -299,7 +292,7 @@ impl StoredSettings {
         self.published.send_modify(|published| {
             published.version += 1;
             published.values = values;
-            published.effective = Some(Arc::new(effective));
+            published.effective = Arc::new(effective);
         });
         Ok(())
     }

@@ -38,13 +38,6 @@ impl<T> Clone for Live<T> {
 }
 
 impl<T> Live<T> {
-    /// A value that never changes (tests, fixed parts).
-    pub fn fixed(value: T) -> Self {
-        // A receiver keeps the last value readable after its sender is gone.
-        let (_, receiver) = watch::channel(Arc::new(value));
-        Live { receiver }
-    }
-
     pub fn get(&self) -> Arc<T> {
         self.receiver.borrow().clone()
     }

@@ -330,59 +330,43 @@ impl TestApp {
         let (gateway, gateway_addr) = bind().await;
         self.base_url = format!("http://{gateway_addr}");
         match self.mode {
-            Mode::AllInOne => {
-                let settings = self.parsed_settings();
-                self.tasks.push(tokio::spawn(launcher::run_all_in_one(
-                    settings,
-                    gateway,
-                    self.shutdown.clone(),
-                )));
-            }
+            Mode::AllInOne => self.spawn_service(launcher::run_all_in_one, gateway),
             Mode::Microservices => {
                 let (config, config_addr) = bind().await;
                 let (logging, logging_addr) = bind().await;
                 let (keys, keys_addr) = bind().await;
                 let (chat, chat_addr) = bind().await;
-                self.settings
-                    .insert("CONFIG_URL".into(), format!("http://{config_addr}"));
-                self.settings
-                    .insert("LOGGING_URL".into(), format!("http://{logging_addr}"));
-                self.settings
-                    .insert("KEYS_URL".into(), format!("http://{keys_addr}"));
-                self.settings
-                    .insert("CHAT_URL".into(), format!("http://{chat_addr}"));
+                for (name, addr) in [
+                    ("CONFIG", config_addr),
+                    ("LOGGING", logging_addr),
+                    ("KEYS", keys_addr),
+                    ("CHAT", chat_addr),
+                ] {
+                    self.settings
+                        .insert(format!("{name}_URL"), format!("http://{addr}"));
+                }
                 self.keys_addr = Some(keys_addr);
                 self.chat_addr = Some(chat_addr);
                 self.config_addr = Some(config_addr);
                 self.logging_addr = Some(logging_addr);
-                self.tasks.push(tokio::spawn(launcher::run_config(
-                    self.parsed_settings(),
-                    config,
-                    self.shutdown.clone(),
-                )));
-                self.tasks.push(tokio::spawn(launcher::run_logging(
-                    self.parsed_settings(),
-                    logging,
-                    self.shutdown.clone(),
-                )));
-                self.tasks.push(tokio::spawn(launcher::run_keys(
-                    self.parsed_settings(),
-                    keys,
-                    self.shutdown.clone(),
-                )));
-                self.tasks.push(tokio::spawn(launcher::run_chat(
-                    self.parsed_settings(),
-                    chat,
-                    self.shutdown.clone(),
-                )));
-                self.tasks.push(tokio::spawn(launcher::run_gateway(
-                    self.parsed_settings(),
-                    gateway,
-                    self.shutdown.clone(),
-                )));
+                self.spawn_service(launcher::run_config, config);
+                self.spawn_service(launcher::run_logging, logging);
+                self.spawn_service(launcher::run_keys, keys);
+                self.spawn_service(launcher::run_chat, chat);
+                self.spawn_service(launcher::run_gateway, gateway);
             }
         }
         self.wait_until_serving().await;
+    }
+
+    /// Runs one of the launcher's entry points on `listener`, with this app's settings.
+    fn spawn_service<Run, Running>(&mut self, run: Run, listener: TcpListener)
+    where
+        Run: FnOnce(Settings, TcpListener, CancellationToken) -> Running,
+        Running: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let running = run(self.parsed_settings(), listener, self.shutdown.clone());
+        self.tasks.push(tokio::spawn(running));
     }
 
     /// Whether every gRPC service of the microservice mode answers its health check.
