@@ -13,7 +13,7 @@ help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
 
 run: ## Run everything in one process on :8000 (SQLite under ./data; API_KEYS, ALLOWED_TOKENS from env or .env)
-	cargo run --release -p gb-gateway --bin gemini-balance
+	cargo run --release -p gb-launcher --bin gemini-balance
 
 build: ## Build every crate and binary (debug)
 	cargo build --workspace --bins
@@ -25,7 +25,7 @@ test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end 
 	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
 
 bench: ## Release build, then the benchmark (BASELINE=path/to/an/earlier/gemini-balance adds it as a same-run baseline): reports in target/bench/report.md and report.json
-	cargo build --release -p gb-gateway -p gb-bench --bins
+	cargo build --release -p gb-launcher -p gb-bench --bins
 	$(CARGO_TARGET_DIR)/release/gb-bench run --gateway $(CARGO_TARGET_DIR)/release/gemini-balance --out $(CURDIR)/target/bench $(if $(BASELINE),--baseline $(BASELINE))
 
 lint: ## rustfmt check and clippy with warnings as errors

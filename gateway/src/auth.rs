@@ -16,6 +16,16 @@ pub struct Auth {
 #[derive(Clone, Debug)]
 pub struct Caller(pub String);
 
+impl Caller {
+    /// Who asks, as every call to the chat service carries it (a fresh request id each call).
+    pub fn call_context(&self) -> Option<gb_proto::chat::v1::CallContext> {
+        Some(gb_proto::chat::v1::CallContext {
+            caller: self.0.clone(),
+            request_id: uuid::Uuid::new_v4().to_string(),
+        })
+    }
+}
+
 impl Auth {
     pub fn new(client_tokens: Vec<String>, admin_token: Option<String>) -> Self {
         Auth {

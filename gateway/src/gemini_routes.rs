@@ -22,13 +22,6 @@ pub fn routes() -> Router<GatewayState> {
         .route("/models/{model_action}", get(get_model).post(model_action))
 }
 
-fn context(caller: &Caller) -> Option<pb::CallContext> {
-    Some(pb::CallContext {
-        caller: caller.0.clone(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-    })
-}
-
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ListQuery {
@@ -42,7 +35,7 @@ pub(crate) async fn list_models(
     Query(query): Query<ListQuery>,
 ) -> Response {
     let request = pb::ListModelsRequest {
-        context: context(&caller),
+        context: caller.call_context(),
         page_size: query.page_size.unwrap_or(0),
         page_token: query.page_token.unwrap_or_default(),
     };
@@ -58,7 +51,7 @@ pub(crate) async fn get_model(
     Path(model): Path<String>,
 ) -> Response {
     let request = pb::GetModelRequest {
-        context: context(&caller),
+        context: caller.call_context(),
         model,
     };
     match state.chat.clone().get_model(request).await {
@@ -88,7 +81,7 @@ pub(crate) async fn model_action(
         return google_error(400, &format!("Invalid JSON payload received: {error}"));
     }
     let request = pb::GeminiRequest {
-        context: context(&caller),
+        context: caller.call_context(),
         model: model.to_owned(),
         body,
     };

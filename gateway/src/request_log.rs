@@ -1,7 +1,7 @@
 //! The request log of the gateway: one record per client request (method, path without the
 //! `key` parameter, status, latency, the client token's name), sent to the logging service in
-//! batches off the request path. The caller's name also travels to the chat service
-//! (`x-gb-client`), whose attempt records carry it (tokens per client token).
+//! batches off the request path. The caller's name also travels to the chat service in each
+//! call's `CallContext`, whose attempt records carry it (tokens per client token).
 
 use std::sync::{Arc, OnceLock};
 
@@ -9,17 +9,11 @@ use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use gb_proto::logging::v1 as pb;
-use gb_runtime::grpc::GrpcChannel;
 use gb_runtime::log_records::LogRecord;
 use gb_runtime::now_ms;
 
 use crate::auth::Caller;
 use crate::state::GatewayState;
-
-tokio::task_local! {
-    /// The authenticated caller of the request being handled.
-    static CALLER: String;
-}
 
 /// Where the auth middleware leaves the caller's name for the request log.
 #[derive(Clone, Default)]
@@ -32,26 +26,12 @@ pub fn name_caller(request: &Request, name: &str) {
     }
 }
 
-/// Runs the rest of a client request as `caller`: its name reaches the request log and the
-/// chat service.
+/// Runs the rest of a client request as `caller`: its name reaches the request log, and the
+/// handlers put it in the `CallContext` of their calls.
 pub async fn as_caller(caller: Caller, mut request: Request, next: Next) -> Response {
     name_caller(&request, &caller.0);
-    let name = caller.0.clone();
     request.extensions_mut().insert(caller);
-    CALLER.scope(name, next.run(request)).await
-}
-
-/// A channel to the chat service that names the current caller in `x-gb-client`.
-pub fn tagged_with_client(channel: GrpcChannel) -> GrpcChannel {
-    use tower::ServiceExt;
-    GrpcChannel::new(channel.map_request(|mut request: http::Request<_>| {
-        if let Ok(Ok(value)) = CALLER.try_with(|caller| http::HeaderValue::from_str(caller)) {
-            request
-                .headers_mut()
-                .insert(gb_chat::attempts::CLIENT_METADATA, value);
-        }
-        request
-    }))
+    next.run(request).await
 }
 
 /// The path and query as recorded: the `key` parameter (a client token) removed, key values

@@ -59,7 +59,7 @@ async fn simple_chat(
         .chat
         .clone()
         .chat(pb::ChatRequest {
-            context: crate::openai::context(&caller),
+            context: caller.call_context(),
             message: request.message,
             model: request.model,
         })

@@ -76,7 +76,7 @@ impl GatewayState {
     pub fn new(services: Services, live: &LiveSettings, logs: LogShipper) -> anyhow::Result<Self> {
         const MAX_MESSAGE: usize = 64 * 1024 * 1024;
         Ok(GatewayState(std::sync::Arc::new(Shared {
-            chat: ChatServiceClient::new(crate::request_log::tagged_with_client(services.chat))
+            chat: ChatServiceClient::new(services.chat)
                 .max_decoding_message_size(MAX_MESSAGE)
                 .max_encoding_message_size(MAX_MESSAGE),
             keys: KeysServiceClient::new(services.keys),

@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use super::chat_request::{ChatCompletionRequest, remote_image_urls, to_gemini};
 use super::chat_response::{StreamTranslator, to_openai};
-use super::{context, parse_body, unix_now};
+use super::{parse_body, unix_now};
 use crate::auth::Caller;
 use crate::errors::{openai_error, openai_error_body, openai_from_status};
 use crate::state::GatewayState;
@@ -52,7 +52,7 @@ pub async fn chat_completions(
         }
     };
     let grpc_request = pb::GeminiRequest {
-        context: context(&caller),
+        context: caller.call_context(),
         model: request.model.clone(),
         body: Bytes::from(gemini.to_string()),
     };

@@ -13,7 +13,7 @@ use gb_proto::chat::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{context, parse_body};
+use super::parse_body;
 use crate::auth::Caller;
 use crate::errors::{openai_error, openai_error_with_param, openai_from_status};
 use crate::state::GatewayState;
@@ -105,7 +105,7 @@ pub async fn embeddings(
             .collect();
         let body = json!({"requests": requests});
         chat.batch_embed_contents(pb::GeminiRequest {
-            context: context(&caller),
+            context: caller.call_context(),
             model: model.clone(),
             body: Bytes::from(body.to_string()),
         })
@@ -113,7 +113,7 @@ pub async fn embeddings(
     } else {
         let body = content(&texts[0]);
         chat.embed_content(pb::GeminiRequest {
-            context: context(&caller),
+            context: caller.call_context(),
             model: model.clone(),
             body: Bytes::from(body.to_string()),
         })

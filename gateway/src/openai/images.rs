@@ -10,7 +10,7 @@ use gb_proto::chat::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{context, parse_body, unix_now};
+use super::{parse_body, unix_now};
 use crate::auth::Caller;
 use crate::errors::{openai_error_with_param, openai_from_status};
 use crate::state::GatewayState;
@@ -181,7 +181,7 @@ pub async fn imagen(
         .chat
         .clone()
         .predict(pb::GeminiRequest {
-            context: context(caller),
+            context: caller.call_context(),
             model,
             body: Bytes::from(body.to_string()),
         })

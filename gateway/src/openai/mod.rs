@@ -17,10 +17,8 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::response::Response;
 use axum::routing::{get, post};
-use gb_proto::chat::v1 as pb;
 use serde::de::DeserializeOwned;
 
-use crate::auth::Caller;
 use crate::errors::openai_error;
 use crate::state::GatewayState;
 
@@ -41,13 +39,6 @@ pub fn passthrough_routes() -> Router<GatewayState> {
         .route("/chat/completions", post(passthrough::chat_completions))
         .route("/embeddings", post(passthrough::embeddings))
         .route("/images/generations", post(passthrough::images))
-}
-
-pub fn context(caller: &Caller) -> Option<pb::CallContext> {
-    Some(pb::CallContext {
-        caller: caller.0.clone(),
-        request_id: uuid::Uuid::new_v4().to_string(),
-    })
 }
 
 /// Parses a JSON body, or answers 400 in OpenAI's shape.

@@ -8,7 +8,6 @@ use axum::response::{IntoResponse, Response};
 use gb_proto::chat::v1 as pb;
 use serde_json::{Value, json};
 
-use super::context;
 use crate::auth::Caller;
 use crate::errors::{openai_error, openai_from_status};
 use crate::state::GatewayState;
@@ -28,7 +27,7 @@ pub async fn list(
     for _ in 0..20 {
         let answer = chat
             .list_models(pb::ListModelsRequest {
-                context: context(&caller),
+                context: caller.call_context(),
                 page_size: 1000,
                 page_token: page_token.clone(),
             })
@@ -63,7 +62,7 @@ pub async fn retrieve(
         .chat
         .clone()
         .get_model(pb::GetModelRequest {
-            context: context(&caller),
+            context: caller.call_context(),
             model: model.clone(),
         })
         .await;

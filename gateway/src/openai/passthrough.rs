@@ -12,7 +12,7 @@ use gb_proto::chat::v1 as pb;
 use serde_json::Value;
 
 use super::chat::sse_response;
-use super::{context, parse_body};
+use super::parse_body;
 use crate::auth::Caller;
 use crate::errors::{json_response, openai_error_body, openai_from_status};
 use crate::state::GatewayState;
@@ -38,7 +38,7 @@ pub async fn models(
     Extension(caller): Extension<Caller>,
 ) -> Response {
     let request = pb::OpenAiRequest {
-        context: context(&caller),
+        context: caller.call_context(),
         method: "GET".into(),
         path: "models".into(),
         ..Default::default()
@@ -63,7 +63,7 @@ async fn post(
     };
     let stream = parsed["stream"].as_bool().unwrap_or(false);
     let request = pb::OpenAiRequest {
-        context: context(caller),
+        context: caller.call_context(),
         method: "POST".into(),
         path: path.into(),
         body: Bytes::from(parsed.to_string()),

@@ -15,7 +15,7 @@ use gb_proto::chat::v1 as pb;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{context, parse_body};
+use super::parse_body;
 use crate::auth::Caller;
 use crate::errors::{openai_error, openai_error_with_param, openai_from_status};
 use crate::state::GatewayState;
@@ -165,7 +165,7 @@ pub async fn speech(
         .chat
         .clone()
         .generate_content(pb::GeminiRequest {
-            context: context(&caller),
+            context: caller.call_context(),
             model: translation.tts_model.clone(),
             body: Bytes::from(body.to_string()),
         })

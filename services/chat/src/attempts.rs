@@ -43,25 +43,18 @@ pub enum CallError {
 /// Who asked, and for which operation: carried into the request and error logs.
 #[derive(Clone, Debug, Default)]
 pub struct Origin {
-    /// The client token's stable name, as the gateway passes it (`x-gb-client`).
+    /// The client token's stable name, as the gateway gives it in the call's `CallContext`.
     pub client: String,
     /// The operation, e.g. `gemini-generate`, `openai-chat-stream`.
     pub operation: &'static str,
 }
 
-/// The metadata entry in which the gateway names the client.
-pub const CLIENT_METADATA: &str = "x-gb-client";
-
 impl Origin {
-    pub fn of(metadata: &tonic::metadata::MetadataMap, operation: &'static str) -> Self {
+    pub fn of(context: Option<&gb_proto::chat::v1::CallContext>, operation: &'static str) -> Self {
         Origin {
-            client: metadata
-                .get(CLIENT_METADATA)
-                .and_then(|value| value.to_str().ok())
-                .unwrap_or_default()
-                .chars()
-                .take(64)
-                .collect(),
+            client: context
+                .map(|context| context.caller.chars().take(64).collect())
+                .unwrap_or_default(),
             operation,
         }
     }

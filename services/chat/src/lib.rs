@@ -17,11 +17,12 @@ use std::time::Duration;
 
 use gb_proto::chat::v1::chat_service_server::ChatServiceServer;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
-use gb_runtime::grpc::GrpcChannel;
+use gb_runtime::grpc::{GrpcChannel, RequireToken};
 use gb_runtime::live::LiveSettings;
 use gb_runtime::log_records::LogShipper;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tonic::service::interceptor::InterceptedService;
 
 pub use service::{ChatGrpc, failure_status};
 
@@ -72,12 +73,18 @@ impl ChatService {
         })
     }
 
-    pub fn grpc_service(&self) -> ChatServiceServer<ChatGrpc> {
-        ChatServiceServer::new(ChatGrpc {
+    /// The gRPC service, behind the admin-token check (whoever reaches the port would
+    /// otherwise spend the pool).
+    pub fn grpc_service(
+        &self,
+        admin_token: Arc<str>,
+    ) -> InterceptedService<ChatServiceServer<ChatGrpc>, RequireToken> {
+        let server = ChatServiceServer::new(ChatGrpc {
             attempts: self.attempts.clone(),
         })
         .max_decoding_message_size(64 * 1024 * 1024)
-        .max_encoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024);
+        InterceptedService::new(server, RequireToken::new(admin_token))
     }
 
     /// Sends the outcomes still buffered; call after the servers have stopped.

@@ -212,8 +212,8 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "gemini-generate");
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-generate");
         let resolved = self
             .settings()
             .rules
@@ -236,8 +236,8 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<Self::StreamGenerateContentStream>, Status> {
-        let origin = Origin::of(request.metadata(), "gemini-stream-generate");
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-stream-generate");
         let resolved = self
             .settings()
             .rules
@@ -259,8 +259,8 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "gemini-count-tokens");
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-count-tokens");
         let model = self.checked_model(&request.model)?;
         self.model_action(origin, &model, "countTokens", request.body)
             .await
@@ -270,8 +270,8 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "gemini-embed");
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-embed");
         let model = self.checked_model(&request.model)?;
         self.model_action(origin, &model, "embedContent", request.body)
             .await
@@ -281,8 +281,8 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "gemini-batch-embed");
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-batch-embed");
         let model = self.checked_model(&request.model)?;
         let body = with_request_models(request.body, &model);
         self.model_action(origin, &model, "batchEmbedContents", body)
@@ -293,8 +293,8 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "gemini-list-models");
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-list-models");
         let page_size = if request.page_size == 0 {
             1000
         } else {
@@ -320,8 +320,8 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "gemini-get-model");
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-get-model");
         let model = self.checked_model(&request.model)?;
         let path = format!("models/{model}");
         self.unary(Call::native(
@@ -338,9 +338,9 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::ChatRequest>,
     ) -> Result<Response<pb::ChatResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "simple-chat");
         let settings = self.settings();
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "simple-chat");
         if request.message.trim().is_empty() {
             return Err(local_error(400, "message must not be empty"));
         }
@@ -377,9 +377,9 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "imagen-predict");
         let settings = self.settings();
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "imagen-predict");
         let model = settings.rules.check(&request.model).map_err(refused)?;
         let path = format!("models/{model}:predict");
         let mut call = Call::native(
@@ -397,9 +397,9 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::OpenAiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let origin = Origin::of(request.metadata(), "openai");
         let settings = self.settings();
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "openai");
         let path = openai_path(&request)?;
         let call = openai_call(&settings, origin, &request, &path)?;
         self.unary(call).await
@@ -411,9 +411,9 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::OpenAiRequest>,
     ) -> Result<Response<Self::StreamOpenAiStream>, Status> {
-        let origin = Origin::of(request.metadata(), "openai-stream");
         let settings = self.settings();
         let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "openai-stream");
         let path = openai_path(&request)?;
         let call = openai_call(&settings, origin, &request, &path)?;
         let open = self.attempts.open_stream(call).await.map_err(call_status)?;

@@ -32,3 +32,28 @@ async fn wait_for_signal() {
         let _ = tokio::signal::ctrl_c().await;
     }
 }
+
+/// Runs a server until it ends, or, once `shutdown` is cancelled, for at most `limit` more:
+/// open requests and streams get that long to finish.
+pub async fn drained<E: Into<anyhow::Error>>(
+    serving: impl std::future::Future<Output = Result<(), E>>,
+    shutdown: &CancellationToken,
+    limit: std::time::Duration,
+) -> anyhow::Result<()> {
+    tokio::pin!(serving);
+    tokio::select! {
+        result = &mut serving => return result.map_err(Into::into),
+        _ = shutdown.cancelled() => {}
+    }
+    tracing::info!(
+        limit_seconds = limit.as_secs_f64(),
+        "draining open requests"
+    );
+    match tokio::time::timeout(limit, serving).await {
+        Ok(result) => result.map_err(Into::into),
+        Err(_) => {
+            tracing::warn!("drain timeout reached: requests still open were cut");
+            Ok(())
+        }
+    }
+}

@@ -210,12 +210,23 @@ async fn chat_contract_called_directly() {
         .await;
     let mut client =
         chat::chat_service_client::ChatServiceClient::new(channel(app.chat_addr.unwrap()).await);
+    let hi = || chat::ChatRequest {
+        context: None,
+        message: "hi there".into(),
+        model: None,
+    };
+    // Whoever reaches the port without the admin token spends nothing.
+    let refused = client.chat(hi()).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    let mut wrong = tonic::Request::new(hi());
+    wrong
+        .metadata_mut()
+        .insert("authorization", "Bearer not-the-token".parse().unwrap());
+    let refused = client.chat(wrong).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert!(app.mock.calls().is_empty());
     let answer = client
-        .chat(chat::ChatRequest {
-            context: None,
-            message: "hi there".into(),
-            model: None,
-        })
+        .chat(with_admin_token(hi()))
         .await
         .unwrap()
         .into_inner();
@@ -223,11 +234,11 @@ async fn chat_contract_called_directly() {
     assert_eq!(answer.model, "gemini-2.5-flash");
     let body = crate::harness::hello("native").to_string();
     let answer = client
-        .generate_content(chat::GeminiRequest {
+        .generate_content(with_admin_token(chat::GeminiRequest {
             context: None,
             model: "gemini-2.5-flash".into(),
             body: body.into(),
-        })
+        }))
         .await
         .unwrap()
         .into_inner();
@@ -237,11 +248,11 @@ async fn chat_contract_called_directly() {
         "Echo: native"
     );
     let failed = client
-        .generate_content(chat::GeminiRequest {
+        .generate_content(with_admin_token(chat::GeminiRequest {
             context: None,
             model: "gemini-2.5-flash".into(),
             body: "{\"contents\":[]}".into(),
-        })
+        }))
         .await
         .unwrap_err();
     assert_eq!(failed.code(), tonic::Code::InvalidArgument);

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use diesel_async::{AsyncConnection, AsyncPgConnection, SimpleAsyncConnection};
-use gb_gateway::launcher;
+use gb_launcher as launcher;
 use gb_runtime::settings::Settings;
 use gb_tests::mock_gemini::MockGemini;
 use tokio::net::TcpListener;

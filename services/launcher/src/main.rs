@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use gb_gateway::launcher;
+use gb_launcher as launcher;
 use gb_runtime::settings::Settings;
 use tokio::net::TcpListener;
 

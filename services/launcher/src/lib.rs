@@ -14,26 +14,24 @@
 
 use std::sync::Arc;
 
-use axum::serve::ListenerExt;
 use gb_chat::ChatService;
 use gb_config::ConfigService;
+use gb_gateway::state::{GatewayState, Services};
 use gb_keys::KeysService;
 use gb_logging::LoggingService;
+use gb_proto::chat::v1::chat_service_server::SERVICE_NAME as CHAT_SERVICE_NAME;
+use gb_proto::config::v1::config_service_server::SERVICE_NAME as CONFIG_SERVICE_NAME;
+use gb_proto::keys::v1::keys_service_server::SERVICE_NAME as KEYS_SERVICE_NAME;
+use gb_proto::logging::v1::logging_service_server::SERVICE_NAME as LOGGING_SERVICE_NAME;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::{self, GrpcChannel, ServiceRoutes, service_routes};
 use gb_runtime::live::LiveSettings;
 use gb_runtime::log_records::{self, LogShipper};
 use gb_runtime::settings::Settings;
+use gb_runtime::shutdown::drained;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tonic_health::ServingStatus;
-
-use crate::state::{GatewayState, Services};
-
-pub const KEYS_SERVICE_NAME: &str = "gemini_balance.keys.v1.KeysService";
-pub const CHAT_SERVICE_NAME: &str = "gemini_balance.chat.v1.ChatService";
-pub const CONFIG_SERVICE_NAME: &str = "gemini_balance.config.v1.ConfigService";
-pub const LOGGING_SERVICE_NAME: &str = "gemini_balance.logging.v1.LoggingService";
 
 /// How long a process waits for the stored settings before it serves on its environment's.
 const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -56,31 +54,6 @@ pub fn internal_token(settings: &Settings, all_in_one: bool) -> anyhow::Result<A
 fn warn_without_clients(settings: &Settings) {
     if settings.allowed_tokens.is_empty() {
         tracing::warn!("ALLOWED_TOKENS is empty: only the admin token can call the API routes");
-    }
-}
-
-/// Runs a server until it ends, or, once `shutdown` is cancelled, for at most `limit` more:
-/// open requests and streams get that long to finish.
-async fn drained<E: Into<anyhow::Error>>(
-    serving: impl std::future::Future<Output = Result<(), E>>,
-    shutdown: &CancellationToken,
-    limit: std::time::Duration,
-) -> anyhow::Result<()> {
-    tokio::pin!(serving);
-    tokio::select! {
-        result = &mut serving => return result.map_err(Into::into),
-        _ = shutdown.cancelled() => {}
-    }
-    tracing::info!(
-        limit_seconds = limit.as_secs_f64(),
-        "draining open requests"
-    );
-    match tokio::time::timeout(limit, serving).await {
-        Ok(result) => result.map_err(Into::into),
-        Err(_) => {
-            tracing::warn!("drain timeout reached: requests still open were cut");
-            Ok(())
-        }
     }
 }
 
@@ -178,11 +151,12 @@ async fn chat_routes(
     live: &LiveSettings,
     keys: GrpcChannel,
     logs: LogShipper,
+    token: &Arc<str>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ChatService, ServiceRoutes)> {
     let chat = ChatService::start(live, keys, logs, shutdown.clone()).await?;
     let routes = serving(CHAT_SERVICE_NAME, shutdown, |builder| {
-        builder.add_service(chat.grpc_service());
+        builder.add_service(chat.grpc_service(token.clone()));
     })
     .await?;
     Ok((chat, routes))
@@ -196,24 +170,6 @@ async fn flush_logs(task: tokio::task::JoinHandle<()>) {
     {
         tracing::warn!("log records not flushed within 10s");
     }
-}
-
-async fn serve_http(
-    state: GatewayState,
-    listener: TcpListener,
-    shutdown: CancellationToken,
-    drain_limit: std::time::Duration,
-) -> anyhow::Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "gateway listening");
-    let listener = listener.tap_io(|stream| {
-        let _ = stream.set_nodelay(true);
-    });
-    // Made into a service once: `serve(listener, router)` would rebuild the whole route table
-    // for every connection (~60 KB a connection, which 10,000 open streams multiply).
-    let serving = axum::serve(listener, crate::router(state).into_make_service())
-        .with_graceful_shutdown(shutdown.clone().cancelled_owned())
-        .into_future();
-    drained(serving, &shutdown, drain_limit).await
 }
 
 /// Serves `/metrics` (this process's recorder) until `shutdown`.
@@ -260,7 +216,7 @@ pub async fn run_all_in_one(
     let keys = keys_routes(&live, db, &token, &shutdown).await?;
     let keys_channel = grpc::in_process(keys.routes, token.clone());
     let (chat, chat_routes) =
-        chat_routes(&live, keys_channel.clone(), logs.clone(), &shutdown).await?;
+        chat_routes(&live, keys_channel.clone(), logs.clone(), &token, &shutdown).await?;
     let chat_channel = grpc::in_process(chat_routes.routes, token.clone());
     let services = Services {
         chat: chat_channel,
@@ -270,7 +226,7 @@ pub async fn run_all_in_one(
     };
     let state = GatewayState::new(services, &live, logs)?;
     let drain = live.current().drain_timeout;
-    serve_http(state, gateway, shutdown, drain).await?;
+    gb_gateway::serve(state, gateway, shutdown, drain).await?;
     chat.flush().await;
     flush_logs(logs_task).await;
     Ok(())
@@ -378,7 +334,7 @@ pub async fn run_chat(
     let drain = settings.drain_timeout;
     let live = live_settings(settings, &token, &shutdown).await?;
     let (logs, logs_task) = log_records::start(logging);
-    let (chat, routes) = chat_routes(&live, keys, logs, &shutdown).await?;
+    let (chat, routes) = chat_routes(&live, keys, logs, &token, &shutdown).await?;
     serve_grpc("chat", routes, listener, &shutdown, drain).await?;
     chat.flush().await;
     flush_logs(logs_task).await;
@@ -404,7 +360,7 @@ pub async fn run_gateway(
     warn_without_clients(&live.current());
     let (logs, logs_task) = log_records::start(services.logging.clone());
     let state = GatewayState::new(services, &live, logs)?;
-    serve_http(state, listener, shutdown, drain).await?;
+    gb_gateway::serve(state, listener, shutdown, drain).await?;
     flush_logs(logs_task).await;
     Ok(())
 }
