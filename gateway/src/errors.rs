@@ -1,14 +1,14 @@
 //! Errors in the client's own shape: Google's `{"error":{"code","message","status"}}` on the
-//! Gemini and admin routes, OpenAI's `{"error":{"message","type","param","code"}}` on OpenAI
-//! routes. A gRPC status from a service maps back through the shared status table; when it
+//! Gemini and admin routes (built by `gb_proto::error::google_error_json`, the one place),
+//! OpenAI's `{"error":{"message","type","param","code"}}` on OpenAI routes (built here, the
+//! one place). A gRPC status from a service maps back through the shared code table; when it
 //! carries the upstream's own error, that status and body are what the client gets.
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use gb_proto::chat::v1::UpstreamError;
-use gb_runtime::status_mapping::{google_status_for_http, http_for_code};
-use prost::Message;
+use gb_proto::chat::{http_status, upstream_error};
+use gb_proto::error::google_error_json;
 
 /// A JSON answer with this status.
 pub fn json_response(status: u16, body: impl Into<Body>) -> Response {
@@ -24,10 +24,7 @@ pub fn json_response(status: u16, body: impl Into<Body>) -> Response {
 
 /// A Google-shaped error answer.
 pub fn google_error(status: u16, message: &str) -> Response {
-    let body = serde_json::json!({
-        "error": {"code": status, "message": message, "status": google_status_for_http(status)}
-    });
-    json_response(status, body.to_string())
+    json_response(status, google_error_json(status, message))
 }
 
 /// An OpenAI-shaped error answer.
@@ -35,6 +32,7 @@ pub fn openai_error(status: u16, message: &str) -> Response {
     openai_error_with_param(status, message, None)
 }
 
+/// OpenAI's error JSON: the one place it is built.
 fn openai_error_json(status: u16, message: &str, param: Option<&str>) -> serde_json::Value {
     let kind = match status {
         401 => "authentication_error",
@@ -59,51 +57,21 @@ pub fn openai_error_with_param(status: u16, message: &str, param: Option<&str>) 
 
 /// The OpenAI-shaped error of a failed service call, as a JSON value (for stream events).
 pub fn openai_error_body(status: &tonic::Status) -> serde_json::Value {
-    let http_status = upstream_error(status)
-        .and_then(|upstream| u16::try_from(upstream.http_status).ok())
-        .unwrap_or_else(|| http_for_code(status.code()));
-    openai_error_json(http_status, status.message(), None)
+    openai_error_json(http_status(status), status.message(), None)
 }
 
-/// The upstream's status and body carried by a service's status, if any.
-pub fn upstream_error(status: &tonic::Status) -> Option<UpstreamError> {
-    if status.details().is_empty() {
-        return None;
-    }
-    UpstreamError::decode(status.details()).ok()
-}
-
-/// A service's status as a Google-shaped answer (the upstream's own body when it has one).
-pub fn google_from_status(status: &tonic::Status) -> Response {
-    if let Some(upstream) = upstream_error(status) {
-        let http_status = u16::try_from(upstream.http_status).unwrap_or(500);
-        let mut response = json_response(http_status, upstream.body);
-        if let Some(seconds) = upstream.retry_after_seconds {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
-        }
-        return response;
-    }
-    let http_status = http_for_code(status.code());
-    if http_status >= 500 {
+/// A failed call whose status is the gateway's problem (not the upstream's answer) is logged
+/// once, here.
+fn log_if_internal(status: &tonic::Status, http_status: u16) {
+    if http_status >= 500 && upstream_error(status).is_none() {
         tracing::error!(code = ?status.code(), message = status.message(), "service call failed");
     }
-    google_error(http_status, status.message())
 }
 
-/// A service's status as an OpenAI-shaped answer (the upstream's status, `Retry-After` kept).
-pub fn openai_from_status(status: &tonic::Status) -> Response {
-    let upstream = upstream_error(status);
-    let http_status = upstream
-        .as_ref()
-        .and_then(|upstream| u16::try_from(upstream.http_status).ok())
-        .unwrap_or_else(|| http_for_code(status.code()));
-    if http_status >= 500 && upstream.is_none() {
-        tracing::error!(code = ?status.code(), message = status.message(), "service call failed");
-    }
-    let mut response = openai_error(http_status, status.message());
-    if let Some(seconds) = upstream.and_then(|upstream| upstream.retry_after_seconds) {
+/// `Retry-After` from the upstream's delay, when the status carries one.
+fn with_retry_after(mut response: Response, status: &tonic::Status) -> Response {
+    if let Some(seconds) = upstream_error(status).and_then(|upstream| upstream.retry_after_seconds)
+    {
         response
             .headers_mut()
             .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
@@ -111,7 +79,26 @@ pub fn openai_from_status(status: &tonic::Status) -> Response {
     response
 }
 
+/// A service's status as a Google-shaped answer (the upstream's own body when it has one).
+pub fn google_from_status(status: &tonic::Status) -> Response {
+    let code = http_status(status);
+    log_if_internal(status, code);
+    let response = match upstream_error(status) {
+        Some(upstream) => json_response(code, upstream.body),
+        None => google_error(code, status.message()),
+    };
+    with_retry_after(response, status)
+}
+
+/// A service's status as an OpenAI-shaped answer (the upstream's status, `Retry-After` kept).
+pub fn openai_from_status(status: &tonic::Status) -> Response {
+    let code = http_status(status);
+    log_if_internal(status, code);
+    with_retry_after(openai_error(code, status.message()), status)
+}
+
 /// Errors of the gateway's own making on Google-shaped routes.
+#[derive(Debug)]
 pub struct GoogleError(pub u16, pub String);
 
 impl IntoResponse for GoogleError {
@@ -129,9 +116,85 @@ impl From<axum::extract::rejection::QueryRejection> for GoogleError {
 
 impl From<tonic::Status> for GoogleError {
     fn from(status: tonic::Status) -> Self {
-        let http_status = upstream_error(&status)
-            .and_then(|upstream| u16::try_from(upstream.http_status).ok())
-            .unwrap_or_else(|| http_for_code(status.code()));
-        GoogleError(http_status, status.message().to_owned())
+        GoogleError(http_status(&status), status.message().to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gb_proto::chat::ChatError;
+
+    async fn body_json(response: Response) -> serde_json::Value {
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap_or_default();
+        serde_json::from_slice(&bytes).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn an_upstream_429_stays_a_429_with_its_body_and_retry_after() {
+        let mut upstream = ChatError::local(429, "quota");
+        upstream.body = bytes::Bytes::from_static(br#"{"error":{"code":429,"message":"quota","status":"RESOURCE_EXHAUSTED","details":[]}}"#);
+        upstream.retry_after_seconds = Some(37);
+        let status = tonic::Status::from(upstream);
+
+        let google = google_from_status(&status);
+        assert_eq!(google.status(), 429);
+        assert_eq!(google.headers()[header::RETRY_AFTER], "37");
+        let body = body_json(google).await;
+        assert_eq!(
+            body["error"]["details"],
+            serde_json::json!([]),
+            "the upstream's own body"
+        );
+
+        let openai = openai_from_status(&status);
+        assert_eq!(openai.status(), 429);
+        assert_eq!(openai.headers()[header::RETRY_AFTER], "37");
+        let body = body_json(openai).await;
+        assert_eq!(body["error"]["type"], "rate_limit_error");
+        assert_eq!(body["error"]["message"], "quota");
+    }
+
+    #[tokio::test]
+    async fn a_plain_status_maps_through_the_table_in_each_shape() {
+        let status = tonic::Status::not_found("no such key");
+        let google = google_from_status(&status);
+        assert_eq!(google.status(), 404);
+        assert_eq!(
+            body_json(google).await,
+            serde_json::json!({"error": {"code": 404, "message": "no such key", "status": "NOT_FOUND"}})
+        );
+        let openai = body_json(openai_from_status(&status)).await;
+        assert_eq!(openai["error"]["type"], "not_found_error");
+        assert_eq!(openai["error"]["code"], "404");
+        let unavailable = tonic::Status::unavailable("keys service down");
+        assert_eq!(google_from_status(&unavailable).status(), 503);
+        assert_eq!(GoogleError::from(unavailable).0, 503);
+    }
+
+    #[test]
+    fn openai_error_types_follow_the_status() {
+        for (status, kind) in [
+            (400, "invalid_request_error"),
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (404, "not_found_error"),
+            (413, "invalid_request_error"),
+            (429, "rate_limit_error"),
+            (500, "api_error"),
+            (503, "api_error"),
+        ] {
+            assert_eq!(
+                openai_error_json(status, "m", None)["error"]["type"],
+                kind,
+                "{status}"
+            );
+        }
+        assert_eq!(
+            openai_error_json(400, "bad", Some("model"))["error"]["param"],
+            "model"
+        );
     }
 }

@@ -13,8 +13,9 @@ use gb_proto::chat::v1 as pb;
 use serde::Deserialize;
 
 use crate::auth::Caller;
-use crate::errors::{google_error, google_from_status, json_response, upstream_error};
+use crate::errors::{google_error, google_from_status, json_response};
 use crate::state::GatewayState;
+use gb_proto::chat::upstream_error;
 
 pub fn routes() -> Router<GatewayState> {
     Router::new()

@@ -1,31 +1,15 @@
-//! The protobuf contracts shared by every gemini-balance service, compiled once.
+//! The protobuf contracts shared by every gemini-balance service, compiled once, with what two
+//! services share about them: each service's error type beside its contract, one error-code
+//! table ([`error`]), the outcome classes of an upstream attempt.
 //!
-//! Each module includes the code generated for one service package; the file descriptor set
-//! serves gRPC server reflection.
+//! Each service module includes the code generated for its package (`v1`); the file descriptor
+//! set serves gRPC server reflection.
 
-pub mod chat {
-    pub mod v1 {
-        tonic::include_proto!("gemini_balance.chat.v1");
-    }
-}
-
-pub mod keys {
-    pub mod v1 {
-        tonic::include_proto!("gemini_balance.keys.v1");
-    }
-}
-
-pub mod config {
-    pub mod v1 {
-        tonic::include_proto!("gemini_balance.config.v1");
-    }
-}
-
-pub mod logging {
-    pub mod v1 {
-        tonic::include_proto!("gemini_balance.logging.v1");
-    }
-}
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod keys;
+pub mod logging;
 
 /// Every message and service of this crate, for `tonic-reflection`.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

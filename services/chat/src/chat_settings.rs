@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use gb_runtime::settings::Settings;
-use gb_runtime::upstream::Upstream;
+use gb_upstream::Upstream;
 
 use crate::models::ModelRules;
 

@@ -11,6 +11,7 @@ pub mod models;
 pub mod outcomes;
 pub mod pool;
 mod service;
+mod usage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,13 +19,13 @@ use std::time::Duration;
 use gb_proto::chat::v1::chat_service_server::ChatServiceServer;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
 use gb_runtime::grpc::{GrpcChannel, RequireToken};
-use gb_runtime::live::LiveSettings;
+use gb_runtime::live::{Live, LiveSettings};
 use gb_runtime::log_records::LogShipper;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
-pub use service::{ChatGrpc, failure_status};
+pub use service::ChatGrpc;
 
 use attempts::Attempts;
 use chat_settings::ChatSettings;
@@ -34,6 +35,7 @@ use pool::LocalPool;
 pub struct ChatService {
     pub pool: Arc<LocalPool>,
     attempts: Attempts,
+    settings: Live<ChatSettings>,
     reporter_task: JoinHandle<()>,
 }
 
@@ -66,8 +68,8 @@ impl ChatService {
                 pool: pool.clone(),
                 reporter,
                 logs,
-                settings,
             },
+            settings,
             pool,
             reporter_task,
         })
@@ -81,6 +83,7 @@ impl ChatService {
     ) -> InterceptedService<ChatServiceServer<ChatGrpc>, RequireToken> {
         let server = ChatServiceServer::new(ChatGrpc {
             attempts: self.attempts.clone(),
+            settings: self.settings.clone(),
         })
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);

@@ -5,57 +5,24 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::{Stream, StreamExt};
+use gb_proto::chat::ChatError;
 use gb_proto::chat::v1 as pb;
 use gb_proto::chat::v1::chat_service_server::ChatService;
-use gb_runtime::status_mapping::{code_for_http, google_status_for_http};
-use gb_runtime::upstream::{FailureClass, UpstreamFailure, google_error_body};
-use prost::Message;
+use gb_runtime::live::Live;
 use tonic::{Request, Response, Status};
 
-use crate::attempts::{
-    Attempts, Call, CallError, OpenStream, Origin, Usage, broken_stream, stream_error,
-};
+use crate::attempts::{Attempts, Call, OpenStream, Origin, broken_stream, stream_error};
 use crate::chat_settings::ChatSettings;
 use crate::models::Refusal;
+use crate::usage::Usage;
 
 pub struct ChatGrpc {
     pub attempts: Attempts,
+    pub settings: Live<ChatSettings>,
 }
 
-/// A failure as a gRPC status that carries the upstream status and body in its details.
-pub fn failure_status(failure: &UpstreamFailure) -> Status {
-    let retry_after_seconds = match failure.class {
-        FailureClass::Quota {
-            retry_after: Some(delay),
-        } => Some(delay.as_secs_f64().ceil() as u32),
-        _ => None,
-    };
-    let details = pb::UpstreamError {
-        http_status: u32::from(failure.status),
-        body: failure.body.clone(),
-        retry_after_seconds,
-    };
-    Status::with_details(
-        code_for_http(failure.status),
-        failure.message(),
-        Bytes::from(details.encode_to_vec()),
-    )
-}
-
-fn refused(refusal: Refusal) -> Status {
-    local_error(refusal.status, &refusal.message)
-}
-
-fn local_error(status: u16, message: &str) -> Status {
-    failure_status(&UpstreamFailure {
-        status,
-        body: google_error_body(status, google_status_for_http(status), message),
-        class: FailureClass::ClientError,
-    })
-}
-
-fn call_status(error: CallError) -> Status {
-    failure_status(&error.into_failure())
+fn refused(refusal: Refusal) -> ChatError {
+    ChatError::local(refusal.status, refusal.message)
 }
 
 type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GeminiChunk, Status>> + Send>>;
@@ -63,39 +30,56 @@ type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GeminiChunk, Status>> + 
 impl ChatGrpc {
     /// The current settings; a request reads one version throughout.
     fn settings(&self) -> Arc<ChatSettings> {
-        self.attempts.settings.get()
+        self.settings.get()
     }
 
-    /// The requested model, normalized, unless the rules refuse it.
-    fn checked_model(&self, requested: &str) -> Result<String, Status> {
-        self.settings().rules.check(requested).map_err(refused)
-    }
-
-    /// A model action whose body passes through (count, embed), on an already checked model.
+    /// A model action whose body passes through (count, embed), on a model the rules allow.
     async fn model_action(
         &self,
         origin: Origin,
-        model: &str,
+        requested_model: &str,
         action: &str,
         body: Bytes,
+        prepare: fn(Bytes, &str) -> Bytes,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let settings = self.settings();
+        let model = settings.rules.check(requested_model).map_err(refused)?;
         let path = format!("models/{model}:{action}");
-        self.unary(Call::native(
-            origin,
-            reqwest::Method::POST,
-            &path,
-            Some(body),
-            model,
-        ))
+        let body = prepare(body, &model);
+        self.unary(
+            &settings,
+            Call::native(origin, reqwest::Method::POST, &path, Some(body), &model),
+        )
         .await
     }
 
-    async fn unary(&self, call: Call<'_>) -> Result<Response<pb::GeminiResponse>, Status> {
-        let answer = self.attempts.unary(call).await.map_err(call_status)?;
+    async fn unary(
+        &self,
+        settings: &ChatSettings,
+        call: Call<'_>,
+    ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let answer = self
+            .attempts
+            .unary(settings, call)
+            .await
+            .map_err(ChatError::from)?;
         Ok(Response::new(pb::GeminiResponse {
             body: answer.body,
             attempts: answer.attempts,
         }))
+    }
+
+    async fn stream(
+        &self,
+        settings: &ChatSettings,
+        call: Call<'_>,
+    ) -> Result<Response<ChunkStream>, Status> {
+        let open = self
+            .attempts
+            .open_stream(settings, call)
+            .await
+            .map_err(ChatError::from)?;
+        Ok(Response::new(self.chunks(open)))
     }
 
     /// Turns an opened upstream stream into chunks; reports the outcome when it ends.
@@ -154,7 +138,7 @@ impl ChatGrpc {
                         state.open.started,
                         &failure,
                     );
-                    Some((Err(failure_status(&failure)), state))
+                    Some((Err(failure.into_chat_error().into()), state))
                 }
             }
         });
@@ -212,22 +196,22 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-generate");
-        let resolved = self
-            .settings()
+        let resolved = settings
             .rules
             .resolve(&request.model, request.body)
             .map_err(refused)?;
         let path = format!("models/{}:generateContent", resolved.model);
-        self.unary(Call::native(
+        let call = Call::native(
             origin,
             reqwest::Method::POST,
             &path,
             Some(resolved.body),
             &resolved.model,
-        ))
-        .await
+        );
+        self.unary(&settings, call).await
     }
 
     type StreamGenerateContentStream = ChunkStream;
@@ -236,10 +220,10 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<Self::StreamGenerateContentStream>, Status> {
+        let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-stream-generate");
-        let resolved = self
-            .settings()
+        let resolved = settings
             .rules
             .resolve(&request.model, request.body)
             .map_err(refused)?;
@@ -251,8 +235,7 @@ impl ChatService for ChatGrpc {
             Some(resolved.body),
             &resolved.model,
         );
-        let open = self.attempts.open_stream(call).await.map_err(call_status)?;
-        Ok(Response::new(self.chunks(open)))
+        self.stream(&settings, call).await
     }
 
     async fn count_tokens(
@@ -261,9 +244,15 @@ impl ChatService for ChatGrpc {
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-count-tokens");
-        let model = self.checked_model(&request.model)?;
-        self.model_action(origin, &model, "countTokens", request.body)
-            .await
+        let unchanged = |body, _: &str| body;
+        self.model_action(
+            origin,
+            &request.model,
+            "countTokens",
+            request.body,
+            unchanged,
+        )
+        .await
     }
 
     async fn embed_content(
@@ -272,9 +261,15 @@ impl ChatService for ChatGrpc {
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-embed");
-        let model = self.checked_model(&request.model)?;
-        self.model_action(origin, &model, "embedContent", request.body)
-            .await
+        let unchanged = |body, _: &str| body;
+        self.model_action(
+            origin,
+            &request.model,
+            "embedContent",
+            request.body,
+            unchanged,
+        )
+        .await
     }
 
     async fn batch_embed_contents(
@@ -283,16 +278,21 @@ impl ChatService for ChatGrpc {
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-batch-embed");
-        let model = self.checked_model(&request.model)?;
-        let body = with_request_models(request.body, &model);
-        self.model_action(origin, &model, "batchEmbedContents", body)
-            .await
+        self.model_action(
+            origin,
+            &request.model,
+            "batchEmbedContents",
+            request.body,
+            with_request_models,
+        )
+        .await
     }
 
     async fn list_models(
         &self,
         request: Request<pb::ListModelsRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-list-models");
         let page_size = if request.page_size == 0 {
@@ -305,13 +305,14 @@ impl ChatService for ChatGrpc {
             let token: String = url_encode(&request.page_token);
             path.push_str(&format!("&pageToken={token}"));
         }
+        let call = Call::native(origin, reqwest::Method::GET, &path, None, "");
         let answer = self
             .attempts
-            .unary(Call::native(origin, reqwest::Method::GET, &path, None, ""))
+            .unary(&settings, call)
             .await
-            .map_err(call_status)?;
+            .map_err(ChatError::from)?;
         Ok(Response::new(pb::GeminiResponse {
-            body: self.settings().rules.list(&answer.body),
+            body: settings.rules.list(&answer.body),
             attempts: answer.attempts,
         }))
     }
@@ -320,18 +321,13 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GetModelRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
+        let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-get-model");
-        let model = self.checked_model(&request.model)?;
+        let model = settings.rules.check(&request.model).map_err(refused)?;
         let path = format!("models/{model}");
-        self.unary(Call::native(
-            origin,
-            reqwest::Method::GET,
-            &path,
-            None,
-            &model,
-        ))
-        .await
+        let call = Call::native(origin, reqwest::Method::GET, &path, None, &model);
+        self.unary(&settings, call).await
     }
 
     async fn chat(
@@ -342,7 +338,7 @@ impl ChatService for ChatGrpc {
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "simple-chat");
         if request.message.trim().is_empty() {
-            return Err(local_error(400, "message must not be empty"));
+            return Err(ChatError::local(400, "message must not be empty").into());
         }
         let requested = request.model.as_deref().filter(|model| !model.is_empty());
         let model = requested.unwrap_or(&settings.chat_model).to_owned();
@@ -354,19 +350,20 @@ impl ChatService for ChatGrpc {
             .resolve(&model, Bytes::from(body.to_string()))
             .map_err(refused)?;
         let path = format!("models/{}:generateContent", resolved.model);
+        let call = Call::native(
+            origin,
+            reqwest::Method::POST,
+            &path,
+            Some(resolved.body),
+            &resolved.model,
+        );
         let answer = self
             .attempts
-            .unary(Call::native(
-                origin,
-                reqwest::Method::POST,
-                &path,
-                Some(resolved.body),
-                &resolved.model,
-            ))
+            .unary(&settings, call)
             .await
-            .map_err(call_status)?;
+            .map_err(ChatError::from)?;
         let text = answer_text(&answer.body)
-            .ok_or_else(|| local_error(502, "the model answered without text"))?;
+            .ok_or_else(|| ChatError::local(502, "the model answered without text"))?;
         Ok(Response::new(pb::ChatResponse {
             response: text,
             model,
@@ -390,7 +387,7 @@ impl ChatService for ChatGrpc {
             &model,
         );
         call.fixed_key = settings.paid_key.as_deref();
-        self.unary(call).await
+        self.unary(&settings, call).await
     }
 
     async fn forward_open_ai(
@@ -402,7 +399,7 @@ impl ChatService for ChatGrpc {
         let origin = Origin::of(request.context.as_ref(), "openai");
         let path = openai_path(&request)?;
         let call = openai_call(&settings, origin, &request, &path)?;
-        self.unary(call).await
+        self.unary(&settings, call).await
     }
 
     type StreamOpenAiStream = ChunkStream;
@@ -416,13 +413,12 @@ impl ChatService for ChatGrpc {
         let origin = Origin::of(request.context.as_ref(), "openai-stream");
         let path = openai_path(&request)?;
         let call = openai_call(&settings, origin, &request, &path)?;
-        let open = self.attempts.open_stream(call).await.map_err(call_status)?;
-        Ok(Response::new(self.chunks(open)))
+        self.stream(&settings, call).await
     }
 }
 
 /// `openai/{path}` below `BASE_URL`, for the paths Google's OpenAI layer serves.
-fn openai_path(request: &pb::OpenAiRequest) -> Result<String, Status> {
+fn openai_path(request: &pb::OpenAiRequest) -> Result<String, ChatError> {
     let path = request.path.trim_matches('/');
     let known = matches!(
         path,
@@ -431,7 +427,10 @@ fn openai_path(request: &pb::OpenAiRequest) -> Result<String, Status> {
         .strip_prefix("models/")
         .is_some_and(|model| crate::models::normalize(model).is_some());
     if !known {
-        return Err(local_error(404, &format!("openai/{path} is not forwarded")));
+        return Err(ChatError::local(
+            404,
+            format!("openai/{path} is not forwarded"),
+        ));
     }
     Ok(format!("openai/{path}"))
 }
@@ -441,14 +440,14 @@ fn openai_call<'a>(
     origin: Origin,
     request: &'a pb::OpenAiRequest,
     path: &'a str,
-) -> Result<Call<'a>, Status> {
+) -> Result<Call<'a>, ChatError> {
     let method = match request.method.as_str() {
         "GET" => reqwest::Method::GET,
         "POST" | "" => reqwest::Method::POST,
         other => {
-            return Err(local_error(
+            return Err(ChatError::local(
                 405,
-                &format!("method {other} is not forwarded"),
+                format!("method {other} is not forwarded"),
             ));
         }
     };
@@ -458,7 +457,7 @@ fn openai_call<'a>(
         path,
         body,
         model: &request.model,
-        placement: gb_runtime::upstream::KeyPlacement::Bearer,
+        placement: gb_upstream::KeyPlacement::Bearer,
         fixed_key: if request.paid {
             settings.paid_key.as_deref()
         } else {

@@ -19,7 +19,7 @@ use gb_proto::keys::v1::keys_service_server::KeysServiceServer;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::RequireToken;
 use gb_runtime::live::{Live, LiveSettings};
-use gb_runtime::upstream::Upstream;
+use gb_upstream::Upstream;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use gb_proto::keys::v1 as pb;
 use gb_runtime::secrets::mask_key;
 
-/// When the upstream gives no `RetryInfo` on a 429, the key rests this long.
-pub const DEFAULT_COOLDOWN_MS: i64 = 60_000;
+/// When the upstream gives no `RetryInfo` on a 429, the key rests this long (the one rule,
+/// in `gb-upstream`, that the chat replicas apply locally too).
+pub const DEFAULT_COOLDOWN_MS: i64 = gb_upstream::DEFAULT_COOLDOWN.as_millis() as i64;
 
 /// The stored status; "cooling down" is derived from `cooldown_until`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use gb_proto::keys::v1 as pb;
 use gb_runtime::live::{Live, LiveSettings};
 use gb_runtime::now_ms;
 use gb_runtime::secrets::mask_key;
-use gb_runtime::upstream::{Upstream, UpstreamFailure};
+use gb_upstream::{Upstream, UpstreamFailure};
 use tokio_util::sync::CancellationToken;
 
 use crate::pool::KeyPool;
@@ -116,12 +116,11 @@ impl Verifier {
 }
 
 fn outcome_of(key_id: i64, failure: &UpstreamFailure) -> pb::Outcome {
-    let (class, retry_after_ms) = failure.class.outcome();
     pb::Outcome {
         key_id,
-        class: class as i32,
+        class: failure.class.outcome_class().into(),
         http_status: u32::from(failure.status),
-        retry_after_ms,
+        retry_after_ms: failure.class.retry_after_ms(),
         error: failure.message(),
         at_ms: now_ms(),
         ..Default::default()

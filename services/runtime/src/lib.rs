@@ -6,7 +6,6 @@
 //! - [`batching`] and [`log_records`]: records sent in bounded batches off the request path;
 //! - [`database`]: the diesel-async pool over Postgres or SQLite and migrations at start-up;
 //! - [`secrets`]: key encryption at rest, fingerprints, masking and constant-time comparison;
-//! - [`upstream`]: the pooled HTTP client to the Gemini API and the classification of its errors;
 //! - [`grpc`]: channels (TCP or in-process), trace context, auth and the server scaffolding;
 //! - [`telemetry`]: logs and OpenTelemetry export;
 //! - [`shutdown`]: one cancellation token for SIGINT and SIGTERM.
@@ -21,9 +20,7 @@ pub mod metrics;
 pub mod secrets;
 pub mod settings;
 pub mod shutdown;
-pub mod status_mapping;
 pub mod telemetry;
-pub mod upstream;
 
 /// Milliseconds since the Unix epoch, the time unit of the contracts.
 pub fn now_ms() -> i64 {

@@ -4,8 +4,8 @@
 
 use std::collections::HashMap;
 
-use gb_runtime::upstream::stable_route_index;
 use gb_tests::mock_gemini::MockGemini;
+use gb_upstream::stable_route_index;
 
 use crate::harness::{Backend, Mode, TestApp, new_key};
 

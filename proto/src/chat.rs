@@ -1,0 +1,97 @@
+//! The chat service's contract and its error: a failed call carries the HTTP status and the
+//! Google-shaped body the client should get (the upstream's own when it answered) in the
+//! status details, so that a 429 stays a 429 on every route.
+
+pub mod v1 {
+    tonic::include_proto!("gemini_balance.chat.v1");
+}
+
+use bytes::Bytes;
+use prost::Message;
+
+use crate::error::{ErrorCode, ServiceError, google_error_json};
+
+/// A failed chat call, as the client should see it.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ChatError {
+    pub http_status: u16,
+    /// Google's error JSON: the upstream's own body (key values masked) or one made here.
+    pub body: Bytes,
+    pub retry_after_seconds: Option<u32>,
+    pub message: String,
+}
+
+pub type ChatResult<T> = Result<T, ChatError>;
+
+impl ChatError {
+    /// An error of the chat service's own making (a refused model, an empty message).
+    pub fn local(http_status: u16, message: impl Into<String>) -> Self {
+        let message = message.into();
+        ChatError {
+            http_status,
+            body: google_error_json(http_status, &message),
+            retry_after_seconds: None,
+            message,
+        }
+    }
+}
+
+impl ServiceError for ChatError {
+    fn error_code(&self) -> ErrorCode {
+        ErrorCode::from_http(self.http_status)
+    }
+}
+
+impl From<ChatError> for tonic::Status {
+    fn from(error: ChatError) -> Self {
+        let details = v1::UpstreamError {
+            http_status: u32::from(error.http_status),
+            body: error.body.clone(),
+            retry_after_seconds: error.retry_after_seconds,
+        };
+        tonic::Status::with_details(
+            error.error_code().grpc(),
+            error.message,
+            Bytes::from(details.encode_to_vec()),
+        )
+    }
+}
+
+/// The upstream's status and body carried by a failed call's status, if any.
+pub fn upstream_error(status: &tonic::Status) -> Option<v1::UpstreamError> {
+    if status.details().is_empty() {
+        return None;
+    }
+    v1::UpstreamError::decode(status.details()).ok()
+}
+
+/// The HTTP status a failed call means: the upstream's own when the status carries it, else
+/// the table's for the gRPC code.
+pub fn http_status(status: &tonic::Status) -> u16 {
+    upstream_error(status)
+        .and_then(|upstream| u16::try_from(upstream.http_status).ok())
+        .filter(|code| (400..=599).contains(code))
+        .unwrap_or_else(|| ErrorCode::from_grpc(status.code()).http())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_upstream_status_survives_the_round_trip() {
+        let mut error = ChatError::local(429, "slow down");
+        error.retry_after_seconds = Some(7);
+        let status = tonic::Status::from(error);
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted);
+        assert_eq!(http_status(&status), 429);
+        assert_eq!(
+            upstream_error(&status).and_then(|upstream| upstream.retry_after_seconds),
+            Some(7)
+        );
+        let plain = tonic::Status::not_found("no such thing");
+        assert_eq!(http_status(&plain), 404);
+        assert!(upstream_error(&plain).is_none());
+    }
+}

@@ -1,0 +1,33 @@
+//! The logging service's contract and its errors.
+
+pub mod v1 {
+    tonic::include_proto!("gemini_balance.logging.v1");
+}
+
+use crate::error::{ErrorCode, ServiceError, into_status};
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoggingError {
+    #[error("no error log {0}")]
+    NoErrorLog(i64),
+    #[error("no error log of this key near that time")]
+    NoErrorLogNear,
+    #[error("{0} is required")]
+    Required(&'static str),
+    #[error("{message}")]
+    Database { code: ErrorCode, message: String },
+}
+
+pub type LoggingResult<T> = Result<T, LoggingError>;
+
+impl ServiceError for LoggingError {
+    fn error_code(&self) -> ErrorCode {
+        match self {
+            LoggingError::NoErrorLog(_) | LoggingError::NoErrorLogNear => ErrorCode::NotFound,
+            LoggingError::Required(_) => ErrorCode::InvalidArgument,
+            LoggingError::Database { code, .. } => *code,
+        }
+    }
+}
+
+into_status!(LoggingError);

@@ -1,0 +1,141 @@
+//! One call to the upstream as the attempt loop sees it: what to send, who asked, what the logs
+//! say of it, and how it ended.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use gb_proto::chat::ChatError;
+use gb_runtime::now_ms;
+use gb_upstream::{KeyPlacement, UpstreamFailure};
+
+use super::send::EventStream;
+use crate::pool::{LocalKey, NoKey};
+
+#[derive(Debug)]
+pub enum CallError {
+    /// No key could be tried at all.
+    NoKey(NoKey),
+    /// The last attempt's failure.
+    Upstream(UpstreamFailure),
+}
+
+/// Who asked, and for which operation: carried into the request and error logs.
+#[derive(Clone, Debug, Default)]
+pub struct Origin {
+    /// The client token's stable name, as the gateway gives it in the call's `CallContext`.
+    pub client: String,
+    /// The operation, e.g. `gemini-generate`, `openai-chat-stream`.
+    pub operation: &'static str,
+}
+
+impl Origin {
+    pub fn of(context: Option<&gb_proto::chat::v1::CallContext>, operation: &'static str) -> Self {
+        Origin {
+            client: context
+                .map(|context| context.caller.chars().take(64).collect())
+                .unwrap_or_default(),
+            operation,
+        }
+    }
+}
+
+/// What the logs say of a call; owned, since a stream's records are written after the call.
+#[derive(Clone)]
+pub struct CallRecord {
+    pub(super) origin: Origin,
+    pub(super) method: String,
+    pub(super) path: String,
+    pub(super) model: String,
+    pub(super) body: Option<Bytes>,
+}
+
+/// One request to the upstream, sent on whichever key the loop picks.
+#[derive(Clone)]
+pub struct Call<'a> {
+    pub method: reqwest::Method,
+    pub path: &'a str,
+    pub body: Option<Bytes>,
+    /// The model, for outcome records and spans.
+    pub model: &'a str,
+    pub placement: KeyPlacement,
+    /// A key outside the pool (`PAID_KEY`): one attempt, no outcome report.
+    pub fixed_key: Option<&'a str>,
+    pub origin: Origin,
+}
+
+impl<'a> Call<'a> {
+    /// A Gemini-native call through the pool.
+    pub fn native(
+        origin: Origin,
+        method: reqwest::Method,
+        path: &'a str,
+        body: Option<Bytes>,
+        model: &'a str,
+    ) -> Self {
+        Call {
+            method,
+            path,
+            body,
+            model,
+            placement: KeyPlacement::GoogApiKey,
+            fixed_key: None,
+            origin,
+        }
+    }
+
+    /// What the logs say of this call; the body only when error logs keep it (a stream's
+    /// record lives as long as the stream).
+    pub(super) fn record(&self, keep_body: bool) -> CallRecord {
+        CallRecord {
+            origin: self.origin.clone(),
+            method: self.method.to_string(),
+            path: self.path.to_owned(),
+            model: self.model.to_owned(),
+            body: self.body.clone().filter(|_| keep_body),
+        }
+    }
+}
+
+pub struct Answer {
+    pub body: Bytes,
+    pub attempts: u32,
+}
+
+/// A stream whose first event has arrived: the rest is read on demand.
+pub struct OpenStream {
+    pub record: CallRecord,
+    pub first: Bytes,
+    pub rest: EventStream,
+    pub key: Arc<LocalKey>,
+    pub started: Instant,
+    pub attempts: u32,
+}
+
+/// What the client gets when no key could be tried: 503, or 429 with the time until the
+/// first cooldown ends.
+fn no_key_error(no_key: &NoKey) -> ChatError {
+    match no_key {
+        NoKey::NoneUsable => ChatError::local(503, "no usable API key in the pool"),
+        NoKey::AllCooling { until_ms } => {
+            let seconds = (until_ms - now_ms()).max(0) / 1000 + 1;
+            let mut error = ChatError::local(
+                429,
+                format!("every API key in the pool is rate-limited; retry in {seconds}s"),
+            );
+            error.retry_after_seconds = u32::try_from(seconds).ok();
+            error
+        }
+        NoKey::AllTried => ChatError::local(503, "every usable API key failed"),
+    }
+}
+
+/// What the client gets: the upstream's status and body, or one made in the same shape.
+impl From<CallError> for ChatError {
+    fn from(error: CallError) -> Self {
+        match error {
+            CallError::Upstream(failure) => failure.into_chat_error(),
+            CallError::NoKey(no_key) => no_key_error(&no_key),
+        }
+    }
+}

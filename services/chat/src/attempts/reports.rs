@@ -1,0 +1,168 @@
+//! What an attempt leaves behind: its request-log row, an error log when it failed, the
+//! outcome report for the keys service, metrics and the attempt span. A failure's verdict is
+//! applied to this replica's view of the pool at once.
+
+use std::time::Instant;
+
+use gb_proto::keys::v1 as pb;
+use gb_proto::logging::v1 as logs;
+use gb_runtime::log_records::{LogRecord, recorded_body};
+use gb_runtime::now_ms;
+use gb_runtime::secrets::{mask_key, redact};
+use gb_upstream::{FailureClass, UpstreamFailure};
+
+use super::Attempts;
+use super::call::CallRecord;
+use crate::pool::LocalKey;
+use crate::usage::Usage;
+
+impl Attempts {
+    /// The request-log row of an attempt.
+    fn attempt_record(
+        record: &CallRecord,
+        key: &LocalKey,
+        started: Instant,
+        status: u16,
+        outcome: &'static str,
+        usage: Usage,
+    ) -> logs::RequestRecord {
+        logs::RequestRecord {
+            at_ms: now_ms(),
+            kind: logs::RecordKind::Attempt.into(),
+            method: record.method.clone(),
+            path: record.path.clone(),
+            model: record.model.clone(),
+            key_id: key.id,
+            key_masked: mask_key(&key.value),
+            status_code: u32::from(status),
+            latency_ms: latency_ms(started),
+            prompt_tokens: usage.prompt,
+            completion_tokens: usage.completion,
+            client: record.origin.client.clone(),
+            outcome: outcome.to_owned(),
+        }
+    }
+
+    pub fn report_success(
+        &self,
+        record: &CallRecord,
+        key: &LocalKey,
+        started: Instant,
+        usage: Usage,
+    ) {
+        self.logs.push(LogRecord::Request(Self::attempt_record(
+            record,
+            key,
+            started,
+            200,
+            pb::OutcomeClass::Success.label(),
+            usage,
+        )));
+        if !key.in_pool() {
+            return;
+        }
+        self.reporter.push(pb::Outcome {
+            key_id: key.id,
+            class: pb::OutcomeClass::Success.into(),
+            http_status: 200,
+            latency_ms: latency_ms(started),
+            model: record.model.clone(),
+            at_ms: now_ms(),
+            prompt_tokens: usage.prompt,
+            completion_tokens: usage.completion,
+            ..Default::default()
+        });
+    }
+
+    /// Reports a failed attempt and applies its verdict to this replica's view at once.
+    pub fn report_failure(
+        &self,
+        record: &CallRecord,
+        key: &LocalKey,
+        started: Instant,
+        failure: &UpstreamFailure,
+    ) {
+        let model = record.model.as_str();
+        let class = failure.class.outcome_class();
+        if failure.class == FailureClass::DeadKey {
+            key.mark_disabled();
+            self.pool.refresh();
+        }
+        if let Some(cooldown) = failure.class.cooldown() {
+            key.mark_cooling_until(now_ms() + cooldown.as_millis() as i64);
+        }
+        tracing::warn!(
+            key.id = key.id,
+            key.masked = %mask_key(&key.value),
+            http.response.status_code = failure.status,
+            class = ?failure.class,
+            model,
+            "upstream attempt failed"
+        );
+        let outcome = class.label();
+        self.logs.push(LogRecord::Request(Self::attempt_record(
+            record,
+            key,
+            started,
+            failure.status,
+            outcome,
+            Usage::default(),
+        )));
+        self.logs.push(LogRecord::Error(logs::ErrorRecord {
+            at_ms: now_ms(),
+            key_id: key.id,
+            key_masked: mask_key(&key.value),
+            model: model.to_owned(),
+            error_type: record.origin.operation.to_owned(),
+            error_class: outcome.to_owned(),
+            error_code: u32::from(failure.status),
+            // Redacted here too: a failure read from a stream after its first event is not.
+            error_message: redact(&recorded_body(&failure.body), &key.value),
+            request_body: record
+                .body
+                .as_deref()
+                .map(recorded_body)
+                .unwrap_or_default(),
+            client: record.origin.client.clone(),
+        }));
+        if !key.in_pool() {
+            return;
+        }
+        self.reporter.push(pb::Outcome {
+            key_id: key.id,
+            class: class.into(),
+            http_status: u32::from(failure.status),
+            latency_ms: latency_ms(started),
+            retry_after_ms: failure.class.retry_after_ms(),
+            error: redact(&failure.message(), &key.value),
+            model: model.to_owned(),
+            at_ms: now_ms(),
+            ..Default::default()
+        });
+    }
+}
+
+fn latency_ms(started: Instant) -> u32 {
+    started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32
+}
+
+/// `gemini_upstream_attempts_total` and `gemini_upstream_attempt_duration_seconds` by outcome.
+pub(super) fn record_attempt(outcome: &'static str, started: Instant) {
+    metrics::counter!("gemini_upstream_attempts_total", "outcome" => outcome).increment(1);
+    metrics::histogram!("gemini_upstream_attempt_duration_seconds", "outcome" => outcome)
+        .record(started.elapsed().as_secs_f64());
+}
+
+pub(super) fn attempt_span(attempt: u32, key: &LocalKey, model: &str, host: &str) -> tracing::Span {
+    tracing::info_span!(
+        "upstream.attempt",
+        otel.kind = "client",
+        server.address = host,
+        attempt,
+        key.id = key.id,
+        key.masked = %mask_key(&key.value),
+        gen_ai.request.model = model,
+        http.response.status_code = tracing::field::Empty,
+        outcome = tracing::field::Empty,
+    )
+}

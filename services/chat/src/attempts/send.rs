@@ -1,0 +1,118 @@
+//! Sending one attempt: a unary call read whole, or a stream read up to its first event (the
+//! point after which it is never retried).
+
+use std::pin::Pin;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures::{Stream, StreamExt};
+use gb_upstream::{Upstream, UpstreamFailure};
+
+use super::Attempts;
+use super::call::Call;
+use crate::pool::LocalKey;
+
+pub type EventStream =
+    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+
+impl Attempts {
+    pub(super) async fn send_unary(
+        &self,
+        upstream: &Upstream,
+        call: &Call<'_>,
+        key: Arc<LocalKey>,
+    ) -> Result<Bytes, UpstreamFailure> {
+        let mut request = upstream.request_as(
+            call.method.clone(),
+            call.path,
+            &key.value,
+            call.placement,
+            true,
+        );
+        if let Some(body) = call.body.clone() {
+            request = request
+                .header("content-type", "application/json")
+                .body(body);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|error| UpstreamFailure::from_transport(&error))?;
+        let status = response.status().as_u16();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| UpstreamFailure::from_transport(&error))?;
+        if (200..300).contains(&status) {
+            Ok(body)
+        } else {
+            Err(UpstreamFailure::from_response(status, body).redacted(&key.value))
+        }
+    }
+
+    pub(super) async fn send_stream(
+        &self,
+        upstream: &Upstream,
+        call: &Call<'_>,
+        key: Arc<LocalKey>,
+    ) -> Result<(Bytes, EventStream), UpstreamFailure> {
+        let response = upstream
+            .request_as(
+                call.method.clone(),
+                call.path,
+                &key.value,
+                call.placement,
+                false,
+            )
+            .header("content-type", "application/json")
+            .body(call.body.clone().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|error| UpstreamFailure::from_transport(&error))?;
+        let status = response.status().as_u16();
+        if !(200..300).contains(&status) {
+            let body = response.bytes().await.unwrap_or_default();
+            return Err(UpstreamFailure::from_response(status, body).redacted(&key.value));
+        }
+        let mut events: EventStream = Box::pin(response.bytes_stream().eventsource());
+        match events.next().await {
+            Some(Ok(event)) => match stream_error(&event.data) {
+                Some(failure) => Err(failure.redacted(&key.value)),
+                None => Ok((Bytes::from(event.data), events)),
+            },
+            Some(Err(error)) => Err(broken_stream(&error)),
+            None => Err(UpstreamFailure::transient(
+                502,
+                "the upstream returned an empty stream",
+            )),
+        }
+    }
+}
+
+/// An SSE event that carries `{"error": …}` instead of a chunk.
+pub fn stream_error(data: &str) -> Option<UpstreamFailure> {
+    let trimmed = data.trim_start().strip_prefix('{')?.trim_start();
+    if !trimmed.starts_with("\"error\"") {
+        return None;
+    }
+    let value: serde_json::Value = serde_json::from_str(data).ok()?;
+    let status = value["error"]["code"]
+        .as_u64()
+        .and_then(|code| u16::try_from(code).ok())
+        .unwrap_or(500);
+    Some(UpstreamFailure::from_response(
+        status,
+        Bytes::from(data.to_owned()),
+    ))
+}
+
+/// A stream that broke while being read.
+pub fn broken_stream(error: &EventStreamError<reqwest::Error>) -> UpstreamFailure {
+    match error {
+        EventStreamError::Transport(error) => UpstreamFailure::from_transport(error),
+        other => {
+            UpstreamFailure::transient(502, &format!("the upstream stream was malformed: {other}"))
+        }
+    }
+}

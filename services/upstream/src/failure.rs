@@ -1,0 +1,248 @@
+//! What a failed upstream attempt means: the client's own error, a dead key, a quota, or a
+//! transient failure, read from the status, Google's `ErrorInfo` reason and `RetryInfo` delay.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use gb_proto::chat::ChatError;
+use gb_proto::error::google_error_json;
+use gb_proto::keys::v1::OutcomeClass;
+
+/// How long a key cools down after a 429 that names no `RetryInfo` delay.
+pub const DEFAULT_COOLDOWN: Duration = Duration::from_secs(60);
+
+/// What a failed upstream attempt says about the key and about retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureClass {
+    /// The request itself is wrong (bad argument, unknown model): returned as is, not retried,
+    /// not counted against the key.
+    ClientError,
+    /// The key is invalid, expired, revoked or suspended: disabled at once.
+    DeadKey,
+    /// Rate limit or quota: the key cools down for `retry_after` (the upstream's `RetryInfo`).
+    Quota { retry_after: Option<Duration> },
+    /// 5xx, timeout, connection reset: counted, another key is tried.
+    Transient,
+}
+
+impl FailureClass {
+    pub fn is_retryable(self) -> bool {
+        !matches!(self, FailureClass::ClientError)
+    }
+
+    /// The outcome class this failure is reported as (to the keys service, the logs, the
+    /// metrics).
+    pub fn outcome_class(self) -> OutcomeClass {
+        match self {
+            FailureClass::ClientError => OutcomeClass::ClientError,
+            FailureClass::DeadKey => OutcomeClass::DeadKey,
+            FailureClass::Quota { .. } => OutcomeClass::Quota,
+            FailureClass::Transient => OutcomeClass::Transient,
+        }
+    }
+
+    /// The cooldown the upstream asked for, in milliseconds (0: none given, the default
+    /// applies).
+    pub fn retry_after_ms(self) -> u32 {
+        match self {
+            FailureClass::Quota {
+                retry_after: Some(delay),
+            } => delay.as_millis().min(u128::from(u32::MAX)) as u32,
+            _ => 0,
+        }
+    }
+
+    /// How long a key cools down after this failure: the upstream's delay, else
+    /// [`DEFAULT_COOLDOWN`]; `None` for failures that do not cool a key.
+    pub fn cooldown(self) -> Option<Duration> {
+        match self {
+            FailureClass::Quota { retry_after } => Some(retry_after.unwrap_or(DEFAULT_COOLDOWN)),
+            _ => None,
+        }
+    }
+}
+
+/// A failed attempt: the status and body the client would see, and what they mean.
+#[derive(Clone, Debug)]
+pub struct UpstreamFailure {
+    pub status: u16,
+    /// A Google-shaped JSON error body (the upstream's own, or one made for a network error).
+    pub body: Bytes,
+    pub class: FailureClass,
+}
+
+impl UpstreamFailure {
+    /// Classifies an HTTP error answer of the upstream.
+    pub fn from_response(status: u16, body: Bytes) -> Self {
+        let class = classify(status, &body);
+        UpstreamFailure {
+            status,
+            body,
+            class,
+        }
+    }
+
+    /// A transient failure of this gateway's own making (an empty or malformed stream), in
+    /// Google's error shape.
+    pub fn transient(status: u16, message: &str) -> Self {
+        UpstreamFailure {
+            status,
+            body: google_error_json(status, message),
+            class: FailureClass::Transient,
+        }
+    }
+
+    /// A network-level failure (timeout, refused, reset), in Google's error shape.
+    pub fn from_transport(error: &reqwest::Error) -> Self {
+        let (status, message) = if error.is_timeout() {
+            (504, "upstream request timed out")
+        } else if error.is_connect() {
+            (502, "could not connect to the upstream")
+        } else {
+            (502, "the upstream connection failed")
+        };
+        UpstreamFailure::transient(status, message)
+    }
+
+    /// The same failure with every occurrence of `key` in its body masked (Google names the
+    /// key in some messages, e.g. "Consumer 'api_key:…' has been suspended").
+    pub fn redacted(mut self, key: &str) -> Self {
+        if let Ok(text) = std::str::from_utf8(&self.body)
+            && text.contains(key)
+        {
+            self.body = Bytes::from(gb_runtime::secrets::redact(text, key));
+        }
+        self
+    }
+
+    /// What the client of the chat service gets: this status and body, and the upstream's
+    /// delay as `Retry-After`.
+    pub fn into_chat_error(self) -> ChatError {
+        let retry_after_seconds = match self.class {
+            FailureClass::Quota {
+                retry_after: Some(delay),
+            } => Some(delay.as_secs_f64().ceil() as u32),
+            _ => None,
+        };
+        ChatError {
+            http_status: self.status,
+            message: self.message(),
+            body: self.body,
+            retry_after_seconds,
+        }
+    }
+
+    /// The upstream's error message, if the body is Google-shaped.
+    pub fn message(&self) -> String {
+        serde_json::from_slice::<serde_json::Value>(&self.body)
+            .ok()
+            .and_then(|value| value["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| format!("upstream answered {}", self.status))
+    }
+}
+
+/// Classifies an upstream error answer by its status, `ErrorInfo` reason and `RetryInfo`.
+pub fn classify(status: u16, body: &[u8]) -> FailureClass {
+    let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+    let error = &parsed["error"];
+    let details = error["details"].as_array().cloned().unwrap_or_default();
+    let reasons: Vec<&str> = details
+        .iter()
+        .filter(|detail| {
+            detail["@type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("google.rpc.ErrorInfo"))
+        })
+        .filter_map(|detail| detail["reason"].as_str())
+        .collect();
+    let message = error["message"].as_str().unwrap_or_default();
+    let dead_reason = reasons.iter().any(|reason| {
+        matches!(
+            *reason,
+            "API_KEY_INVALID"
+                | "API_KEY_EXPIRED"
+                | "API_KEY_SERVICE_BLOCKED"
+                | "CONSUMER_SUSPENDED"
+                | "SERVICE_DISABLED"
+                | "ACCESS_TOKEN_TYPE_UNSUPPORTED"
+        )
+    });
+    match status {
+        429 => FailureClass::Quota {
+            retry_after: retry_delay(&details),
+        },
+        401 | 403 => FailureClass::DeadKey,
+        400 if dead_reason
+            || message.contains("API key not valid")
+            || message.contains("API key expired") =>
+        {
+            FailureClass::DeadKey
+        }
+        408 | 500..=599 => FailureClass::Transient,
+        _ => FailureClass::ClientError,
+    }
+}
+
+/// The delay of a `google.rpc.RetryInfo` detail (`"37s"`, `"1.5s"`).
+fn retry_delay(details: &[serde_json::Value]) -> Option<Duration> {
+    details
+        .iter()
+        .filter(|detail| {
+            detail["@type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("google.rpc.RetryInfo"))
+        })
+        .find_map(|detail| {
+            let delay = detail["retryDelay"].as_str()?;
+            let seconds: f64 = delay.strip_suffix('s')?.parse().ok()?;
+            (seconds.is_finite() && seconds >= 0.0).then(|| Duration::from_secs_f64(seconds))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(value: serde_json::Value) -> Vec<u8> {
+        value.to_string().into_bytes()
+    }
+
+    #[test]
+    fn invalid_key_is_dead() {
+        let answer = body(
+            serde_json::json!({"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.", "status": "INVALID_ARGUMENT",
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]}}),
+        );
+        assert_eq!(classify(400, &answer), FailureClass::DeadKey);
+        assert_eq!(classify(403, b"{}"), FailureClass::DeadKey);
+    }
+
+    #[test]
+    fn quota_carries_retry_delay() {
+        let answer = body(
+            serde_json::json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+            "details": [{"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "37s"}]}}),
+        );
+        assert_eq!(
+            classify(429, &answer),
+            FailureClass::Quota {
+                retry_after: Some(Duration::from_secs(37))
+            }
+        );
+        assert_eq!(
+            classify(429, b"not json"),
+            FailureClass::Quota { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn client_errors_and_transients() {
+        let bad_request = body(
+            serde_json::json!({"error": {"code": 400, "message": "* GenerateContentRequest.contents: contents is not specified", "status": "INVALID_ARGUMENT"}}),
+        );
+        assert_eq!(classify(400, &bad_request), FailureClass::ClientError);
+        assert_eq!(classify(404, b"{}"), FailureClass::ClientError);
+        assert_eq!(classify(500, b"{}"), FailureClass::Transient);
+        assert_eq!(classify(503, b"{}"), FailureClass::Transient);
+    }
+}
