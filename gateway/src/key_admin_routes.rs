@@ -53,8 +53,8 @@ pub(crate) fn selector(key: &str) -> pb::KeySelector {
     }
 }
 
-fn status_name(status: i32) -> &'static str {
-    match pb::KeyStatus::try_from(status).unwrap_or(pb::KeyStatus::Unspecified) {
+fn status_name(status: pb::KeyStatus) -> &'static str {
+    match status {
         pb::KeyStatus::Active => "active",
         pb::KeyStatus::CoolingDown => "cooling_down",
         pb::KeyStatus::Disabled => "disabled",
@@ -75,7 +75,7 @@ fn key_json(key: &pb::Key) -> Value {
         "key_value": key.masked_value,
         "key_type": key.key_type,
         "create_time": time(key.create_time_ms),
-        "status": status_name(key.status),
+        "status": status_name(key.status()),
         "failure_count": key.failure_count,
         "cooldown_until": time(key.cooldown_until_ms),
         "last_error": if key.last_error.is_empty() { Value::Null } else { json!(key.last_error) },
@@ -155,7 +155,7 @@ async fn keys_list(State(state): State<GatewayState>) -> Result<Json<Value>, Goo
     let mut valid = serde_json::Map::new();
     let mut invalid = serde_json::Map::new();
     for key in &keys {
-        let target = if key.status == pb::KeyStatus::Disabled as i32 {
+        let target = if key.status() == pb::KeyStatus::Disabled {
             &mut invalid
         } else {
             &mut valid
@@ -315,10 +315,10 @@ fn statuses_of(key_type: Option<&str>) -> Result<Vec<i32>, GoogleError> {
     match key_type.map(str::trim) {
         None | Some("") | Some("all") => Ok(Vec::new()),
         Some("valid") => Ok(vec![
-            pb::KeyStatus::Active as i32,
-            pb::KeyStatus::CoolingDown as i32,
+            pb::KeyStatus::Active.into(),
+            pb::KeyStatus::CoolingDown.into(),
         ]),
-        Some("invalid") => Ok(vec![pb::KeyStatus::Disabled as i32]),
+        Some("invalid") => Ok(vec![pb::KeyStatus::Disabled.into()]),
         Some(other) => Err(GoogleError(
             400,
             format!("key_type {other:?}: expected valid, invalid or all"),

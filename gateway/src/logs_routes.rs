@@ -105,7 +105,7 @@ fn details_json(log: &pb::ErrorLog) -> Value {
     };
     let mut details = summary_json(log);
     details["error_log"] = json!(record.error_message);
-    details["error_class"] = json!(record.error_class);
+    details["error_class"] = json!(record.error_class().label());
     details["request_msg"] = request_msg;
     details["client"] = json!(record.client);
     details

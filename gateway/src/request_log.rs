@@ -86,7 +86,7 @@ pub async fn record_request(
     let response = next.run(request).await;
     state.logs.push(LogRecord::Request(pb::RequestRecord {
         at_ms: now_ms(),
-        kind: pb::RecordKind::Client as i32,
+        kind: pb::RecordKind::Client.into(),
         method,
         model: model_of(&path),
         path,

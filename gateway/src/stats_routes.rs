@@ -56,7 +56,7 @@ fn call_json(call: &pb::RequestRecord) -> Value {
         "model": call.model,
         "status_code": call.status_code,
         "is_success": (200..300).contains(&call.status_code),
-        "outcome": call.outcome,
+        "outcome": call.outcome().label(),
         "latency_ms": call.latency_ms,
         "prompt_tokens": call.prompt_tokens,
         "completion_tokens": call.completion_tokens,
@@ -235,7 +235,7 @@ async fn tokens(
         .logging
         .clone()
         .token_usage(pb::TokenUsageRequest {
-            group_by: grouping as i32,
+            group_by: grouping.into(),
             since_ms,
         })
         .await?

@@ -71,7 +71,7 @@ impl Keys {
     }
 
     fn upsert(&mut self, key: &pb::PoolKey) -> bool {
-        let disabled = key.status == pb::KeyStatus::Disabled as i32;
+        let disabled = key.status() == pb::KeyStatus::Disabled;
         if let Some(known) = self.by_id.get(&key.id)
             && *known.value == *key.value
         {
@@ -248,7 +248,7 @@ mod tests {
         pb::PoolKey {
             id,
             value: format!("key-{id}"),
-            status: status as i32,
+            status: status.into(),
             cooldown_until_ms,
             key_type: "gemini".into(),
         }

@@ -8,8 +8,8 @@
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use chrono::Utc;
 use gb_proto::config::v1 as pb;
+use gb_proto::config::{ConfigError, ConfigResult};
 use gb_runtime::config_registry::{
     self, CONFIG_SETTINGS, ConfigSetting, masked, to_text, unmasked,
 };
@@ -17,7 +17,6 @@ use gb_runtime::database::Database;
 use gb_runtime::secrets::KeyCipher;
 use gb_runtime::settings::Settings;
 use tokio::sync::{Mutex, watch};
-use tonic::Status;
 
 use crate::store::{self, StoredValue};
 
@@ -48,12 +47,12 @@ fn row(name: &str, value: String, env_value: Option<String>, source: &str) -> St
         value,
         env_value,
         source: source.to_owned(),
-        updated_at: Utc::now().naive_utc(),
+        updated_at: gb_runtime::time::now_stored(),
     }
 }
 
-fn invalid(error: impl std::fmt::Display) -> Status {
-    Status::invalid_argument(error.to_string())
+fn invalid(error: impl std::fmt::Display) -> ConfigError {
+    ConfigError::InvalidSetting(error.to_string())
 }
 
 impl StoredSettings {
@@ -142,9 +141,9 @@ impl StoredSettings {
             .collect()
     }
 
-    pub async fn get(&self, name: &str) -> Result<pb::ConfigEntry, Status> {
+    pub async fn get(&self, name: &str) -> ConfigResult<pb::ConfigEntry> {
         let setting = config_registry::find(name)
-            .ok_or_else(|| Status::not_found(format!("unknown setting {name}")))?;
+            .ok_or_else(|| ConfigError::UnknownSetting(name.to_owned()))?;
         let rows = self.rows.lock().await;
         Ok(self.entry(setting, &self.effective(), rows.get(name)))
     }
@@ -166,19 +165,18 @@ impl StoredSettings {
         pb::ConfigEntry {
             name: setting.name.to_owned(),
             value_json: masked(setting, &effective.config_value(setting.name)).to_string(),
-            source: source as i32,
+            source: source.into(),
             secret: setting.secret != config_registry::Secret::No,
             kind: setting.kind.name().to_owned(),
-            updated_at_ms: stored
-                .map_or(0, |stored| stored.updated_at.and_utc().timestamp_millis()),
+            updated_at_ms: stored.map_or(0, |stored| gb_runtime::time::to_ms(stored.updated_at)),
             editable: setting.editable,
         }
     }
 
     /// Sets several settings, all or none.
-    pub async fn put(&self, values: HashMap<String, String>) -> Result<(), Status> {
+    pub async fn put(&self, values: HashMap<String, String>) -> ConfigResult<()> {
         if values.is_empty() {
-            return Err(invalid("no settings given"));
+            return Err(ConfigError::NothingGiven);
         }
         let mut rows = self.rows.lock().await;
         let effective = self.effective();
@@ -212,7 +210,7 @@ impl StoredSettings {
     }
 
     /// Back to the environment for the named settings (all when none are named).
-    pub async fn reset(&self, names: &[String]) -> Result<(), Status> {
+    pub async fn reset(&self, names: &[String]) -> ConfigResult<()> {
         let mut rows = self.rows.lock().await;
         let mut next = rows.clone();
         let all: Vec<String>;
@@ -259,7 +257,7 @@ impl StoredSettings {
         &self,
         rows: &mut BTreeMap<String, StoredValue>,
         next: BTreeMap<String, StoredValue>,
-    ) -> Result<(), Status> {
+    ) -> ConfigResult<()> {
         let values = values_of(&next);
         let effective = self.environment.with_overrides(&values).map_err(invalid)?;
         let changed: Vec<StoredValue> = next
@@ -278,10 +276,10 @@ impl StoredSettings {
             .collect();
         store::upsert(&self.db, &self.cipher, &changed)
             .await
-            .map_err(Status::from)?;
+            .map_err(ConfigError::from)?;
         store::delete(&self.db, &removed)
             .await
-            .map_err(Status::from)?;
+            .map_err(ConfigError::from)?;
         for stored in &changed {
             tracing::info!(setting = %stored.key, source = %stored.source, "setting changed");
         }

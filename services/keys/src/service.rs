@@ -6,6 +6,7 @@ use std::sync::Arc;
 use futures::Stream;
 use gb_proto::keys::v1 as pb;
 use gb_proto::keys::v1::keys_service_server::KeysService;
+use gb_proto::keys::{KeysError, KeysResult};
 use gb_runtime::now_ms;
 use tokio::sync::broadcast::error::RecvError;
 use tonic::{Request, Response, Status};
@@ -23,12 +24,9 @@ pub struct KeysGrpc {
 }
 
 impl KeysGrpc {
-    fn select(&self, selector: Option<&pb::KeySelector>) -> Result<KeyEntry, Status> {
-        let selector = Selector::from_proto(selector)
-            .ok_or_else(|| Status::invalid_argument("a key id or value is required"))?;
-        self.pool
-            .find(&selector)
-            .ok_or_else(|| Status::not_found("no such key"))
+    fn select(&self, selector: Option<&pb::KeySelector>) -> KeysResult<KeyEntry> {
+        let selector = Selector::from_proto(selector).ok_or(KeysError::KeyRequired)?;
+        self.pool.find(&selector).ok_or(KeysError::NoSuchKey)
     }
 }
 
@@ -67,17 +65,20 @@ impl KeysService for KeysGrpc {
         let request = request.into_inner();
         let value = request.key_value.trim();
         if value.is_empty() || value.chars().any(char::is_whitespace) || value.len() > 512 {
-            return Err(Status::invalid_argument(
-                "key_value must be a non-empty key without spaces",
-            ));
+            return Err(KeysError::InvalidKeyValue.into());
         }
         let key_type = match request.key_type.trim() {
             "" => "gemini",
             other => other,
         };
-        match self.pool.create(value, key_type).await? {
+        match self
+            .pool
+            .create(value, key_type)
+            .await
+            .map_err(KeysError::from)?
+        {
             Some(entry) => Ok(Response::new(entry.to_admin_key(now_ms()))),
-            None => Err(Status::already_exists("this key is already in the pool")),
+            None => Err(KeysError::AlreadyInPool.into()),
         }
     }
 
@@ -86,7 +87,7 @@ impl KeysService for KeysGrpc {
         request: Request<pb::DeleteKeyRequest>,
     ) -> Result<Response<pb::DeleteKeyResponse>, Status> {
         let entry = self.select(request.get_ref().key.as_ref())?;
-        let deleted = self.pool.delete(entry.id).await?;
+        let deleted = self.pool.delete(entry.id).await.map_err(KeysError::from)?;
         Ok(Response::new(pb::DeleteKeyResponse { deleted }))
     }
 
@@ -135,7 +136,8 @@ impl KeysService for KeysGrpc {
         let applied = self
             .pool
             .apply_outcomes(&request.into_inner().outcomes)
-            .await?;
+            .await
+            .map_err(KeysError::from)?;
         Ok(Response::new(pb::ReportOutcomesResponse { applied }))
     }
 
@@ -214,7 +216,9 @@ impl KeysService for KeysGrpc {
                     .iter()
                     .filter(|entry| {
                         request.statuses.is_empty()
-                            || request.statuses.contains(&(entry.status_at(now) as i32))
+                            || request
+                                .statuses()
+                                .any(|status| status == entry.status_at(now))
                     })
                     .map(|entry| entry.id),
             );
@@ -225,7 +229,7 @@ impl KeysService for KeysGrpc {
                 None => not_found.push(selector),
             }
         }
-        let reset = self.pool.reset(&ids).await?;
+        let reset = self.pool.reset(&ids).await.map_err(KeysError::from)?;
         Ok(Response::new(pb::ResetKeysResponse { reset, not_found }))
     }
 }

@@ -25,12 +25,11 @@ impl StoredStatus {
         }
     }
 
-    pub fn parse(value: &str) -> Self {
-        if value == "disabled" {
-            StoredStatus::Disabled
-        } else {
-            StoredStatus::Active
-        }
+    /// The status a stored value names; `None` for a value that is not one (never guessed).
+    pub fn parse(value: &str) -> Option<Self> {
+        [StoredStatus::Active, StoredStatus::Disabled]
+            .into_iter()
+            .find(|status| status.as_str() == value)
     }
 }
 
@@ -76,7 +75,8 @@ impl KeyEntry {
             status: match self.status {
                 StoredStatus::Active => pb::KeyStatus::Active,
                 StoredStatus::Disabled => pb::KeyStatus::Disabled,
-            } as i32,
+            }
+            .into(),
             cooldown_until_ms: self.cooldown_until_ms,
             key_type: self.key_type.clone(),
         }
@@ -88,7 +88,7 @@ impl KeyEntry {
             id: self.id,
             masked_value: mask_key(&self.value),
             key_type: self.key_type.clone(),
-            status: self.status_at(now_ms) as i32,
+            status: self.status_at(now_ms).into(),
             failure_count: self.failure_count,
             cooldown_until_ms: if self.cooldown_until_ms > now_ms {
                 self.cooldown_until_ms
@@ -169,6 +169,14 @@ impl KeyEntry {
 mod tests {
     use super::*;
 
+    #[test]
+    fn an_unknown_stored_status_is_no_status() {
+        assert_eq!(StoredStatus::parse("disabled"), Some(StoredStatus::Disabled));
+        assert_eq!(StoredStatus::parse("active"), Some(StoredStatus::Active));
+        assert_eq!(StoredStatus::parse("Disabled "), None);
+        assert_eq!(StoredStatus::parse(""), None);
+    }
+
     fn entry() -> KeyEntry {
         KeyEntry {
             id: 1,
@@ -189,7 +197,7 @@ mod tests {
     fn outcome(class: pb::OutcomeClass, retry_after_ms: u32) -> pb::Outcome {
         pb::Outcome {
             key_id: 1,
-            class: class as i32,
+            class: class.into(),
             retry_after_ms,
             at_ms: 1_000,
             error: "e".into(),

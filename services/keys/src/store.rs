@@ -1,6 +1,6 @@
 //! Reads and writes of the `keys` table, the same code on Postgres and SQLite.
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gb_runtime::database::{Database, DbError};
@@ -49,16 +49,7 @@ struct KeyStateChange {
     failure_total: i64,
 }
 
-fn to_time(ms: i64) -> Option<NaiveDateTime> {
-    (ms > 0)
-        .then(|| DateTime::from_timestamp_millis(ms).map(|time| time.naive_utc()))
-        .flatten()
-}
-
-fn to_ms(time: Option<NaiveDateTime>) -> i64 {
-    time.map(|time| time.and_utc().timestamp_millis())
-        .unwrap_or(0)
-}
+use gb_runtime::time::{now_stored, optional_from_ms as to_time, optional_to_ms as to_ms};
 
 impl KeyRow {
     fn into_entry(self, cipher: &KeyCipher) -> Result<KeyEntry, DbError> {
@@ -69,8 +60,13 @@ impl KeyRow {
             id: self.id,
             value: value.into(),
             key_type: self.key_type,
-            create_time_ms: self.create_time.and_utc().timestamp_millis(),
-            status: StoredStatus::parse(&self.status),
+            create_time_ms: gb_runtime::time::to_ms(self.create_time),
+            status: StoredStatus::parse(&self.status).ok_or_else(|| {
+                DbError::Migration(format!(
+                    "key {}: unknown stored status {:?}",
+                    self.id, self.status
+                ))
+            })?,
             failure_count: u32::try_from(self.failure_count).unwrap_or(0),
             cooldown_until_ms: to_ms(self.cooldown_until),
             last_error: self.last_error,
@@ -105,7 +101,7 @@ pub async fn insert(
         key_value: cipher.encrypt(value),
         key_hash: cipher.fingerprint(value),
         key_type,
-        create_time: chrono::Utc::now().naive_utc(),
+        create_time: now_stored(),
         status: StoredStatus::Active.as_str(),
     };
     let inserted: Vec<KeyRow> = with_connection!(db, |conn| {

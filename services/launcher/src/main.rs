@@ -96,8 +96,7 @@ async fn probe(target: ProbeTarget, settings: &Settings) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             anyhow::ensure!(
-                answer.status
-                    == tonic_health::pb::health_check_response::ServingStatus::Serving as i32,
+                answer.status() == tonic_health::pb::health_check_response::ServingStatus::Serving,
                 "{address} is not serving"
             );
         }

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Datelike, TimeZone, Utc};
+use gb_proto::logging::LoggingError;
 use gb_proto::logging::v1 as pb;
 use gb_proto::logging::v1::logging_service_server::LoggingService;
 use gb_runtime::database::Database;
@@ -35,7 +36,9 @@ impl LoggingService for LoggingGrpc {
         request: Request<pb::WriteRecordsRequest>,
     ) -> Result<Response<pb::WriteRecordsResponse>, Status> {
         let request = request.into_inner();
-        let written = store::write(&self.db, request.requests, request.errors).await?;
+        let written = store::write(&self.db, request.requests, request.errors)
+            .await
+            .map_err(LoggingError::from)?;
         Ok(Response::new(pb::WriteRecordsResponse {
             written: u32::try_from(written).unwrap_or(u32::MAX),
         }))
@@ -45,7 +48,9 @@ impl LoggingService for LoggingGrpc {
         &self,
         request: Request<pb::ListErrorLogsRequest>,
     ) -> Result<Response<pb::ListErrorLogsResponse>, Status> {
-        let (logs, total) = store::list_errors(&self.db, &request.into_inner()).await?;
+        let (logs, total) = store::list_errors(&self.db, &request.into_inner())
+            .await
+            .map_err(LoggingError::from)?;
         Ok(Response::new(pb::ListErrorLogsResponse { logs, total }))
     }
 
@@ -58,9 +63,7 @@ impl LoggingService for LoggingGrpc {
             store::get_error(&self.db, id)
                 .await
                 .map_err(|error| match error {
-                    gb_runtime::database::DbError::NotFound => {
-                        Status::not_found(format!("no error log {id}"))
-                    }
+                    gb_runtime::database::DbError::NotFound => LoggingError::NoErrorLog(id),
                     other => other.into(),
                 })?,
         ))
@@ -75,9 +78,7 @@ impl LoggingService for LoggingGrpc {
             store::lookup_error(&self.db, &request)
                 .await
                 .map_err(|error| match error {
-                    gb_runtime::database::DbError::NotFound => {
-                        Status::not_found("no error log of this key near that time")
-                    }
+                    gb_runtime::database::DbError::NotFound => LoggingError::NoErrorLogNear,
                     other => other.into(),
                 })?,
         ))
@@ -89,9 +90,11 @@ impl LoggingService for LoggingGrpc {
     ) -> Result<Response<pb::DeleteErrorLogsResponse>, Status> {
         let request = request.into_inner();
         if !request.all && request.ids.is_empty() {
-            return Err(Status::invalid_argument("no ids given"));
+            return Err(LoggingError::Required("ids or all").into());
         }
-        let deleted = store::delete_errors(&self.db, &request.ids, request.all).await?;
+        let deleted = store::delete_errors(&self.db, &request.ids, request.all)
+            .await
+            .map_err(LoggingError::from)?;
         Ok(Response::new(pb::DeleteErrorLogsResponse { deleted }))
     }
 
@@ -101,10 +104,26 @@ impl LoggingService for LoggingGrpc {
     ) -> Result<Response<pb::CallCountsResponse>, Status> {
         let now = now_ms();
         Ok(Response::new(pb::CallCountsResponse {
-            last_minute: Some(store::count_attempts(&self.db, now - MINUTE_MS).await?),
-            last_hour: Some(store::count_attempts(&self.db, now - HOUR_MS).await?),
-            last_day: Some(store::count_attempts(&self.db, now - DAY_MS).await?),
-            this_month: Some(store::count_attempts(&self.db, start_of_month_ms()).await?),
+            last_minute: Some(
+                store::count_attempts(&self.db, now - MINUTE_MS)
+                    .await
+                    .map_err(LoggingError::from)?,
+            ),
+            last_hour: Some(
+                store::count_attempts(&self.db, now - HOUR_MS)
+                    .await
+                    .map_err(LoggingError::from)?,
+            ),
+            last_day: Some(
+                store::count_attempts(&self.db, now - DAY_MS)
+                    .await
+                    .map_err(LoggingError::from)?,
+            ),
+            this_month: Some(
+                store::count_attempts(&self.db, start_of_month_ms())
+                    .await
+                    .map_err(LoggingError::from)?,
+            ),
         }))
     }
 
@@ -114,12 +133,15 @@ impl LoggingService for LoggingGrpc {
     ) -> Result<Response<pb::ListCallsResponse>, Status> {
         let request = request.into_inner();
         let limit = (request.limit > 0).then_some(i64::from(request.limit));
-        let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, limit).await?;
+        let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, limit)
+            .await
+            .map_err(LoggingError::from)?;
         Ok(Response::new(pb::ListCallsResponse {
             calls: rows
                 .into_iter()
                 .map(store::AttemptRow::into_record)
-                .collect(),
+                .collect::<Result<_, _>>()
+                .map_err(LoggingError::from)?,
         }))
     }
 
@@ -128,7 +150,9 @@ impl LoggingService for LoggingGrpc {
         request: Request<pb::AttentionKeysRequest>,
     ) -> Result<Response<pb::AttentionKeysResponse>, Status> {
         let request = request.into_inner();
-        let rows = store::attempts_since(&self.db, request.since_ms, 0, None).await?;
+        let rows = store::attempts_since(&self.db, request.since_ms, 0, None)
+            .await
+            .map_err(LoggingError::from)?;
         let mut counts: BTreeMap<i64, pb::KeyCount> = BTreeMap::new();
         for row in rows {
             if u32::try_from(row.status_code).ok() != Some(request.status_code) || row.key_id <= 0 {
@@ -153,9 +177,11 @@ impl LoggingService for LoggingGrpc {
     ) -> Result<Response<pb::KeyModelUsageResponse>, Status> {
         let request = request.into_inner();
         if request.key_id <= 0 {
-            return Err(Status::invalid_argument("key_id is required"));
+            return Err(LoggingError::Required("key_id").into());
         }
-        let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, None).await?;
+        let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, None)
+            .await
+            .map_err(LoggingError::from)?;
         let mut models: BTreeMap<String, pb::ModelCount> = BTreeMap::new();
         for row in rows {
             let entry = models
@@ -179,8 +205,10 @@ impl LoggingService for LoggingGrpc {
         request: Request<pb::TokenUsageRequest>,
     ) -> Result<Response<pb::TokenUsageResponse>, Status> {
         let request = request.into_inner();
-        let by_client = request.group_by == pb::TokenGrouping::Client as i32;
-        let rows = store::attempts_since(&self.db, request.since_ms, 0, None).await?;
+        let by_client = request.group_by() == pb::TokenGrouping::Client;
+        let rows = store::attempts_since(&self.db, request.since_ms, 0, None)
+            .await
+            .map_err(LoggingError::from)?;
         let mut usage: BTreeMap<(String, String), pb::TokenUsageRow> = BTreeMap::new();
         for row in rows.into_iter().filter(|row| row.is_success) {
             let day = row.request_time.date().format("%Y-%m-%d").to_string();
@@ -210,7 +238,7 @@ impl LoggingService for LoggingGrpc {
         &self,
         _request: Request<pb::ApplyRetentionRequest>,
     ) -> Result<Response<pb::ApplyRetentionResponse>, Status> {
-        let (errors, requests) = self.retention.apply().await?;
+        let (errors, requests) = self.retention.apply().await.map_err(LoggingError::from)?;
         Ok(Response::new(pb::ApplyRetentionResponse {
             error_logs_deleted: errors,
             request_logs_deleted: requests,

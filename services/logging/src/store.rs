@@ -2,7 +2,7 @@
 //! Aggregations that SQL dialects spell differently (days, sums) are done here, in Rust, over
 //! the few columns they need.
 
-use chrono::{DateTime, NaiveDateTime};
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gb_proto::logging::v1 as pb;
@@ -14,14 +14,24 @@ use crate::schema::{error_logs, request_logs};
 /// The most rows a statistic reads.
 const MAX_STAT_ROWS: i64 = 500_000;
 
-pub fn to_time(ms: i64) -> NaiveDateTime {
-    DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .naive_utc()
+use gb_proto::keys::v1::OutcomeClass;
+use gb_runtime::time::{from_ms as to_time, to_ms};
+
+/// An outcome as stored: its label, empty for none (client records).
+fn stored_label(class: OutcomeClass) -> String {
+    match class {
+        OutcomeClass::Unspecified => String::new(),
+        class => class.label().to_owned(),
+    }
 }
 
-pub fn to_ms(time: NaiveDateTime) -> i64 {
-    time.and_utc().timestamp_millis()
+/// A stored outcome label back as its class; a label that names none is an error.
+fn stored_class(label: &str) -> Result<OutcomeClass, DbError> {
+    if label.is_empty() {
+        return Ok(OutcomeClass::Unspecified);
+    }
+    OutcomeClass::from_label(label)
+        .ok_or_else(|| DbError::Migration(format!("unknown stored outcome {label:?}")))
 }
 
 fn small(value: u32) -> i32 {
@@ -76,14 +86,15 @@ pub const KIND_ATTEMPT: &str = "attempt";
 
 impl NewRequest {
     fn from(record: pb::RequestRecord) -> Self {
-        let (path, params) = match record.path.split_once('?') {
-            Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
-            None => (record.path, None),
-        };
-        let kind = if record.kind == pb::RecordKind::Client as i32 {
+        let kind = if record.kind() == pb::RecordKind::Client {
             KIND_CLIENT
         } else {
             KIND_ATTEMPT
+        };
+        let outcome = stored_label(record.outcome());
+        let (path, params) = match record.path.split_once('?') {
+            Some((path, query)) => (path.to_owned(), Some(query.to_owned())),
+            None => (record.path, None),
         };
         NewRequest {
             request_time: to_time(record.at_ms),
@@ -100,13 +111,14 @@ impl NewRequest {
             prompt_tokens: big(record.prompt_tokens),
             completion_tokens: big(record.completion_tokens),
             client: record.client,
-            outcome: record.outcome,
+            outcome,
         }
     }
 }
 
 impl NewError {
     fn from(record: pb::ErrorRecord) -> Self {
+        let error_class = stored_label(record.error_class());
         NewError {
             error_message: record.error_message,
             error_time: to_time(record.at_ms),
@@ -115,7 +127,7 @@ impl NewError {
             key_masked: record.key_masked,
             model_name: record.model,
             error_type: record.error_type,
-            error_class: record.error_class,
+            error_class,
             error_code: small(record.error_code),
             client: record.client,
         }
@@ -200,8 +212,8 @@ struct ErrorRow {
 }
 
 impl ErrorRow {
-    fn into_log(self) -> pb::ErrorLog {
-        pb::ErrorLog {
+    fn into_log(self) -> Result<pb::ErrorLog, DbError> {
+        Ok(pb::ErrorLog {
             id: self.id,
             record: Some(pb::ErrorRecord {
                 at_ms: to_ms(self.error_time),
@@ -209,13 +221,13 @@ impl ErrorRow {
                 key_masked: self.key_masked,
                 model: self.model_name,
                 error_type: self.error_type,
-                error_class: self.error_class,
+                error_class: stored_class(&self.error_class)?.into(),
                 error_code: u32::try_from(self.error_code).unwrap_or(0),
                 error_message: self.error_message,
                 request_body: self.request_context.unwrap_or_default(),
                 client: self.client,
             }),
-        }
+        })
     }
 }
 
@@ -292,10 +304,11 @@ pub async fn list_errors(
             .offset(offset)
             .load(conn)
             .await?;
-        Ok((
-            rows.into_iter().map(ErrorRow::into_log).collect(),
-            u64::try_from(total).unwrap_or(0),
-        ))
+        let logs = rows
+            .into_iter()
+            .map(ErrorRow::into_log)
+            .collect::<Result<_, _>>()?;
+        Ok((logs, u64::try_from(total).unwrap_or(0)))
     })
 }
 
@@ -306,7 +319,7 @@ pub async fn get_error(db: &Database, id: i64) -> Result<pb::ErrorLog, DbError> 
             .select(ErrorRow::as_select())
             .first(conn)
             .await?;
-        Ok(row.into_log())
+        row.into_log()
     })
 }
 
@@ -333,8 +346,8 @@ pub async fn lookup_error(
     });
     rows.into_iter()
         .min_by_key(|row| (to_ms(row.error_time) - request.at_ms).abs())
-        .map(ErrorRow::into_log)
-        .ok_or(DbError::NotFound)
+        .ok_or(DbError::NotFound)?
+        .into_log()
 }
 
 pub async fn delete_errors(db: &Database, ids: &[i64], all: bool) -> Result<u64, DbError> {
@@ -424,10 +437,10 @@ pub struct AttemptRow {
 }
 
 impl AttemptRow {
-    pub fn into_record(self) -> pb::RequestRecord {
-        pb::RequestRecord {
+    pub fn into_record(self) -> Result<pb::RequestRecord, DbError> {
+        Ok(pb::RequestRecord {
             at_ms: to_ms(self.request_time),
-            kind: pb::RecordKind::Attempt as i32,
+            kind: pb::RecordKind::Attempt.into(),
             method: self.request_method,
             path: self.request_path,
             model: self.model_name,
@@ -438,8 +451,8 @@ impl AttemptRow {
             prompt_tokens: u64::try_from(self.prompt_tokens).unwrap_or(0),
             completion_tokens: u64::try_from(self.completion_tokens).unwrap_or(0),
             client: self.client,
-            outcome: self.outcome,
-        }
+            outcome: stored_class(&self.outcome)?.into(),
+        })
     }
 }
 

@@ -15,6 +15,11 @@ use diesel_async::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
+use gb_proto::config::ConfigError;
+use gb_proto::error::ErrorCode;
+use gb_proto::keys::KeysError;
+use gb_proto::logging::LoggingError;
+
 use crate::settings::DatabaseLocation;
 
 pub type SqliteAsyncConnection = SyncConnectionWrapper<SqliteConnection>;
@@ -58,19 +63,35 @@ impl From<PoolError> for DbError {
     }
 }
 
-impl From<DbError> for tonic::Status {
-    fn from(error: DbError) -> Self {
-        match error {
-            DbError::NotFound => tonic::Status::not_found("not found"),
-            DbError::AlreadyExists => tonic::Status::already_exists("already exists"),
-            DbError::Unavailable(why) => tonic::Status::unavailable(why),
-            other => {
-                tracing::error!(error = %other, "database error");
-                tonic::Status::internal("database error")
+impl DbError {
+    /// The code of the table this error is, and the message a caller may see. Query and
+    /// migration errors are logged here, once, and shown only as "database error".
+    pub fn code_and_message(&self) -> (ErrorCode, String) {
+        match self {
+            DbError::NotFound => (ErrorCode::NotFound, "not found".to_owned()),
+            DbError::AlreadyExists => (ErrorCode::AlreadyExists, "already exists".to_owned()),
+            DbError::Unavailable(why) => (ErrorCode::Unavailable, why.clone()),
+            DbError::Query(_) | DbError::Migration(_) => {
+                tracing::error!(error = %self, "database error");
+                (ErrorCode::Internal, "database error".to_owned())
             }
         }
     }
 }
+
+/// Each service's error type takes database errors as its `Database` variant.
+macro_rules! database_errors_into {
+    ($($error:ident),+) => {$(
+        impl From<DbError> for $error {
+            fn from(error: DbError) -> Self {
+                let (code, message) = error.code_and_message();
+                $error::Database { code, message }
+            }
+        }
+    )+};
+}
+
+database_errors_into!(KeysError, ConfigError, LoggingError);
 
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db` is.
 /// The body is compiled once per backend, so it must be valid diesel for both.

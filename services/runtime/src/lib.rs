@@ -8,7 +8,8 @@
 //! - [`secrets`]: key encryption at rest, fingerprints, masking and constant-time comparison;
 //! - [`grpc`]: channels (TCP or in-process), trace context, auth and the server scaffolding;
 //! - [`telemetry`]: logs and OpenTelemetry export;
-//! - [`shutdown`]: one cancellation token for SIGINT and SIGTERM.
+//! - [`shutdown`]: one cancellation token for SIGINT and SIGTERM, and the drain;
+//! - [`time`]: the contracts' milliseconds and the tables' timestamps, converted in one place.
 
 pub mod batching;
 pub mod config_registry;
@@ -21,8 +22,6 @@ pub mod secrets;
 pub mod settings;
 pub mod shutdown;
 pub mod telemetry;
+pub mod time;
 
-/// Milliseconds since the Unix epoch, the time unit of the contracts.
-pub fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
+pub use time::now_ms;

@@ -23,7 +23,7 @@ impl Attempts {
         key: &LocalKey,
         started: Instant,
         status: u16,
-        outcome: &'static str,
+        outcome: pb::OutcomeClass,
         usage: Usage,
     ) -> logs::RequestRecord {
         logs::RequestRecord {
@@ -39,7 +39,7 @@ impl Attempts {
             prompt_tokens: usage.prompt,
             completion_tokens: usage.completion,
             client: record.origin.client.clone(),
-            outcome: outcome.to_owned(),
+            outcome: outcome.into(),
         }
     }
 
@@ -55,7 +55,7 @@ impl Attempts {
             key,
             started,
             200,
-            pb::OutcomeClass::Success.label(),
+            pb::OutcomeClass::Success,
             usage,
         )));
         if !key.in_pool() {
@@ -99,13 +99,12 @@ impl Attempts {
             model,
             "upstream attempt failed"
         );
-        let outcome = class.label();
         self.logs.push(LogRecord::Request(Self::attempt_record(
             record,
             key,
             started,
             failure.status,
-            outcome,
+            class,
             Usage::default(),
         )));
         self.logs.push(LogRecord::Error(logs::ErrorRecord {
@@ -114,7 +113,7 @@ impl Attempts {
             key_masked: mask_key(&key.value),
             model: model.to_owned(),
             error_type: record.origin.operation.to_owned(),
-            error_class: outcome.to_owned(),
+            error_class: class.into(),
             error_code: u32::from(failure.status),
             // Redacted here too: a failure read from a stream after its first event is not.
             error_message: redact(&recorded_body(&failure.body), &key.value),

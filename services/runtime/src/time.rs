@@ -1,0 +1,54 @@
+//! Time as the contracts carry it (Unix milliseconds) and as the tables store it (diesel's
+//! `Timestamp`, naive UTC): the one place the two are converted.
+
+use chrono::{DateTime, NaiveDateTime, Utc};
+
+/// Milliseconds since the Unix epoch, the time unit of the contracts.
+pub fn now_ms() -> i64 {
+    Utc::now().timestamp_millis()
+}
+
+/// The stored form of now.
+pub fn now_stored() -> NaiveDateTime {
+    Utc::now().naive_utc()
+}
+
+/// A stored time in Unix milliseconds.
+pub fn to_ms(time: NaiveDateTime) -> i64 {
+    time.and_utc().timestamp_millis()
+}
+
+/// Unix milliseconds as a stored time; times beyond chrono's range (about ±262,000 years) are
+/// clamped to it.
+pub fn from_ms(ms: i64) -> NaiveDateTime {
+    match DateTime::from_timestamp_millis(ms) {
+        Some(time) => time.naive_utc(),
+        None if ms < 0 => NaiveDateTime::MIN,
+        None => NaiveDateTime::MAX,
+    }
+}
+
+/// An optional stored time, where the contracts say 0 for "none".
+pub fn optional_from_ms(ms: i64) -> Option<NaiveDateTime> {
+    (ms > 0).then(|| from_ms(ms))
+}
+
+/// The contracts' form of an optional stored time: 0 for none.
+pub fn optional_to_ms(time: Option<NaiveDateTime>) -> i64 {
+    time.map_or(0, to_ms)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn milliseconds_round_trip() {
+        for ms in [1, 1_764_590_400_123, 4_102_444_800_000] {
+            assert_eq!(to_ms(from_ms(ms)), ms);
+        }
+        assert_eq!(optional_from_ms(0), None);
+        assert_eq!(optional_to_ms(None), 0);
+        assert_eq!(from_ms(i64::MAX), NaiveDateTime::MAX);
+    }
+}
