@@ -101,3 +101,102 @@ fn caller_id(token: &str) -> Caller {
         .collect();
     Caller(format!("token-{hex}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn auth() -> Auth {
+        Auth::new(
+            vec!["sk-client-1".into(), "sk-client-2".into()],
+            Some("sk-admin".into()),
+        )
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(
+                *name,
+                HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static("")),
+            );
+        }
+        headers
+    }
+
+    #[test]
+    fn a_client_token_is_accepted_the_way_each_family_sends_it() {
+        let auth = auth();
+        let by_header = auth.client(&headers(&[("x-goog-api-key", "sk-client-1")]), None);
+        let by_query = auth.client(&HeaderMap::new(), Some("alt=sse&key=sk-client-1"));
+        let by_bearer = auth.client(&headers(&[("authorization", "Bearer sk-client-1")]), None);
+        let names: Vec<String> = [by_header, by_query, by_bearer]
+            .into_iter()
+            .map(|caller| caller.map(|caller| caller.0).unwrap_or_default())
+            .collect();
+        assert!(names[0].starts_with("token-") && names[0].len() == "token-".len() + 12);
+        assert!(
+            names.iter().all(|name| name == &names[0]),
+            "one name per token: {names:?}"
+        );
+        assert!(
+            !names[0].contains("sk-client"),
+            "the name never carries the token"
+        );
+        let other = auth.client(&headers(&[("x-goog-api-key", "sk-client-2")]), None);
+        assert_ne!(other.map(|caller| caller.0), Some(names[0].clone()));
+    }
+
+    #[test]
+    fn unknown_missing_and_malformed_tokens_are_refused() {
+        let auth = auth();
+        assert!(auth.client(&HeaderMap::new(), None).is_none());
+        assert!(
+            auth.client(&headers(&[("x-goog-api-key", "sk-client-3")]), None)
+                .is_none()
+        );
+        assert!(
+            auth.client(&headers(&[("authorization", "sk-client-1")]), None)
+                .is_none(),
+            "client routes need Bearer"
+        );
+        assert!(auth.client(&HeaderMap::new(), Some("key=")).is_none());
+        assert!(
+            auth.client(&headers(&[("x-goog-api-key", "sk-client-")]), None)
+                .is_none(),
+            "a prefix is not the token"
+        );
+    }
+
+    #[test]
+    fn the_admin_token_is_a_client_token_too_but_not_the_reverse() {
+        let auth = auth();
+        assert!(
+            auth.client(&headers(&[("x-goog-api-key", "sk-admin")]), None)
+                .is_some()
+        );
+        assert!(auth.is_admin(&headers(&[("authorization", "Bearer sk-admin")])));
+        assert!(
+            auth.is_admin(&headers(&[("authorization", "sk-admin")])),
+            "Bearer optional"
+        );
+        assert!(!auth.is_admin(&headers(&[("authorization", "Bearer sk-client-1")])));
+        assert!(
+            !auth.is_admin(&headers(&[("x-goog-api-key", "sk-admin")])),
+            "admin only in Authorization"
+        );
+        assert!(!auth.is_admin(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn without_an_admin_token_admin_routes_are_closed() {
+        let auth = Auth::new(vec!["sk-client-1".into()], None);
+        assert!(!auth.is_admin(&headers(&[("authorization", "Bearer ")])));
+        assert!(!auth.is_admin(&headers(&[("authorization", "")])));
+        assert!(
+            auth.client(&headers(&[("authorization", "Bearer ")]), None)
+                .is_none()
+        );
+    }
+}

@@ -33,7 +33,11 @@ pub fn openai_error(status: u16, message: &str) -> Response {
 }
 
 /// OpenAI's error JSON: the one place it is built.
-fn openai_error_json(status: u16, message: &str, param: Option<&str>) -> serde_json::Value {
+pub(crate) fn openai_error_json(
+    status: u16,
+    message: &str,
+    param: Option<&str>,
+) -> serde_json::Value {
     let kind = match status {
         401 => "authentication_error",
         403 => "permission_error",

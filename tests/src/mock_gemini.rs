@@ -37,6 +37,8 @@ pub enum Behavior {
     CutStreamAfter { chunks: usize },
     /// Answers normally after a delay.
     Slow { millis: u64 },
+    /// 200 with a body that is not JSON (what a broken relay or captive portal sends).
+    MalformedAnswer,
 }
 
 /// One call the mock received.
@@ -288,7 +290,10 @@ fn behavior_error(behavior: &Behavior, key: &str) -> Option<(u16, Value)> {
             };
             Some((*status, google_error(*status, name, message, json!([]))))
         }
-        Behavior::Ok | Behavior::CutStreamAfter { .. } | Behavior::Slow { .. } => None,
+        Behavior::Ok
+        | Behavior::CutStreamAfter { .. }
+        | Behavior::Slow { .. }
+        | Behavior::MalformedAnswer => None,
     }
 }
 
@@ -471,6 +476,16 @@ async fn admit(
     }
     if let Some((status, error)) = behavior_error(&behavior, &key) {
         return Err(json_answer(status, &error));
+    }
+    if behavior == Behavior::MalformedAnswer {
+        let mut page = Response::new(axum::body::Body::from(
+            "<html><body>Bad gateway</body></html>",
+        ));
+        page.headers_mut().insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/html"),
+        );
+        return Err(page);
     }
     Ok((key, behavior))
 }

@@ -28,12 +28,12 @@ pub async fn chat_completions(
     if request.model.trim().is_empty() {
         return openai_error(400, "model is required");
     }
-    if request.model == format!("{}-chat", state.translation.get().create_image_model) {
-        return image_chat(&state, &caller, &request).await;
+    // One version of the settings for the whole request.
+    let translation = state.translation.get();
+    if request.model == format!("{}-chat", translation.create_image_model) {
+        return image_chat(&state, &caller, &request, &translation.create_image_model).await;
     }
-    let fetched = match state
-        .translation
-        .get()
+    let fetched = match translation
         .media
         .fetch_all(remote_image_urls(&request))
         .await
@@ -62,14 +62,16 @@ pub async fn chat_completions(
     if !request.stream {
         return match chat.generate_content(grpc_request).await {
             Ok(answer) => {
-                let answer: Value =
-                    serde_json::from_slice(&answer.into_inner().body).unwrap_or_default();
+                let answer = match super::upstream_json(&answer.into_inner().body) {
+                    Ok(answer) => answer,
+                    Err(malformed) => return malformed,
+                };
                 axum::response::IntoResponse::into_response(axum::Json(to_openai(
                     &answer,
                     &id,
                     &request.model,
                     created,
-                    state.translation.get().show_search_link,
+                    translation.show_search_link,
                 )))
             }
             Err(status) => openai_from_status(&status),
@@ -79,9 +81,9 @@ pub async fn chat_completions(
         .stream_options
         .as_ref()
         .is_some_and(|options| options.include_usage);
-    if let Some(interval) = state.translation.get().fake_stream_interval {
+    if let Some(interval) = translation.fake_stream_interval {
         let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
-            .show_sources(state.translation.get().show_search_link);
+            .show_sources(translation.show_search_link);
         return fake_stream(chat, grpc_request, translator, interval);
     }
     let chunks = match chat.stream_generate_content(grpc_request).await {
@@ -89,7 +91,7 @@ pub async fn chat_completions(
         Err(status) => return openai_from_status(&status),
     };
     let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
-        .show_sources(state.translation.get().show_search_link);
+        .show_sources(translation.show_search_link);
     sse_response(Body::from_stream(translated_events(chunks, translator)))
 }
 
@@ -115,15 +117,18 @@ fn translated_events(
             return None;
         }
         let events: Vec<Bytes> = match state.chunks.next().await {
-            Some(Ok(chunk)) => {
-                let gemini: Value = serde_json::from_slice(&chunk.data).unwrap_or_default();
-                state
+            Some(Ok(chunk)) => match super::upstream_chunk_json(&chunk.data) {
+                Ok(gemini) => state
                     .translator
                     .translate(&gemini)
                     .iter()
                     .map(sse_event)
-                    .collect()
-            }
+                    .collect(),
+                Err(error_event) => {
+                    state.finished = true;
+                    vec![sse_event(&error_event)]
+                }
+            },
             Some(Err(status)) => {
                 state.finished = true;
                 vec![sse_event(&openai_error_body(&status))]
@@ -164,6 +169,7 @@ async fn image_chat(
     state: &GatewayState,
     caller: &Caller,
     request: &ChatCompletionRequest,
+    image_model: &str,
 ) -> Response {
     let prompt = request
         .messages
@@ -188,7 +194,7 @@ async fn image_chat(
             Some("messages"),
         );
     }
-    let model = state.translation.get().create_image_model.clone();
+    let model = image_model.to_owned();
     let images = match super::images::imagen(
         state,
         caller,
@@ -254,13 +260,15 @@ fn fake_stream(
         let events: Vec<Bytes> = loop {
             tokio::select! {
                 result = &mut call => break match result {
-                    Ok(answer) => {
-                        let gemini: Value = serde_json::from_slice(&answer.into_inner().body).unwrap_or_default();
-                        let mut events: Vec<Bytes> = translator.translate(&gemini).iter().map(sse_event).collect();
-                        events.extend(translator.finish().iter().map(sse_event));
-                        events.push(Bytes::from_static(b"data: [DONE]\n\n"));
-                        events
-                    }
+                    Ok(answer) => match super::upstream_chunk_json(&answer.into_inner().body) {
+                        Ok(gemini) => {
+                            let mut events: Vec<Bytes> = translator.translate(&gemini).iter().map(sse_event).collect();
+                            events.extend(translator.finish().iter().map(sse_event));
+                            events.push(Bytes::from_static(b"data: [DONE]\n\n"));
+                            events
+                        }
+                        Err(error_event) => vec![sse_event(&error_event)],
+                    },
                     Err(status) => vec![sse_event(&openai_error_body(&status))],
                 },
                 _ = ticker.tick() => {

@@ -120,7 +120,10 @@ pub async fn embeddings(
         .await
     };
     let answer: Value = match answer {
-        Ok(answer) => serde_json::from_slice(&answer.into_inner().body).unwrap_or_default(),
+        Ok(answer) => match super::upstream_json(&answer.into_inner().body) {
+            Ok(answer) => answer,
+            Err(malformed) => return malformed,
+        },
         Err(status) => return openai_from_status(&status),
     };
     let vectors: Vec<&Value> = if batch {

@@ -187,7 +187,7 @@ pub async fn imagen(
         })
         .await
         .map_err(|status| openai_from_status(&status))?;
-    let answer: Value = serde_json::from_slice(&answer.into_inner().body).unwrap_or_default();
+    let answer = super::upstream_json(&answer.into_inner().body)?;
     Ok(answer["predictions"]
         .as_array()
         .into_iter()

@@ -48,6 +48,25 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
         .map_err(|error| openai_error(400, &format!("invalid request body: {error}")))
 }
 
+/// The message of an upstream answer that is not JSON (a 502: the gateway cannot translate
+/// it, and an empty answer would hide the failure).
+fn malformed_answer(error: &serde_json::Error) -> String {
+    tracing::warn!(%error, "an upstream answer is not JSON");
+    format!("the upstream answered with malformed JSON: {error}")
+}
+
+/// An upstream answer's JSON, or a 502 in OpenAI's shape.
+#[expect(clippy::result_large_err, reason = "the error is the ready answer")]
+pub fn upstream_json(body: &[u8]) -> Result<serde_json::Value, Response> {
+    serde_json::from_slice(body).map_err(|error| openai_error(502, &malformed_answer(&error)))
+}
+
+/// An upstream stream chunk's JSON, or the OpenAI-shaped error event that ends the stream.
+pub fn upstream_chunk_json(data: &[u8]) -> Result<serde_json::Value, serde_json::Value> {
+    serde_json::from_slice(data)
+        .map_err(|error| crate::errors::openai_error_json(502, &malformed_answer(&error), None))
+}
+
 pub fn unix_now() -> i64 {
     chrono::Utc::now().timestamp()
 }

@@ -33,7 +33,10 @@ pub async fn list(
             })
             .await;
         let page: Value = match answer {
-            Ok(answer) => serde_json::from_slice(&answer.into_inner().body).unwrap_or_default(),
+            Ok(answer) => match super::upstream_json(&answer.into_inner().body) {
+                Ok(page) => page,
+                Err(malformed) => return malformed,
+            },
             Err(status) => return openai_from_status(&status),
         };
         for model in page["models"].as_array().into_iter().flatten() {

@@ -56,8 +56,9 @@ async fn post(
     let parsed: Value = parse_body(body)?;
     let (mut parsed, model) = cleaned(parsed);
     let model = if paid {
-        parsed["model"] = Value::String(state.translation.get().create_image_model.clone());
-        state.translation.get().create_image_model.clone()
+        let image_model = state.translation.get().create_image_model.clone();
+        parsed["model"] = Value::String(image_model.clone());
+        image_model
     } else {
         model
     };

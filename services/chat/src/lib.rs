@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use gb_proto::chat::v1::chat_service_server::ChatServiceServer;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
-use gb_runtime::grpc::{GrpcChannel, RequireToken};
+use gb_runtime::grpc::{GrpcChannel, InternalToken, RequireToken};
 use gb_runtime::live::{Live, LiveSettings};
 use gb_runtime::log_records::LogShipper;
 use tokio::task::JoinHandle;
@@ -79,7 +79,7 @@ impl ChatService {
     /// otherwise spend the pool).
     pub fn grpc_service(
         &self,
-        admin_token: Arc<str>,
+        admin_token: &InternalToken,
     ) -> InterceptedService<ChatServiceServer<ChatGrpc>, RequireToken> {
         let server = ChatServiceServer::new(ChatGrpc {
             attempts: self.attempts.clone(),

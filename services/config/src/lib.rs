@@ -15,7 +15,7 @@ use std::sync::Arc;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use gb_proto::config::v1::config_service_server::ConfigServiceServer;
 use gb_runtime::database::Database;
-use gb_runtime::grpc::RequireToken;
+use gb_runtime::grpc::{InternalToken, RequireToken};
 use gb_runtime::settings::Settings;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -50,7 +50,7 @@ impl ConfigService {
     /// The gRPC service, behind the admin-token check.
     pub fn grpc_service(
         &self,
-        admin_token: Arc<str>,
+        admin_token: &InternalToken,
     ) -> InterceptedService<ConfigServiceServer<ConfigGrpc>, RequireToken> {
         InterceptedService::new(
             ConfigServiceServer::new(ConfigGrpc {

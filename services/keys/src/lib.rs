@@ -17,7 +17,7 @@ use std::sync::Arc;
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use gb_proto::keys::v1::keys_service_server::KeysServiceServer;
 use gb_runtime::database::Database;
-use gb_runtime::grpc::RequireToken;
+use gb_runtime::grpc::{InternalToken, RequireToken};
 use gb_runtime::live::{Live, LiveSettings};
 use gb_upstream::Upstream;
 use tokio_util::sync::CancellationToken;
@@ -125,7 +125,7 @@ impl KeysService {
     /// The gRPC service, behind the admin-token check.
     pub fn grpc_service(
         &self,
-        admin_token: Arc<str>,
+        admin_token: &InternalToken,
     ) -> InterceptedService<KeysServiceServer<KeysGrpc>, RequireToken> {
         let service = KeysGrpc {
             pool: self.pool.clone(),

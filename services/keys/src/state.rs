@@ -171,7 +171,10 @@ mod tests {
 
     #[test]
     fn an_unknown_stored_status_is_no_status() {
-        assert_eq!(StoredStatus::parse("disabled"), Some(StoredStatus::Disabled));
+        assert_eq!(
+            StoredStatus::parse("disabled"),
+            Some(StoredStatus::Disabled)
+        );
         assert_eq!(StoredStatus::parse("active"), Some(StoredStatus::Active));
         assert_eq!(StoredStatus::parse("Disabled "), None);
         assert_eq!(StoredStatus::parse(""), None);

@@ -12,8 +12,6 @@
 //! Shutdown order: the HTTP or gRPC server stops taking work and drains, then the chat service
 //! flushes its outcome reports and the request/error logs still buffered are sent.
 
-use std::sync::Arc;
-
 use gb_chat::ChatService;
 use gb_config::ConfigService;
 use gb_gateway::state::{GatewayState, Services};
@@ -24,7 +22,7 @@ use gb_proto::config::v1::config_service_server::SERVICE_NAME as CONFIG_SERVICE_
 use gb_proto::keys::v1::keys_service_server::SERVICE_NAME as KEYS_SERVICE_NAME;
 use gb_proto::logging::v1::logging_service_server::SERVICE_NAME as LOGGING_SERVICE_NAME;
 use gb_runtime::database::Database;
-use gb_runtime::grpc::{self, GrpcChannel, ServiceRoutes, service_routes};
+use gb_runtime::grpc::{self, GrpcChannel, InternalToken, ServiceRoutes, service_routes};
 use gb_runtime::live::LiveSettings;
 use gb_runtime::log_records::{self, LogShipper};
 use gb_runtime::settings::Settings;
@@ -38,12 +36,13 @@ const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The token the services present to each other: `AUTH_TOKEN`. The all-in-one mode makes a
 /// random one when none is set (admin routes then stay closed); split services need it.
-pub fn internal_token(settings: &Settings, all_in_one: bool) -> anyhow::Result<Arc<str>> {
+pub fn internal_token(settings: &Settings, all_in_one: bool) -> anyhow::Result<InternalToken> {
     match (&settings.auth_token, all_in_one) {
-        (Some(token), _) => Ok(token.as_str().into()),
+        (Some(token), _) => InternalToken::new(token)
+            .map_err(|error| anyhow::anyhow!("setting AUTH_TOKEN: {error}")),
         (None, true) => {
             tracing::warn!("AUTH_TOKEN is not set: every admin route is closed");
-            Ok(uuid::Uuid::new_v4().to_string().into())
+            Ok(InternalToken::new(&uuid::Uuid::new_v4().to_string())?)
         }
         (None, false) => anyhow::bail!(
             "setting AUTH_TOKEN: required when services run apart (it authenticates them to each other)"
@@ -111,12 +110,12 @@ async fn follow_config(live: &LiveSettings, config: GrpcChannel, shutdown: &Canc
 async fn config_routes(
     settings: &Settings,
     db: Database,
-    token: &Arc<str>,
+    token: &InternalToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
     let config = ConfigService::start(settings, db, shutdown.clone()).await?;
     serving(CONFIG_SERVICE_NAME, shutdown, |builder| {
-        builder.add_service(config.grpc_service(token.clone()));
+        builder.add_service(config.grpc_service(token));
     })
     .await
 }
@@ -124,12 +123,12 @@ async fn config_routes(
 async fn logging_routes(
     live: &LiveSettings,
     db: Database,
-    token: &Arc<str>,
+    token: &InternalToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
     let logging = LoggingService::start(live.clone(), db, shutdown.clone()).await?;
     serving(LOGGING_SERVICE_NAME, shutdown, |builder| {
-        builder.add_service(logging.grpc_service(token.clone()));
+        builder.add_service(logging.grpc_service(token));
     })
     .await
 }
@@ -137,12 +136,12 @@ async fn logging_routes(
 async fn keys_routes(
     live: &LiveSettings,
     db: Database,
-    token: &Arc<str>,
+    token: &InternalToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
     let keys = KeysService::start(live, db, shutdown.clone()).await?;
     serving(KEYS_SERVICE_NAME, shutdown, |builder| {
-        builder.add_service(keys.grpc_service(token.clone()));
+        builder.add_service(keys.grpc_service(token));
     })
     .await
 }
@@ -151,12 +150,12 @@ async fn chat_routes(
     live: &LiveSettings,
     keys: GrpcChannel,
     logs: LogShipper,
-    token: &Arc<str>,
+    token: &InternalToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<(ChatService, ServiceRoutes)> {
     let chat = ChatService::start(live, keys, logs, shutdown.clone()).await?;
     let routes = serving(CHAT_SERVICE_NAME, shutdown, |builder| {
-        builder.add_service(chat.grpc_service(token.clone()));
+        builder.add_service(chat.grpc_service(token));
     })
     .await?;
     Ok((chat, routes))
@@ -250,14 +249,14 @@ async fn serve_grpc(
 }
 
 /// A channel to another service, named by its `*_URL` setting.
-fn channel_to(url: &str, setting: &str, token: &Arc<str>) -> anyhow::Result<GrpcChannel> {
+fn channel_to(url: &str, setting: &str, token: &InternalToken) -> anyhow::Result<GrpcChannel> {
     grpc::connect(url, token.clone()).map_err(|error| anyhow::anyhow!("setting {setting}: {error}"))
 }
 
 /// The live settings of a split service: its environment, then the config service's values.
 async fn live_settings(
     settings: Settings,
-    token: &Arc<str>,
+    token: &InternalToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LiveSettings> {
     let config = channel_to(&settings.config_url, "CONFIG_URL", token)?;

@@ -98,3 +98,23 @@ fn a_gemini_balance_dotenv_file_works_unchanged() {
     assert_eq!(settings["allowed_tokens"], 3);
     assert_eq!(settings["auth_token_set"], true);
 }
+
+#[test]
+fn an_admin_token_that_cannot_travel_in_a_header_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = binary()
+        .current_dir(dir.path())
+        .arg("gateway")
+        .env("AUTH_TOKEN", "sk-admin\u{1b}[0m")
+        .env("GATEWAY_ADDR", "127.0.0.1:0")
+        .env("METRICS_ADDR", "127.0.0.1:0")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("setting AUTH_TOKEN"), "{stderr}");
+    assert!(
+        !stderr.contains("sk-admin"),
+        "the token is never echoed: {stderr}"
+    );
+}

@@ -10,12 +10,10 @@ mod schema;
 mod service;
 mod store;
 
-use std::sync::Arc;
-
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use gb_proto::logging::v1::logging_service_server::LoggingServiceServer;
 use gb_runtime::database::Database;
-use gb_runtime::grpc::RequireToken;
+use gb_runtime::grpc::{InternalToken, RequireToken};
 use gb_runtime::live::LiveSettings;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
@@ -50,7 +48,7 @@ impl LoggingService {
     /// The gRPC service, behind the admin-token check.
     pub fn grpc_service(
         &self,
-        admin_token: Arc<str>,
+        admin_token: &InternalToken,
     ) -> InterceptedService<LoggingServiceServer<LoggingGrpc>, RequireToken> {
         InterceptedService::new(
             LoggingServiceServer::new(LoggingGrpc {

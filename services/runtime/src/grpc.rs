@@ -85,7 +85,38 @@ pub fn extract_trace_context(headers: &http::HeaderMap) -> opentelemetry::Contex
     })
 }
 
-fn client_stack<S>(inner: S, internal_token: Arc<str>) -> GrpcChannel
+/// The admin token the services present to each other and require of their callers: checked
+/// once, when it is made, to be a valid header value (a token that is not would otherwise send
+/// every internal call without credentials).
+#[derive(Clone)]
+pub struct InternalToken {
+    token: Arc<str>,
+    bearer: http::HeaderValue,
+}
+
+impl std::fmt::Debug for InternalToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("InternalToken(..)")
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("not a valid HTTP header value (control characters or non-visible bytes)")]
+pub struct InvalidToken;
+
+impl InternalToken {
+    pub fn new(token: &str) -> Result<Self, InvalidToken> {
+        let mut bearer =
+            http::HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| InvalidToken)?;
+        bearer.set_sensitive(true);
+        Ok(InternalToken {
+            token: token.into(),
+            bearer,
+        })
+    }
+}
+
+fn client_stack<S>(inner: S, internal_token: InternalToken) -> GrpcChannel
 where
     S: tower::Service<http::Request<Body>, Response = http::Response<Body>>
         + Clone
@@ -95,15 +126,13 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let bearer = http::HeaderValue::from_str(&format!("Bearer {internal_token}")).ok();
+    let bearer = internal_token.bearer;
     let service = ServiceBuilder::new()
         .map_request(move |mut request: http::Request<Body>| {
             inject_trace_context(request.headers_mut());
-            if let Some(bearer) = &bearer {
-                request
-                    .headers_mut()
-                    .insert(http::header::AUTHORIZATION, bearer.clone());
-            }
+            request
+                .headers_mut()
+                .insert(http::header::AUTHORIZATION, bearer.clone());
             request
         })
         .service(inner)
@@ -114,7 +143,7 @@ where
 /// A lazily connected channel to another service over TCP (`http://host:port`).
 pub fn connect(
     url: &str,
-    internal_token: Arc<str>,
+    internal_token: InternalToken,
 ) -> Result<GrpcChannel, tonic::transport::Error> {
     let channel = Endpoint::from_shared(url.to_owned())?
         .connect_timeout(Duration::from_secs(5))
@@ -126,7 +155,7 @@ pub fn connect(
 }
 
 /// A channel that calls `routes` in this process, through the same server layers as over TCP.
-pub fn in_process(routes: Routes, internal_token: Arc<str>) -> GrpcChannel {
+pub fn in_process(routes: Routes, internal_token: InternalToken) -> GrpcChannel {
     let server = ServiceBuilder::new()
         .layer(server_trace_layer())
         .layer(RpcMetricsLayer)
@@ -181,8 +210,10 @@ pub struct RequireToken {
 }
 
 impl RequireToken {
-    pub fn new(token: Arc<str>) -> Self {
-        RequireToken { token }
+    pub fn new(token: &InternalToken) -> Self {
+        RequireToken {
+            token: token.token.clone(),
+        }
     }
 }
 

@@ -539,6 +539,15 @@ impl Settings {
         let keys_addr = source.address("KEYS_ADDR", "0.0.0.0:50052")?;
         let config_addr = source.address("CONFIG_ADDR", "0.0.0.0:50053")?;
         let logging_addr = source.address("LOGGING_ADDR", "0.0.0.0:50054")?;
+        let auth_token = source.optional("AUTH_TOKEN");
+        if let Some(token) = &auth_token
+            && crate::grpc::InternalToken::new(token).is_err()
+        {
+            return Err(problem(
+                "AUTH_TOKEN",
+                "must be printable text (it travels in an HTTP header)",
+            ));
+        }
         let log_level = source.string("LOG_LEVEL", "info");
         if let Err(error) = tracing_subscriber::EnvFilter::try_new(&log_level) {
             return Err(problem(
@@ -551,7 +560,7 @@ impl Settings {
         Ok(Settings {
             api_keys: source.list("API_KEYS", &[])?,
             allowed_tokens: source.list("ALLOWED_TOKENS", &[])?,
-            auth_token: source.optional("AUTH_TOKEN"),
+            auth_token,
             base_url: base_url.trim_end_matches('/').to_owned(),
             max_failures,
             max_retries,
@@ -718,6 +727,7 @@ mod tests {
             ("CUSTOM_HEADERS", "{\"bad header\": \"x\"}"),
             ("LOG_LEVEL", "very=loud=please"),
             ("AUTO_DELETE_ERROR_LOGS_DAYS", "0"),
+            ("AUTH_TOKEN", "admin\u{7f}token"),
         ] {
             let Err(error) = settings(&[(name, value)]) else {
                 panic!("{name}={value} was accepted");

@@ -677,6 +677,47 @@ async fn errors_in_openai_shape(mode: Mode, backend: Backend) {
 }
 two_setups!(errors, errors_in_openai_shape);
 
+/// An upstream answer that is not JSON is a 502 in OpenAI's shape on every translated route,
+/// never an empty 200.
+async fn a_malformed_upstream_answer_is_a_502(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    for key in &app.keys {
+        app.mock.set_behavior(key, Behavior::MalformedAnswer);
+    }
+    for (path, body) in [
+        ("/v1/chat/completions", user("x")),
+        (
+            "/v1/embeddings",
+            json!({"model": "gemini-embedding-001", "input": "x"}),
+        ),
+        (
+            "/v1/audio/speech",
+            json!({"model": "tts-1", "input": "x", "voice": "Kore"}),
+        ),
+    ] {
+        let (status, answer) = post(&app, path, &body).await;
+        assert_eq!(status, 502, "{path}: {answer}");
+        assert_openai_error(&answer);
+        assert_eq!(answer["error"]["type"], "api_error", "{path}");
+        assert!(
+            answer["error"]["message"]
+                .as_str()
+                .is_some_and(|message| message.contains("malformed JSON")),
+            "{path}: {answer}"
+        );
+    }
+    let models = app
+        .http
+        .get(app.url("/v1/models"))
+        .bearer_auth(CLIENT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(models.status(), 502);
+    app.stop().await;
+}
+two_setups!(malformed_upstream, a_malformed_upstream_answer_is_a_502);
+
 /// gemini-balance's `{CREATE_IMAGE_MODEL}-chat` model and its prompt directives.
 async fn image_chat_model(mode: Mode, backend: Backend) {
     let app = TestApp::builder(mode, backend).spawn().await;
