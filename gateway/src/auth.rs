@@ -36,7 +36,14 @@ impl Auth {
 
     /// `ALLOWED_TOKENS` (changeable while running) and `AUTH_TOKEN` (from the environment).
     pub fn from_settings(settings: &gb_runtime::settings::Settings) -> Self {
-        Auth::new(settings.allowed_tokens.clone(), settings.auth_token.clone())
+        Auth::new(
+            settings.gateway.allowed_tokens.expose().clone(),
+            settings
+                .shared
+                .auth_token
+                .as_ref()
+                .map(|token| token.expose().clone()),
+        )
     }
 
     fn is_client_token(&self, presented: &str) -> bool {

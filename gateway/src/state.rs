@@ -27,6 +27,7 @@ pub struct Translation {
 
 impl Translation {
     pub fn from_settings(settings: &Settings) -> Self {
+        let settings = &settings.gateway;
         Translation {
             tts_model: settings.tts_model.clone(),
             tts_voice_name: settings.tts_voice_name.clone(),
@@ -35,7 +36,7 @@ impl Translation {
             show_search_link: settings.show_search_link,
             fake_stream_interval: settings
                 .fake_stream_enabled
-                .then_some(settings.fake_stream_empty_data_interval),
+                .then_some(settings.fake_stream_empty_data_interval.0),
             media: MediaFetcher::new(settings.fetch_private_urls),
         }
     }

@@ -85,8 +85,8 @@ def rendered_deployments():
 
 
 def test_deployments_agree_with_the_binary(defaults, subcommands):
-    expected_ports = {name: port_of(defaults[f"{name}_addr"]) for name in SERVICES}
-    metrics_port = port_of(defaults["metrics_addr"])
+    expected_ports = {name: port_of(defaults[f"{name.upper()}_ADDR"]) for name in SERVICES}
+    metrics_port = port_of(defaults["METRICS_ADDR"])
     deployments = rendered_deployments()
     assert set(deployments) == set(SERVICES)
     for name, deployment in deployments.items():
@@ -112,9 +112,9 @@ def test_deployments_agree_with_the_binary(defaults, subcommands):
 
 def test_configmap_urls_point_at_the_services(defaults):
     configmap = yaml.safe_load((ROOT / "k8s" / "base" / "configmap.yaml").read_text())["data"]
-    assert configmap["CHAT_URL"] == f"http://chat:{port_of(defaults['chat_addr'])}"
+    assert configmap["CHAT_URL"] == f"http://chat:{port_of(defaults['CHAT_ADDR'])}"
     for name in ["chat", "keys", "config", "logging"]:
-        assert configmap[f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name}_addr'])}"
+        assert configmap[f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name.upper()}_ADDR'])}"
     assert configmap["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
     secret = yaml.safe_load((ROOT / "k8s" / "base" / "secret.yaml").read_text())["stringData"]
     assert set(secret) == {"API_KEYS", "ALLOWED_TOKENS", "AUTH_TOKEN", "ENCRYPTION_KEY", "DATABASE_URL"}
@@ -124,10 +124,10 @@ def test_configmap_urls_point_at_the_services(defaults):
 def test_image_agrees_with_the_binary(defaults, subcommands):
     dockerfile = (ROOT / "docker" / "Dockerfile").read_text()
     exposed = {int(port) for port in re.search(r"^EXPOSE (.+)$", dockerfile, re.M).group(1).split()}
-    assert exposed == {port_of(defaults[f"{name}_addr"]) for name in [*SERVICES, "metrics"]}
+    assert exposed == {port_of(defaults[f"{name.upper()}_ADDR"]) for name in [*SERVICES, "metrics"]}
     for setting in [f"{name.upper()}_ADDR" for name in [*SERVICES, "metrics"]]:
         value = re.search(rf"{setting}=(\S+)", dockerfile).group(1)
-        assert value == defaults[setting.lower()], f"{setting} in the image differs from the binary's default"
+        assert value == defaults[setting], f"{setting} in the image differs from the binary's default"
     assert re.search(r'^ENTRYPOINT \["gemini-balance"\]$', dockerfile, re.M)
     healthcheck = re.search(r'CMD \["gemini-balance", "probe", "(\w+)"\]', dockerfile).group(1)
     assert "probe" in subcommands and healthcheck == "gateway"
@@ -148,8 +148,8 @@ def test_compose_files_agree_with_the_binary(defaults, subcommands):
         assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
         assert service["environment"]["DATABASE_URL"].startswith("postgres://")
     for name in ["chat", "keys", "config", "logging"]:
-        assert services["gateway"]["environment"][f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name}_addr'])}"
-    assert services["gateway"]["ports"] == [f"{port_of(defaults['gateway_addr'])}:{port_of(defaults['gateway_addr'])}"]
+        assert services["gateway"]["environment"][f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name.upper()}_ADDR'])}"
+    assert services["gateway"]["ports"] == [f"{port_of(defaults['GATEWAY_ADDR'])}:{port_of(defaults['GATEWAY_ADDR'])}"]
     single = yaml.safe_load((ROOT / "docker" / "compose.all-in-one.yaml").read_text())["services"]["gemini-balance"]
     assert "command" not in single, "no subcommand: everything in one process"
     assert single["volumes"] == ["gemini-balance-data:/app/data"]
@@ -162,4 +162,4 @@ def test_env_example_is_accepted_by_the_binary():
             name, value = line.split("=", 1)
             env[name] = value.split("  #")[0].strip()
     settings = json.loads(run(BINARY, "show-settings", env=env, cwd="/"))
-    assert settings["api_keys"] == 2 and settings["auth_token_set"] is True
+    assert len(settings["API_KEYS"]) == 2 and settings["AUTH_TOKEN"] != ""

@@ -22,15 +22,16 @@ pub struct ChatSettings {
 
 impl ChatSettings {
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let upstream = Upstream::from_settings(settings)?;
+        let upstream = Upstream::from_settings(&settings.upstream)?;
+        let chat = &settings.chat;
         Ok(ChatSettings {
             upstream_host: upstream.host().into(),
             upstream,
-            max_retries: settings.max_retries,
-            rules: ModelRules::from_settings(settings),
-            chat_model: settings.chat_model.clone(),
-            paid_key: settings.paid_key.clone(),
-            record_request_body: settings.error_log_record_request_body,
+            max_retries: chat.max_retries,
+            rules: ModelRules::from_settings(chat),
+            chat_model: chat.chat_model.clone(),
+            paid_key: chat.paid_key.as_ref().map(|key| key.expose().clone()),
+            record_request_body: chat.error_log_record_request_body,
         })
     }
 }

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 
 use bytes::Bytes;
-use gb_runtime::settings::Settings;
+use gb_runtime::settings::ChatSettings as ChatSection;
 use serde_json::{Value, json};
 
 /// A model name as it may appear in an upstream path (`gemini-2.5-flash`, `models/…` accepted).
@@ -69,15 +69,15 @@ pub struct ModelRules {
 }
 
 impl ModelRules {
-    pub fn from_settings(settings: &Settings) -> Self {
+    pub fn from_settings(settings: &ChatSection) -> Self {
         ModelRules {
             filtered: settings.filtered_models.clone(),
             search: settings.search_models.clone(),
             image: settings.image_models.clone(),
             thinking: settings.thinking_models.clone(),
-            budget_map: settings.thinking_budget_map.clone(),
+            budget_map: settings.thinking_budget_map.0.clone(),
             show_thinking: settings.show_thinking_process,
-            safety_settings: settings.safety_settings.clone(),
+            safety_settings: settings.safety_settings.0.clone(),
             code_execution: settings.tools_code_execution_enabled,
             url_context: settings.url_context_enabled,
             url_context_models: settings.url_context_models.clone(),

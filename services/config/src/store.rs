@@ -6,7 +6,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::upsert::excluded;
 use diesel_async::{AsyncConnection, RunQueryDsl};
-use gb_runtime::config_registry::{self, Secret};
+use gb_runtime::config_registry;
 use gb_runtime::database::{Database, DbError};
 use gb_runtime::secrets::KeyCipher;
 use gb_runtime::with_connection;
@@ -29,7 +29,7 @@ pub struct StoredValue {
 const SEALED: &str = "enc:";
 
 fn is_secret(name: &str) -> bool {
-    config_registry::find(name).is_some_and(|setting| setting.secret != Secret::No)
+    config_registry::find(name).is_some_and(|setting| setting.is_secret())
 }
 
 fn seal(cipher: &KeyCipher, row: &StoredValue) -> StoredValue {

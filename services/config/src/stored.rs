@@ -10,9 +10,7 @@ use std::sync::Arc;
 
 use gb_proto::config::v1 as pb;
 use gb_proto::config::{ConfigError, ConfigResult};
-use gb_runtime::config_registry::{
-    self, CONFIG_SETTINGS, ConfigSetting, masked, to_text, unmasked,
-};
+use gb_runtime::config_registry::{self, ConfigSetting, listed, masked, to_text, unmasked};
 use gb_runtime::database::Database;
 use gb_runtime::secrets::KeyCipher;
 use gb_runtime::settings::Settings;
@@ -66,7 +64,7 @@ impl StoredSettings {
             .collect();
         let mut changed = Vec::new();
         let mut removed = Vec::new();
-        for setting in CONFIG_SETTINGS.iter().filter(|setting| setting.editable) {
+        for setting in listed().filter(|setting| setting.is_editable()) {
             let env = environment
                 .environment_value(setting.name)
                 .map(str::to_owned);
@@ -97,7 +95,9 @@ impl StoredSettings {
             }
         }
         // Rows of settings this version no longer knows are left alone, but not applied.
-        rows.retain(|name, _| config_registry::find(name).is_some_and(|setting| setting.editable));
+        rows.retain(|name, _| {
+            config_registry::find(name).is_some_and(|setting| setting.is_editable())
+        });
         store::upsert(&db, &cipher, &changed).await?;
         store::delete(&db, &removed).await?;
         for name in &removed {
@@ -135,8 +135,7 @@ impl StoredSettings {
     pub async fn list(&self) -> Vec<pb::ConfigEntry> {
         let rows = self.rows.lock().await;
         let effective = self.effective();
-        CONFIG_SETTINGS
-            .iter()
+        listed()
             .map(|setting| self.entry(setting, &effective, rows.get(setting.name)))
             .collect()
     }
@@ -166,10 +165,10 @@ impl StoredSettings {
             name: setting.name.to_owned(),
             value_json: masked(setting, &effective.config_value(setting.name)).to_string(),
             source: source.into(),
-            secret: setting.secret != config_registry::Secret::No,
+            secret: setting.is_secret(),
             kind: setting.kind.name().to_owned(),
             updated_at_ms: stored.map_or(0, |stored| gb_runtime::time::to_ms(stored.updated_at)),
-            editable: setting.editable,
+            editable: setting.is_editable(),
         }
     }
 
@@ -186,7 +185,7 @@ impl StoredSettings {
         for name in names {
             let setting = config_registry::find(name)
                 .ok_or_else(|| invalid(format!("setting {name}: unknown setting")))?;
-            if !setting.editable {
+            if !setting.is_editable() {
                 return Err(invalid(format!(
                     "setting {name}: read from the environment only; change it there and restart"
                 )));
@@ -215,9 +214,8 @@ impl StoredSettings {
         let mut next = rows.clone();
         let all: Vec<String>;
         let names = if names.is_empty() {
-            all = CONFIG_SETTINGS
-                .iter()
-                .filter(|setting| setting.editable)
+            all = listed()
+                .filter(|setting| setting.is_editable())
                 .map(|setting| setting.name.to_owned())
                 .collect();
             &all
@@ -226,7 +224,7 @@ impl StoredSettings {
         };
         for name in names {
             match config_registry::find(name) {
-                Some(setting) if setting.editable => self.reset_one(&mut next, name),
+                Some(setting) if setting.is_editable() => self.reset_one(&mut next, name),
                 Some(_) => {
                     return Err(invalid(format!(
                         "setting {name}: read from the environment only"

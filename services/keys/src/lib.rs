@@ -42,7 +42,7 @@ fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>) {
     let keys_pool = pool.clone();
     let (changes, mut pending) = tokio::sync::mpsc::unbounded_channel();
     live.on_change(
-        |settings| settings.api_keys.clone(),
+        |settings| settings.keys.api_keys.expose().clone(),
         move |before, after, _| {
             let _ = changes.send((before, after));
         },
@@ -62,7 +62,7 @@ fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>) {
     });
     let failures_pool = pool.clone();
     live.on_change(
-        |settings| settings.max_failures,
+        |settings| settings.keys.max_failures,
         move |_, max_failures, _| {
             failures_pool.set_max_failures(max_failures);
             tracing::info!(max_failures, "MAX_FAILURES changed");
@@ -83,8 +83,8 @@ impl KeysService {
             .await?;
         let settings = live.current();
         let cipher = gb_runtime::secrets::resolve_cipher(&settings)?;
-        let pool = KeyPool::open(db, cipher, settings.max_failures).await?;
-        let added = pool.import(&settings.api_keys).await?;
+        let pool = KeyPool::open(db, cipher, settings.keys.max_failures).await?;
+        let added = pool.import(settings.keys.api_keys.expose()).await?;
         tracing::info!(
             keys = pool.list().len(),
             imported = added,
@@ -93,8 +93,8 @@ impl KeysService {
         follow_settings(live, &pool);
         let verifier = live.derive("key checks", |settings| {
             Ok(Verifier::new(
-                Upstream::from_settings(settings)?,
-                settings.test_model.clone(),
+                Upstream::from_settings(&settings.upstream)?,
+                settings.keys.test_model.clone(),
             ))
         })?;
         // Cooldowns end with time, not with an event: refresh the pool gauges on a tick too.

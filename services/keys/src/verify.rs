@@ -139,7 +139,7 @@ pub async fn run_periodic_checks(
     let idle = Duration::from_secs(60);
     let mut last_round = tokio::time::Instant::now();
     loop {
-        let interval = live.current().check_interval;
+        let interval = live.current().keys.check_interval.0;
         let wait = match interval {
             Some(interval) => {
                 (last_round + interval).saturating_duration_since(tokio::time::Instant::now())
@@ -151,7 +151,7 @@ pub async fn run_periodic_checks(
             _ = shutdown.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
         }
-        let Some(interval) = live.current().check_interval else {
+        let Some(interval) = live.current().keys.check_interval.0 else {
             last_round = tokio::time::Instant::now();
             continue;
         };

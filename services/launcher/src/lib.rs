@@ -37,8 +37,8 @@ const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
 /// The token the services present to each other: `AUTH_TOKEN`. The all-in-one mode makes a
 /// random one when none is set (admin routes then stay closed); split services need it.
 pub fn internal_token(settings: &Settings, all_in_one: bool) -> anyhow::Result<InternalToken> {
-    match (&settings.auth_token, all_in_one) {
-        (Some(token), _) => InternalToken::new(token)
+    match (&settings.shared.auth_token, all_in_one) {
+        (Some(token), _) => InternalToken::new(token.expose())
             .map_err(|error| anyhow::anyhow!("setting AUTH_TOKEN: {error}")),
         (None, true) => {
             tracing::warn!("AUTH_TOKEN is not set: every admin route is closed");
@@ -51,7 +51,7 @@ pub fn internal_token(settings: &Settings, all_in_one: bool) -> anyhow::Result<I
 }
 
 fn warn_without_clients(settings: &Settings) {
-    if settings.allowed_tokens.is_empty() {
+    if settings.gateway.allowed_tokens.expose().is_empty() {
         tracing::warn!("ALLOWED_TOKENS is empty: only the admin token can call the API routes");
     }
 }
@@ -91,7 +91,7 @@ async fn serving(
 }
 
 async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
-    let db = Database::connect(&settings.database).await?;
+    let db = Database::connect(&settings.shared.database).await?;
     tracing::info!(backend = db.backend_name(), "database connected");
     Ok(db)
 }
@@ -224,7 +224,7 @@ pub async fn run_all_in_one(
         logging: logging_channel,
     };
     let state = GatewayState::new(services, &live, logs)?;
-    let drain = live.current().drain_timeout;
+    let drain = live.current().shared.drain_timeout.0;
     gb_gateway::serve(state, gateway, shutdown, drain).await?;
     chat.flush().await;
     flush_logs(logs_task).await;
@@ -259,7 +259,7 @@ async fn live_settings(
     token: &InternalToken,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<LiveSettings> {
-    let config = channel_to(&settings.config_url, "CONFIG_URL", token)?;
+    let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", token)?;
     let live = LiveSettings::new(settings);
     follow_config(&live, config, shutdown).await;
     Ok(live)
@@ -287,7 +287,7 @@ pub async fn run_config(
         routes,
         listener,
         &shutdown,
-        settings.drain_timeout,
+        settings.shared.drain_timeout.0,
     )
     .await
 }
@@ -300,7 +300,7 @@ pub async fn run_logging(
 ) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
     let db = connect_database(&settings).await?;
-    let drain = settings.drain_timeout;
+    let drain = settings.shared.drain_timeout.0;
     let live = live_settings(settings, &token, &shutdown).await?;
     let routes = logging_routes(&live, db, &token, &shutdown).await?;
     serve_grpc("logging", routes, listener, &shutdown, drain).await
@@ -314,7 +314,7 @@ pub async fn run_keys(
 ) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
     let db = connect_database(&settings).await?;
-    let drain = settings.drain_timeout;
+    let drain = settings.shared.drain_timeout.0;
     let live = live_settings(settings, &token, &shutdown).await?;
     let routes = keys_routes(&live, db, &token, &shutdown).await?;
     serve_grpc("keys", routes, listener, &shutdown, drain).await
@@ -328,9 +328,9 @@ pub async fn run_chat(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
-    let keys = channel_to(&settings.keys_url, "KEYS_URL", &token)?;
-    let logging = channel_to(&settings.logging_url, "LOGGING_URL", &token)?;
-    let drain = settings.drain_timeout;
+    let keys = channel_to(&settings.shared.keys_url(), "KEYS_URL", &token)?;
+    let logging = channel_to(&settings.shared.logging_url(), "LOGGING_URL", &token)?;
+    let drain = settings.shared.drain_timeout.0;
     let live = live_settings(settings, &token, &shutdown).await?;
     let (logs, logs_task) = log_records::start(logging);
     let (chat, routes) = chat_routes(&live, keys, logs, &token, &shutdown).await?;
@@ -349,12 +349,12 @@ pub async fn run_gateway(
 ) -> anyhow::Result<()> {
     let token = internal_token(&settings, false)?;
     let services = Services {
-        chat: channel_to(&settings.chat_url, "CHAT_URL", &token)?,
-        keys: channel_to(&settings.keys_url, "KEYS_URL", &token)?,
-        config: channel_to(&settings.config_url, "CONFIG_URL", &token)?,
-        logging: channel_to(&settings.logging_url, "LOGGING_URL", &token)?,
+        chat: channel_to(&settings.shared.chat_url(), "CHAT_URL", &token)?,
+        keys: channel_to(&settings.shared.keys_url(), "KEYS_URL", &token)?,
+        config: channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?,
+        logging: channel_to(&settings.shared.logging_url(), "LOGGING_URL", &token)?,
     };
-    let drain = settings.drain_timeout;
+    let drain = settings.shared.drain_timeout.0;
     let live = live_settings(settings, &token, &shutdown).await?;
     warn_without_clients(&live.current());
     let (logs, logs_task) = log_records::start(services.logging.clone());

@@ -34,7 +34,7 @@ enum Service {
     Config,
     /// The logging service over gRPC (LOGGING_ADDR, default 0.0.0.0:50054); owns the logs.
     Logging,
-    /// Prints the effective settings as JSON (secrets only as counts or presence) and exits.
+    /// Prints the effective settings as JSON, by name (secrets masked), and exits.
     ShowSettings,
     /// Exits 0 when the local service answers its health check: the gateway's /health on
     /// GATEWAY_ADDR, or gRPC health on the service's address (for container health checks).
@@ -66,7 +66,7 @@ async fn probe(target: ProbeTarget, settings: &Settings) -> anyhow::Result<()> {
     let timeout = std::time::Duration::from_secs(3);
     match target {
         ProbeTarget::Gateway => {
-            let url = format!("http://{}/health", local(settings.gateway_addr));
+            let url = format!("http://{}/health", local(settings.shared.gateway_addr));
             let answer = reqwest::Client::new()
                 .get(&url)
                 .timeout(timeout)
@@ -80,10 +80,10 @@ async fn probe(target: ProbeTarget, settings: &Settings) -> anyhow::Result<()> {
         }
         ProbeTarget::Chat | ProbeTarget::Keys | ProbeTarget::Config | ProbeTarget::Logging => {
             let address = local(match target {
-                ProbeTarget::Chat => settings.chat_addr,
-                ProbeTarget::Keys => settings.keys_addr,
-                ProbeTarget::Config => settings.config_addr,
-                _ => settings.logging_addr,
+                ProbeTarget::Chat => settings.shared.chat_addr,
+                ProbeTarget::Keys => settings.shared.keys_addr,
+                ProbeTarget::Config => settings.shared.config_addr,
+                _ => settings.shared.logging_addr,
             });
             let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
                 .timeout(timeout)
@@ -116,7 +116,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     }
     if let Some(Service::ShowSettings) = cli.service {
         use std::io::Write;
-        writeln!(std::io::stdout(), "{:#}", settings.public_view())?;
+        writeln!(std::io::stdout(), "{:#}", settings.masked_view())?;
         return Ok(());
     }
     let service_name = match cli.service {
@@ -132,31 +132,31 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     tracing::info!(?settings, "starting {service_name}");
     let shutdown = gb_runtime::shutdown::on_signal();
     gb_runtime::metrics::install();
-    let metrics_listener = bind(settings.metrics_addr, "METRICS_ADDR").await?;
+    let metrics_listener = bind(settings.shared.metrics_addr, "METRICS_ADDR").await?;
     let metrics = tokio::spawn(launcher::serve_metrics(metrics_listener, shutdown.clone()));
     let result = match cli.service {
         None => {
-            let listener = bind(settings.gateway_addr, "GATEWAY_ADDR").await?;
+            let listener = bind(settings.shared.gateway_addr, "GATEWAY_ADDR").await?;
             launcher::run_all_in_one(settings, listener, shutdown.clone()).await
         }
         Some(Service::Gateway) => {
-            let listener = bind(settings.gateway_addr, "GATEWAY_ADDR").await?;
+            let listener = bind(settings.shared.gateway_addr, "GATEWAY_ADDR").await?;
             launcher::run_gateway(settings, listener, shutdown.clone()).await
         }
         Some(Service::Chat) => {
-            let listener = bind(settings.chat_addr, "CHAT_ADDR").await?;
+            let listener = bind(settings.shared.chat_addr, "CHAT_ADDR").await?;
             launcher::run_chat(settings, listener, shutdown.clone()).await
         }
         Some(Service::Keys) => {
-            let listener = bind(settings.keys_addr, "KEYS_ADDR").await?;
+            let listener = bind(settings.shared.keys_addr, "KEYS_ADDR").await?;
             launcher::run_keys(settings, listener, shutdown.clone()).await
         }
         Some(Service::Config) => {
-            let listener = bind(settings.config_addr, "CONFIG_ADDR").await?;
+            let listener = bind(settings.shared.config_addr, "CONFIG_ADDR").await?;
             launcher::run_config(settings, listener, shutdown.clone()).await
         }
         Some(Service::Logging) => {
-            let listener = bind(settings.logging_addr, "LOGGING_ADDR").await?;
+            let listener = bind(settings.shared.logging_addr, "LOGGING_ADDR").await?;
             launcher::run_logging(settings, listener, shutdown.clone()).await
         }
         Some(Service::Probe { .. } | Service::ShowSettings) => Ok(()),

@@ -94,9 +94,15 @@ fn a_gemini_balance_dotenv_file_works_unchanged() {
         String::from_utf8_lossy(&output.stderr)
     );
     let settings: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(settings["api_keys"], 2);
-    assert_eq!(settings["allowed_tokens"], 3);
-    assert_eq!(settings["auth_token_set"], true);
+    assert_eq!(settings["API_KEYS"], serde_json::json!(["…st", "…nd"]));
+    assert_eq!(settings["ALLOWED_TOKENS"].as_array().map(Vec::len), Some(3));
+    assert_eq!(settings["AUTH_TOKEN"], "…in");
+    assert_eq!(settings["THINKING_BUDGET_MAP"]["gemini-2.5-flash"], 1000);
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !printed.contains("sk-admin") && !printed.contains("AIzaSyFirst"),
+        "{printed}"
+    );
 }
 
 #[test]

@@ -25,8 +25,8 @@ impl Retention {
         let cutoff = |age: Option<Duration>| age.map(|age| now_ms() - age.as_millis() as i64);
         let (errors, requests) = store::delete_older(
             &self.db,
-            cutoff(settings.error_log_retention.max_age()),
-            cutoff(settings.request_log_retention.max_age()),
+            cutoff(settings.logging.error_log_retention().max_age()),
+            cutoff(settings.logging.request_log_retention().max_age()),
         )
         .await?;
         if errors + requests > 0 {
@@ -43,7 +43,12 @@ impl Retention {
     pub async fn run(self, shutdown: CancellationToken) {
         let (changed, mut changes) = tokio::sync::mpsc::channel::<()>(1);
         self.live.on_change(
-            |settings| (settings.error_log_retention, settings.request_log_retention),
+            |settings| {
+                (
+                    settings.logging.error_log_retention(),
+                    settings.logging.request_log_retention(),
+                )
+            },
             move |_, _, _| {
                 let _ = changed.try_send(());
             },

@@ -1,203 +1,43 @@
-//! Which settings the config service holds: their names, value kinds and whether they are
-//! secret; how a value is shown (secrets masked), and how an API value becomes the environment's
-//! text form that [`Settings::with_overrides`] parses (so one parser validates both sources).
+//! What the config service holds, derived from the settings' one declaration
+//! (`settings/mod.rs`): which settings it lists, how a value is shown (secrets masked), and
+//! how an API value becomes the environment's text form that [`Settings::with_overrides`]
+//! parses (so one parser validates both sources).
 //!
-//! Editable settings change while the services run. The few that are not (the admin token,
-//! the encryption key, the database) are listed, masked, for reading only: they are read from
-//! the environment at start.
+//! Live settings change while the services run. The listed fixed ones (the admin token, the
+//! encryption key, the database) are shown, masked, for reading only.
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::secrets::mask_key;
+#[cfg(doc)]
 use crate::settings::Settings;
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    String,
-    Integer,
-    Number,
-    Boolean,
-    /// A list of strings (`["a","b"]` or `a,b`).
-    List,
-    /// Any JSON object or array (`SAFETY_SETTINGS`, `THINKING_BUDGET_MAP`, `CUSTOM_HEADERS`).
-    Json,
-}
-
-impl Kind {
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::String => "string",
-            Kind::Integer => "integer",
-            Kind::Number => "number",
-            Kind::Boolean => "boolean",
-            Kind::List => "list",
-            Kind::Json => "object",
-        }
-    }
-}
-
-/// How a secret is shown.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Secret {
-    No,
-    /// Each value (or each list item, or each object value) as `AIzaSy…a1b2`.
-    Masked,
-    /// URLs with their passwords replaced (proxies, the database).
-    UrlPassword,
-    /// Only whether it is set.
-    Hidden,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct ConfigSetting {
-    pub name: &'static str,
-    pub kind: Kind,
-    pub secret: Secret,
-    /// Changeable through the API while running; otherwise read from the environment only.
-    pub editable: bool,
-}
-
-const fn editable(name: &'static str, kind: Kind) -> ConfigSetting {
-    ConfigSetting {
-        name,
-        kind,
-        secret: Secret::No,
-        editable: true,
-    }
-}
-
-const fn secret(name: &'static str, kind: Kind, secret: Secret) -> ConfigSetting {
-    ConfigSetting {
-        name,
-        kind,
-        secret,
-        editable: true,
-    }
-}
-
-const fn environment_only(name: &'static str, secret: Secret) -> ConfigSetting {
-    ConfigSetting {
-        name,
-        kind: Kind::String,
-        secret,
-        editable: false,
-    }
-}
+pub use crate::settings::{Declaration as ConfigSetting, Kind, Secrecy as Secret, find};
 
 /// Every setting the config service lists, in the order the API shows them.
-pub const CONFIG_SETTINGS: &[ConfigSetting] = &[
-    secret("API_KEYS", Kind::List, Secret::Masked),
-    secret("ALLOWED_TOKENS", Kind::List, Secret::Masked),
-    environment_only("AUTH_TOKEN", Secret::Masked),
-    editable("BASE_URL", Kind::String),
-    editable("MAX_FAILURES", Kind::Integer),
-    editable("MAX_RETRIES", Kind::Integer),
-    editable("TIME_OUT", Kind::Number),
-    editable("TEST_MODEL", Kind::String),
-    editable("CHECK_INTERVAL_HOURS", Kind::Number),
-    secret("PROXIES", Kind::List, Secret::UrlPassword),
-    secret("CUSTOM_HEADERS", Kind::Json, Secret::Masked),
-    editable("FILTERED_MODELS", Kind::List),
-    editable("CHAT_MODEL", Kind::String),
-    editable("SEARCH_MODELS", Kind::List),
-    editable("IMAGE_MODELS", Kind::List),
-    editable("THINKING_MODELS", Kind::List),
-    editable("THINKING_BUDGET_MAP", Kind::Json),
-    editable("SHOW_THINKING_PROCESS", Kind::Boolean),
-    editable("SAFETY_SETTINGS", Kind::Json),
-    editable("TOOLS_CODE_EXECUTION_ENABLED", Kind::Boolean),
-    editable("URL_CONTEXT_ENABLED", Kind::Boolean),
-    editable("URL_CONTEXT_MODELS", Kind::List),
-    editable("SHOW_SEARCH_LINK", Kind::Boolean),
-    editable("FAKE_STREAM_ENABLED", Kind::Boolean),
-    editable("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", Kind::Number),
-    editable("TTS_MODEL", Kind::String),
-    editable("TTS_VOICE_NAME", Kind::String),
-    editable("TTS_SPEED", Kind::String),
-    secret("PAID_KEY", Kind::String, Secret::Masked),
-    editable("CREATE_IMAGE_MODEL", Kind::String),
-    editable("FETCH_PRIVATE_URLS", Kind::Boolean),
-    editable("LOG_LEVEL", Kind::String),
-    editable("ERROR_LOG_RECORD_REQUEST_BODY", Kind::Boolean),
-    editable("AUTO_DELETE_ERROR_LOGS_ENABLED", Kind::Boolean),
-    editable("AUTO_DELETE_ERROR_LOGS_DAYS", Kind::Integer),
-    editable("AUTO_DELETE_REQUEST_LOGS_ENABLED", Kind::Boolean),
-    editable("AUTO_DELETE_REQUEST_LOGS_DAYS", Kind::Integer),
-    environment_only("ENCRYPTION_KEY", Secret::Hidden),
-    environment_only("DATABASE_URL", Secret::UrlPassword),
-];
-
-pub fn find(name: &str) -> Option<&'static ConfigSetting> {
-    CONFIG_SETTINGS.iter().find(|setting| setting.name == name)
+pub fn listed() -> impl Iterator<Item = &'static ConfigSetting> {
+    crate::settings::DECLARATIONS
+        .iter()
+        .filter(|declaration| declaration.is_listed())
 }
 
-impl Settings {
-    /// A setting's effective value as JSON, unmasked; `Null` for an unknown name.
-    pub fn config_value(&self, name: &str) -> Value {
-        let seconds = |duration: std::time::Duration| json!(duration.as_secs_f64());
-        match name {
-            "API_KEYS" => json!(self.api_keys),
-            "ALLOWED_TOKENS" => json!(self.allowed_tokens),
-            "AUTH_TOKEN" => json!(self.auth_token.clone().unwrap_or_default()),
-            "BASE_URL" => json!(self.base_url),
-            "MAX_FAILURES" => json!(self.max_failures),
-            "MAX_RETRIES" => json!(self.max_retries),
-            "TIME_OUT" => seconds(self.time_out),
-            "TEST_MODEL" => json!(self.test_model),
-            "CHECK_INTERVAL_HOURS" => json!(
-                self.check_interval
-                    .map_or(0.0, |interval| interval.as_secs_f64() / 3600.0)
-            ),
-            "PROXIES" => json!(self.proxies),
-            "CUSTOM_HEADERS" => json!(self.custom_headers),
-            "FILTERED_MODELS" => json!(self.filtered_models),
-            "CHAT_MODEL" => json!(self.chat_model),
-            "SEARCH_MODELS" => json!(self.search_models),
-            "IMAGE_MODELS" => json!(self.image_models),
-            "THINKING_MODELS" => json!(self.thinking_models),
-            "THINKING_BUDGET_MAP" => json!(self.thinking_budget_map),
-            "SHOW_THINKING_PROCESS" => json!(self.show_thinking_process),
-            "SAFETY_SETTINGS" => json!(self.safety_settings),
-            "TOOLS_CODE_EXECUTION_ENABLED" => json!(self.tools_code_execution_enabled),
-            "URL_CONTEXT_ENABLED" => json!(self.url_context_enabled),
-            "URL_CONTEXT_MODELS" => json!(self.url_context_models),
-            "SHOW_SEARCH_LINK" => json!(self.show_search_link),
-            "FAKE_STREAM_ENABLED" => json!(self.fake_stream_enabled),
-            "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS" => {
-                seconds(self.fake_stream_empty_data_interval)
-            }
-            "TTS_MODEL" => json!(self.tts_model),
-            "TTS_VOICE_NAME" => json!(self.tts_voice_name),
-            "TTS_SPEED" => json!(self.tts_speed),
-            "PAID_KEY" => json!(self.paid_key.clone().unwrap_or_default()),
-            "CREATE_IMAGE_MODEL" => json!(self.create_image_model),
-            "FETCH_PRIVATE_URLS" => json!(self.fetch_private_urls),
-            "LOG_LEVEL" => json!(self.log_level),
-            "ERROR_LOG_RECORD_REQUEST_BODY" => json!(self.error_log_record_request_body),
-            "AUTO_DELETE_ERROR_LOGS_ENABLED" => json!(self.error_log_retention.enabled),
-            "AUTO_DELETE_ERROR_LOGS_DAYS" => json!(self.error_log_retention.days),
-            "AUTO_DELETE_REQUEST_LOGS_ENABLED" => json!(self.request_log_retention.enabled),
-            "AUTO_DELETE_REQUEST_LOGS_DAYS" => json!(self.request_log_retention.days),
-            "ENCRYPTION_KEY" => json!(self.encryption_key.clone().unwrap_or_default()),
-            "DATABASE_URL" => json!(match &self.database {
-                crate::settings::DatabaseLocation::Postgres(url) => url.clone(),
-                crate::settings::DatabaseLocation::Sqlite(path) =>
-                    format!("sqlite://{}", path.display()),
-            }),
-            _ => Value::Null,
-        }
-    }
-}
-
-/// A URL with its password (if any) replaced by `***`.
+/// A URL with its credentials masked: the password (`user:***@host`), or a user given alone
+/// (`***@host`, often a token). Works on the text, so that a URL that does not parse is masked
+/// too.
 pub fn mask_url_password(value: &str) -> String {
-    match url::Url::parse(value) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => value.to_owned(),
-    }
+    let Some(scheme_end) = value.find("//") else {
+        return value.to_owned();
+    };
+    let authority_start = scheme_end + 2;
+    let rest = &value[authority_start..];
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return value.to_owned();
+    };
+    let masked = match rest[..at].split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{}{masked}{}", &value[..authority_start], &rest[at..])
 }
 
 fn mask_string(secret: Secret, value: &str) -> String {
@@ -212,11 +52,11 @@ fn mask_string(secret: Secret, value: &str) -> String {
 
 /// A value as it may be shown: every string in a secret masked.
 pub fn masked(setting: &ConfigSetting, value: &Value) -> Value {
-    if setting.secret == Secret::No {
+    if !setting.is_secret() {
         return value.clone();
     }
     match value {
-        Value::String(text) => Value::String(mask_string(setting.secret, text)),
+        Value::String(text) => Value::String(mask_string(setting.secrecy, text)),
         Value::Array(items) => {
             Value::Array(items.iter().map(|item| masked(setting, item)).collect())
         }
@@ -232,7 +72,7 @@ pub fn masked(setting: &ConfigSetting, value: &Value) -> Value {
 /// A secret sent back as it was shown (masked) keeps its stored value: each masked string
 /// that is the mask of a current one becomes that current one. Anything else is new.
 pub fn unmasked(setting: &ConfigSetting, new: Value, current: &Value) -> Value {
-    if setting.secret == Secret::No {
+    if !setting.is_secret() {
         return new;
     }
     let currents: Vec<&str> = match current {
@@ -244,7 +84,7 @@ pub fn unmasked(setting: &ConfigSetting, new: Value, current: &Value) -> Value {
     let restore = |text: String| -> String {
         currents
             .iter()
-            .find(|current| !current.is_empty() && mask_string(setting.secret, current) == text)
+            .find(|current| !current.is_empty() && mask_string(setting.secrecy, current) == text)
             .map_or(text, |current| (*current).to_owned())
     };
     match new {
@@ -303,22 +143,22 @@ pub fn to_text(setting: &ConfigSetting, value: &Value) -> Result<Option<String>,
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn setting(name: &str) -> &'static ConfigSetting {
         find(name).unwrap()
     }
 
     #[test]
-    fn every_setting_has_a_value() -> Result<(), crate::settings::SettingError> {
-        let settings = Settings::from_lookup(&|_| None)?;
-        for config in CONFIG_SETTINGS {
-            assert!(
-                !settings.config_value(config.name).is_null(),
-                "{} has no value",
-                config.name
-            );
-        }
-        Ok(())
+    fn the_listed_settings_are_the_live_and_fixed_ones() {
+        let listed: Vec<&str> = listed().map(|setting| setting.name).collect();
+        assert!(listed.contains(&"API_KEYS") && listed.contains(&"AUTH_TOKEN"));
+        assert!(
+            !listed.contains(&"GATEWAY_ADDR"),
+            "process settings are not listed"
+        );
+        assert!(!setting("AUTH_TOKEN").is_editable());
+        assert!(setting("MAX_RETRIES").is_editable());
     }
 
     #[test]
@@ -343,8 +183,15 @@ mod tests {
             setting("PROXIES"),
             &json!(["http://user:hunter2@proxy:8080", "socks5://proxy:1080"]),
         );
-        assert_eq!(shown[0], "http://user:***@proxy:8080/");
+        assert_eq!(shown[0], "http://user:***@proxy:8080");
         assert_eq!(shown[1], "socks5://proxy:1080");
+        for (unparsable, expected) in [
+            ("http://user:hunter2@[bad", "http://user:***@[bad"),
+            ("socks5://sk-token@proxy:99999", "socks5://***@proxy:99999"),
+            ("https://a:b@c@host/path@x", "https://a:***@host/path@x"),
+        ] {
+            assert_eq!(mask_url_password(unparsable), expected);
+        }
     }
 
     #[test]

@@ -128,7 +128,8 @@ impl Database {
                         Ok(conn)
                     })
                 });
-                let manager = AsyncDieselConnectionManager::new_with_config(url.clone(), config);
+                let manager =
+                    AsyncDieselConnectionManager::new_with_config(url.expose().clone(), config);
                 let pool = Pool::builder(manager)
                     .max_size(16)
                     .wait_timeout(Some(Duration::from_secs(10)))

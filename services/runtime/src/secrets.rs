@@ -181,10 +181,10 @@ pub fn redact(text: &str, secret: &str) -> String {
 /// The key under which values are encrypted: `ENCRYPTION_KEY`, or, on SQLite without one, a key
 /// generated on first start and kept beside the database file (mode 0600).
 pub fn resolve_cipher(settings: &crate::settings::Settings) -> anyhow::Result<KeyCipher> {
-    if let Some(encoded) = &settings.encryption_key {
-        return Ok(KeyCipher::from_base64(encoded)?);
+    if let Some(encoded) = &settings.shared.encryption_key {
+        return Ok(KeyCipher::from_base64(encoded.expose())?);
     }
-    let crate::settings::DatabaseLocation::Sqlite(path) = &settings.database else {
+    let crate::settings::DatabaseLocation::Sqlite(path) = &settings.shared.database else {
         anyhow::bail!(
             "setting ENCRYPTION_KEY: required with a Postgres DATABASE_URL (32 bytes, base64)"
         );

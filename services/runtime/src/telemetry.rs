@@ -32,7 +32,7 @@ impl Drop for TelemetryGuard {
 /// Must run inside the Tokio runtime (the OTLP exporter needs it).
 pub fn init(settings: &Settings, service_name: &str) -> anyhow::Result<TelemetryGuard> {
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let filter = EnvFilter::try_new(&settings.log_level)
+    let filter = EnvFilter::try_new(&settings.shared.log_level)
         .map_err(|error| anyhow::anyhow!("setting LOG_LEVEL: {error}"))?;
     let provider = match std::env::var("OTEL_EXPORTER_OTLP_ENDPOINT") {
         Ok(endpoint) if !endpoint.trim().is_empty() => Some(otlp_provider(service_name)?),
@@ -44,7 +44,7 @@ pub fn init(settings: &Settings, service_name: &str) -> anyhow::Result<Telemetry
     let (filter, handle) = reload::Layer::new(filter);
     let _ = LEVEL.set(handle);
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
-    if settings.log_json {
+    if settings.shared.log_format == crate::settings::LogFormat::Json {
         registry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
             .try_init()?;
@@ -73,7 +73,7 @@ pub fn set_log_level(level: &str) {
 /// Follows `LOG_LEVEL` in the live settings.
 pub fn follow_log_level(live: &crate::live::LiveSettings) {
     live.on_change(
-        |settings| settings.log_level.clone(),
+        |settings| settings.shared.log_level.clone(),
         |_, level, _| set_log_level(&level),
     );
 }

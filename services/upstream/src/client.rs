@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use gb_runtime::settings::UpstreamSettings;
 use sha2::{Digest, Sha256};
 
 /// Which of `count` routes out (proxies) a key always takes: the same on every restart and
@@ -37,14 +38,12 @@ pub struct Upstream {
 impl Upstream {
     /// The upstream as the settings describe it (`BASE_URL`, `PROXIES`, `TIME_OUT`,
     /// `CUSTOM_HEADERS`).
-    pub fn from_settings(
-        settings: &gb_runtime::settings::Settings,
-    ) -> Result<Self, reqwest::Error> {
+    pub fn from_settings(settings: &UpstreamSettings) -> Result<Self, reqwest::Error> {
         Self::new(
             &settings.base_url,
-            &settings.proxies,
-            settings.time_out,
-            &settings.custom_headers,
+            settings.proxies.expose(),
+            settings.time_out.0,
+            &settings.custom_headers.expose().0,
         )
     }
 

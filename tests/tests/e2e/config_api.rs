@@ -304,7 +304,7 @@ async fn secrets_are_masked_and_encrypted(mode: Mode, backend: Backend) {
     }
     assert_eq!(flat["API_KEYS"][0], mask_key(&app.keys[0]));
     assert_eq!(flat["AUTH_TOKEN"], mask_key(ADMIN_TOKEN));
-    assert_eq!(flat["PROXIES"][0], "http://user:***@127.0.0.1:9/");
+    assert_eq!(flat["PROXIES"][0], "http://user:***@127.0.0.1:9");
 
     // What was read, sent back: accepted, and the real values stay in force.
     let (status, body) = app

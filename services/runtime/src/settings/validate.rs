@@ -1,0 +1,104 @@
+//! The second step of reading settings: what each parsed value may be. One function, so that
+//! the environment at start and every change through the settings API pass the same checks.
+
+use super::{SettingError, Settings, problem};
+
+impl Settings {
+    pub fn validate(&self) -> Result<(), SettingError> {
+        self.validate_shared()?;
+        let keys = &self.keys;
+        if keys.max_failures == 0 {
+            return Err(problem("MAX_FAILURES", "must be at least 1"));
+        }
+        let upstream = &self.upstream;
+        let base_url = url::Url::parse(&upstream.base_url).map_err(|error| {
+            problem(
+                "BASE_URL",
+                format!("{:?} is not a URL: {error}", upstream.base_url),
+            )
+        })?;
+        if !matches!(base_url.scheme(), "http" | "https") {
+            return Err(problem("BASE_URL", "must be an http or https URL"));
+        }
+        let chat = &self.chat;
+        if chat.max_retries == 0 {
+            return Err(problem(
+                "MAX_RETRIES",
+                "must be at least 1 (it counts attempts)",
+            ));
+        }
+        if upstream.time_out.0.is_zero() {
+            return Err(problem("TIME_OUT", "must be a positive number of seconds"));
+        }
+        for proxy in upstream.proxies.expose() {
+            let scheme = proxy.split("://").next().unwrap_or_default();
+            if !matches!(scheme, "http" | "https" | "socks5" | "socks5h") || !proxy.contains("://")
+            {
+                return Err(problem(
+                    "PROXIES",
+                    "each proxy must be an http://, https:// or socks5:// URL",
+                ));
+            }
+        }
+        for (name, value) in &upstream.custom_headers.expose().0 {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(problem(
+                    "CUSTOM_HEADERS",
+                    format!("{name:?} is not a valid header"),
+                ));
+            }
+        }
+        for setting in &chat.safety_settings.0 {
+            if !(setting["category"].is_string() && setting["threshold"].is_string()) {
+                return Err(problem(
+                    "SAFETY_SETTINGS",
+                    "each entry needs a \"category\" and a \"threshold\" string",
+                ));
+            }
+        }
+        if self.gateway.fake_stream_empty_data_interval.0.is_zero() {
+            return Err(problem(
+                "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS",
+                "must be a positive number of seconds",
+            ));
+        }
+        let logging = &self.logging;
+        if logging.auto_delete_error_logs_days == 0 {
+            return Err(problem(
+                "AUTO_DELETE_ERROR_LOGS_DAYS",
+                "must be at least 1 day",
+            ));
+        }
+        if logging.auto_delete_request_logs_days == 0 {
+            return Err(problem(
+                "AUTO_DELETE_REQUEST_LOGS_DAYS",
+                "must be at least 1 day",
+            ));
+        }
+        Ok(())
+    }
+
+    fn validate_shared(&self) -> Result<(), SettingError> {
+        let shared = &self.shared;
+        if let Some(token) = &shared.auth_token
+            && crate::grpc::InternalToken::new(token.expose()).is_err()
+        {
+            return Err(problem(
+                "AUTH_TOKEN",
+                "must be printable text (it travels in an HTTP header)",
+            ));
+        }
+        if let Err(error) = tracing_subscriber::EnvFilter::try_new(&shared.log_level) {
+            return Err(problem(
+                "LOG_LEVEL",
+                format!(
+                    "{:?}: expected a level (debug, info, warn…) or a filter: {error}",
+                    shared.log_level
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
