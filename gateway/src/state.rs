@@ -10,6 +10,7 @@ use gb_runtime::grpc::GrpcChannel;
 use gb_runtime::live::{Live, LiveSettings};
 use gb_runtime::log_records::LogShipper;
 use gb_runtime::settings::Settings;
+use gb_runtime::tasks::Tasks;
 
 use crate::auth::Auth;
 use crate::openai::media_fetch::MediaFetcher;
@@ -71,10 +72,17 @@ pub struct Shared {
     pub auth: Live<Auth>,
     pub translation: Live<Translation>,
     pub logs: LogShipper,
+    /// Owns the tasks handlers spawn (fake streams), waited for at shutdown.
+    pub tasks: Tasks,
 }
 
 impl GatewayState {
-    pub fn new(services: Services, live: &LiveSettings, logs: LogShipper) -> anyhow::Result<Self> {
+    pub fn new(
+        services: Services,
+        live: &LiveSettings,
+        logs: LogShipper,
+        tasks: &Tasks,
+    ) -> anyhow::Result<Self> {
         const MAX_MESSAGE: usize = 64 * 1024 * 1024;
         Ok(GatewayState(std::sync::Arc::new(Shared {
             chat: ChatServiceClient::new(services.chat)
@@ -91,6 +99,7 @@ impl GatewayState {
                 Ok(Translation::from_settings(settings))
             })?,
             logs,
+            tasks: tasks.clone(),
         })))
     }
 }

@@ -23,7 +23,9 @@ def admin_keys(url):
 
 def test_sigterm_lets_an_open_stream_finish_and_loses_no_outcome(mock, tmp_path):
     key = new_key()
-    process, url, _ = start_gateway(mock, tmp_path, [key])
+    log_path = tmp_path / "gateway.log"
+    with open(log_path, "wb") as log_file:
+        process, url, _ = start_gateway(mock, tmp_path, [key], log_file=log_file, LOG_LEVEL="info")
     urllib.request.urlopen(urllib.request.Request(f"{mock.base}/_mock/stream-chunks/20", method="POST")).close()
     urllib.request.urlopen(urllib.request.Request(f"{mock.base}/_mock/stream-delay/50", method="POST")).close()
     try:
@@ -43,6 +45,10 @@ def test_sigterm_lets_an_open_stream_finish_and_loses_no_outcome(mock, tmp_path)
         assert len(events) == 20, "the open stream completed after SIGTERM"
         assert "error" not in rest
         assert process.wait(timeout=30) == 0
+        log = log_path.read_text()
+        assert "stopped" in log
+        # Every task had an owner that waited for it: none was left running.
+        assert "tasks still running at shutdown" not in log, log
     finally:
         urllib.request.urlopen(urllib.request.Request(f"{mock.base}/_mock/stream-chunks/3", method="POST")).close()
         urllib.request.urlopen(urllib.request.Request(f"{mock.base}/_mock/stream-delay/5", method="POST")).close()

@@ -84,7 +84,7 @@ pub async fn chat_completions(
     if let Some(interval) = translation.fake_stream_interval {
         let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
             .show_sources(translation.show_search_link);
-        return fake_stream(chat, grpc_request, translator, interval);
+        return fake_stream(&state.tasks, chat, grpc_request, translator, interval);
     }
     let chunks = match chat.stream_generate_content(grpc_request).await {
         Ok(chunks) => chunks.into_inner(),
@@ -245,6 +245,7 @@ async fn image_chat(
 /// gemini-balance's fake streaming: the answer comes from a plain call; until it arrives, an
 /// empty chunk every `interval` keeps the client's connection (and its read timeout) alive.
 fn fake_stream(
+    tasks: &gb_runtime::tasks::Tasks,
     mut chat: gb_proto::chat::v1::chat_service_client::ChatServiceClient<
         gb_runtime::grpc::GrpcChannel,
     >,
@@ -253,7 +254,7 @@ fn fake_stream(
     interval: std::time::Duration,
 ) -> Response {
     let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(16);
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         let call = chat.generate_content(request);
         tokio::pin!(call);
         let mut ticker = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);

@@ -21,8 +21,8 @@ use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
 use gb_runtime::grpc::{GrpcChannel, InternalToken, RequireToken};
 use gb_runtime::live::{Live, LiveSettings};
 use gb_runtime::log_records::LogShipper;
+use gb_runtime::tasks::Tasks;
 use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 pub use service::ChatGrpc;
@@ -46,15 +46,15 @@ impl ChatService {
         live: &LiveSettings,
         keys: GrpcChannel,
         logs: LogShipper,
-        shutdown: CancellationToken,
+        tasks: &Tasks,
     ) -> anyhow::Result<Self> {
         let settings = live.derive("chat settings", ChatSettings::from_settings)?;
         let pool = Arc::new(LocalPool::default());
         let keys_client = KeysServiceClient::new(keys);
-        tokio::spawn(pool::follow_pool(
+        tasks.spawn(pool::follow_pool(
             pool.clone(),
             keys_client.clone(),
-            shutdown,
+            tasks.shutdown().clone(),
         ));
         let (reporter, reporter_task) = outcomes::start(keys_client);
         if !pool.wait_loaded(Duration::from_secs(10)).await {

@@ -17,6 +17,7 @@ use gb_proto::config::v1::config_service_server::ConfigServiceServer;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::{InternalToken, RequireToken};
 use gb_runtime::settings::Settings;
+use gb_runtime::tasks::Tasks;
 use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
@@ -36,14 +37,14 @@ impl ConfigService {
     pub async fn start(
         environment: &Settings,
         db: Database,
-        shutdown: CancellationToken,
+        tasks: &Tasks,
     ) -> anyhow::Result<Self> {
         db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
             .await?;
         let stored = StoredSettings::open(db, environment.clone()).await?;
         Ok(ConfigService {
             stored: Arc::new(stored),
-            shutdown,
+            shutdown: tasks.shutdown().clone(),
         })
     }
 

@@ -19,8 +19,8 @@ use gb_proto::keys::v1::keys_service_server::KeysServiceServer;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::{InternalToken, RequireToken};
 use gb_runtime::live::{Live, LiveSettings};
+use gb_runtime::tasks::Tasks;
 use gb_upstream::Upstream;
-use tokio_util::sync::CancellationToken;
 use tonic::service::interceptor::InterceptedService;
 
 pub use pool::KeyPool;
@@ -34,11 +34,11 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 pub struct KeysService {
     pub pool: Arc<KeyPool>,
     verifier: Live<Verifier>,
-    shutdown: CancellationToken,
+    tasks: Tasks,
 }
 
 /// Applies changes of `API_KEYS` and `MAX_FAILURES` to the pool.
-fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>) {
+fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>, tasks: &Tasks) {
     let keys_pool = pool.clone();
     let (changes, mut pending) = tokio::sync::mpsc::unbounded_channel();
     live.on_change(
@@ -48,7 +48,7 @@ fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>) {
         },
     );
     // One change after the other, in order.
-    tokio::spawn(async move {
+    tasks.spawn(async move {
         while let Some((before, after)) = pending.recv().await {
             match keys_pool.apply_key_list(&before, &after).await {
                 Ok((added, removed)) => {
@@ -74,11 +74,8 @@ impl KeysService {
     /// Migrates, loads the pool, imports `API_KEYS`, starts the periodic checks and follows
     /// the settings (`API_KEYS`, `MAX_FAILURES`, `TEST_MODEL`, `CHECK_INTERVAL_HOURS`, the
     /// upstream ones) while running.
-    pub async fn start(
-        live: &LiveSettings,
-        db: Database,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Self> {
+    pub async fn start(live: &LiveSettings, db: Database, tasks: &Tasks) -> anyhow::Result<Self> {
+        let shutdown = tasks.shutdown().clone();
         db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
             .await?;
         let settings = live.current();
@@ -90,7 +87,7 @@ impl KeysService {
             imported = added,
             "key pool loaded"
         );
-        follow_settings(live, &pool);
+        follow_settings(live, &pool, tasks);
         let verifier = live.derive("key checks", |settings| {
             Ok(Verifier::new(
                 Upstream::from_settings(&settings.upstream)?,
@@ -100,7 +97,7 @@ impl KeysService {
         // Cooldowns end with time, not with an event: refresh the pool gauges on a tick too.
         let gauges = pool.clone();
         let gauges_shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        tasks.spawn(async move {
             let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
                 tokio::select! {
@@ -109,7 +106,7 @@ impl KeysService {
                 }
             }
         });
-        tokio::spawn(verify::run_periodic_checks(
+        tasks.spawn(verify::run_periodic_checks(
             pool.clone(),
             verifier.clone(),
             live.clone(),
@@ -118,7 +115,7 @@ impl KeysService {
         Ok(KeysService {
             pool,
             verifier,
-            shutdown,
+            tasks: tasks.clone(),
         })
     }
 
@@ -130,7 +127,7 @@ impl KeysService {
         let service = KeysGrpc {
             pool: self.pool.clone(),
             verifier: self.verifier.clone(),
-            shutdown: self.shutdown.clone(),
+            tasks: self.tasks.clone(),
         };
         InterceptedService::new(
             KeysServiceServer::new(service),

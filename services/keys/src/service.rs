@@ -18,9 +18,9 @@ use crate::verify::Verifier;
 pub struct KeysGrpc {
     pub pool: Arc<KeyPool>,
     pub verifier: gb_runtime::live::Live<Verifier>,
-    /// Ends the pool streams at shutdown, so that watchers move to another replica at once
-    /// instead of holding the drain open.
-    pub shutdown: tokio_util::sync::CancellationToken,
+    /// Owns the tasks that feed the pool streams; they end at shutdown, so that watchers move
+    /// to another replica at once instead of holding the drain open.
+    pub tasks: gb_runtime::tasks::Tasks,
 }
 
 impl KeysGrpc {
@@ -99,7 +99,8 @@ impl KeysService for KeysGrpc {
     ) -> Result<Response<Self::WatchPoolStream>, Status> {
         let pool = self.pool.clone();
         let (snapshot, mut receiver) = pool.subscribe();
-        let stream = async_stream(move |sender| async move {
+        let shutdown = self.tasks.shutdown().clone();
+        let stream = async_stream(&self.tasks, move |sender| async move {
             let first = pb::PoolEvent {
                 event: Some(pb::pool_event::Event::Snapshot(snapshot)),
             };
@@ -107,7 +108,11 @@ impl KeysService for KeysGrpc {
                 return;
             }
             loop {
-                let event = match receiver.recv().await {
+                let received = tokio::select! {
+                    received = receiver.recv() => received,
+                    _ = shutdown.cancelled() => return,
+                };
+                let event = match received {
                     Ok(event) => event,
                     // The watcher fell behind: start it over from a fresh snapshot.
                     Err(RecvError::Lagged(_)) => {
@@ -124,8 +129,6 @@ impl KeysService for KeysGrpc {
                 }
             }
         });
-        let stream =
-            futures::StreamExt::take_until(stream, self.shutdown.clone().cancelled_owned());
         Ok(Response::new(Box::pin(stream)))
     }
 
@@ -236,6 +239,7 @@ impl KeysService for KeysGrpc {
 
 /// A stream fed by a task, for server streams whose items come from a loop.
 fn async_stream<F, Fut>(
+    tasks: &gb_runtime::tasks::Tasks,
     producer: F,
 ) -> impl Stream<Item = Result<pb::PoolEvent, Status>> + Send + 'static
 where
@@ -243,6 +247,6 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (sender, receiver) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(producer(sender));
+    tasks.spawn(producer(sender));
     tokio_stream::wrappers::ReceiverStream::new(receiver)
 }

@@ -9,8 +9,20 @@
 //! Every process starts from its environment, then follows the config service's stored
 //! settings (it waits a little for them before serving).
 //!
-//! Shutdown order: the HTTP or gRPC server stops taking work and drains, then the chat service
-//! flushes its outcome reports and the request/error logs still buffered are sent.
+//! Shutdown, in this order (every run mode below follows it):
+//!
+//! 1. SIGINT or SIGTERM cancels the one shutdown token (`main.rs`): gRPC health turns
+//!    NOT_SERVING, the watch streams (pool, settings) end, background loops stop;
+//! 2. the HTTP or gRPC server stops accepting and lets open requests and streams finish, for at
+//!    most `DRAIN_TIMEOUT`;
+//! 3. the chat service sends the outcome reports still buffered to the keys service;
+//! 4. the request and error records still buffered go to the logging service;
+//! 5. every owner's tasks ([`Tasks`]) are waited for, bounded;
+//! 6. back in `main.rs`, the metrics server stops, and the trace exporter flushes last.
+
+mod serving;
+
+use std::time::Duration;
 
 use gb_chat::ChatService;
 use gb_config::ConfigService;
@@ -22,17 +34,23 @@ use gb_proto::config::v1::config_service_server::SERVICE_NAME as CONFIG_SERVICE_
 use gb_proto::keys::v1::keys_service_server::SERVICE_NAME as KEYS_SERVICE_NAME;
 use gb_proto::logging::v1::logging_service_server::SERVICE_NAME as LOGGING_SERVICE_NAME;
 use gb_runtime::database::Database;
-use gb_runtime::grpc::{self, GrpcChannel, InternalToken, ServiceRoutes, service_routes};
+use gb_runtime::grpc::{self, GrpcChannel, InternalToken, ServiceRoutes};
 use gb_runtime::live::LiveSettings;
 use gb_runtime::log_records::{self, LogShipper};
 use gb_runtime::settings::Settings;
-use gb_runtime::shutdown::drained;
+use gb_runtime::tasks::Tasks;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic_health::ServingStatus;
+
+pub use serving::serve_metrics;
+use serving::{serve_grpc, serving};
 
 /// How long a process waits for the stored settings before it serves on its environment's.
-const CONFIG_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+const CONFIG_WAIT: Duration = Duration::from_secs(10);
+
+/// How long buffered records and background tasks get at the end of a shutdown.
+const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
 /// The token the services present to each other: `AUTH_TOKEN`. The all-in-one mode makes a
 /// random one when none is set (admin routes then stay closed); split services need it.
@@ -56,144 +74,137 @@ fn warn_without_clients(settings: &Settings) {
     }
 }
 
-/// Reports NOT_SERVING on gRPC health as soon as shutdown begins (probes stop routing to us).
-fn not_serving_on_shutdown(
-    routes: &ServiceRoutes,
-    service: &'static str,
-    shutdown: &CancellationToken,
-) {
-    let health = routes.health.clone();
-    let shutdown = shutdown.clone();
-    tokio::spawn(async move {
-        shutdown.cancelled().await;
-        health
-            .set_service_status("", ServingStatus::NotServing)
-            .await;
-        health
-            .set_service_status(service, ServingStatus::NotServing)
-            .await;
-    });
-}
-
-/// A service's routes (with health and reflection), marked serving until shutdown begins.
-async fn serving(
-    service: &'static str,
-    shutdown: &CancellationToken,
-    add: impl FnOnce(&mut tonic::service::RoutesBuilder),
-) -> anyhow::Result<ServiceRoutes> {
-    let routes = service_routes(add)?;
-    routes
-        .health
-        .set_service_status(service, ServingStatus::Serving)
-        .await;
-    not_serving_on_shutdown(&routes, service, shutdown);
-    Ok(routes)
-}
-
 async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     let db = Database::connect(&settings.shared.database).await?;
     tracing::info!(backend = db.backend_name(), "database connected");
     Ok(db)
 }
 
-/// Follows the config service from now on; waits (a little) for the first snapshot.
-async fn follow_config(live: &LiveSettings, config: GrpcChannel, shutdown: &CancellationToken) {
-    gb_runtime::telemetry::follow_log_level(live);
-    tokio::spawn(live.clone().follow_config(config, shutdown.clone()));
-    if !live.wait_for_config(CONFIG_WAIT).await {
-        tracing::warn!(
-            "the config service has not answered yet: serving on this process's environment until it does"
-        );
+/// What a process runs and stops, in the order of the module documentation.
+struct Process {
+    shutdown: CancellationToken,
+    /// The process's own tasks (following the settings, health flips).
+    tasks: Tasks,
+    /// Each service's tasks, waited for at step 5.
+    owners: Vec<Tasks>,
+    /// The chat service, flushed at step 3.
+    chat: Option<ChatService>,
+    /// The log shipper's task, flushed at step 4.
+    logs: Option<JoinHandle<()>>,
+}
+
+impl Process {
+    fn new(shutdown: &CancellationToken) -> Self {
+        Process {
+            shutdown: shutdown.clone(),
+            tasks: Tasks::new("process", shutdown),
+            owners: Vec::new(),
+            chat: None,
+            logs: None,
+        }
+    }
+
+    /// The tasks of one service of this process.
+    fn owner(&mut self, name: &'static str) -> Tasks {
+        let tasks = Tasks::new(name, &self.shutdown);
+        self.owners.push(tasks.clone());
+        tasks
+    }
+
+    /// A log shipper to the logging service, flushed at step 4.
+    fn log_shipper(&mut self, logging: GrpcChannel) -> LogShipper {
+        let (logs, task) = log_records::start(logging);
+        self.logs = Some(task);
+        logs
+    }
+
+    /// Follows the config service from now on; waits (a little) for the first snapshot.
+    async fn live_settings(&self, settings: Settings, config: GrpcChannel) -> LiveSettings {
+        let live = LiveSettings::new(settings, &self.tasks);
+        gb_runtime::telemetry::follow_log_level(&live);
+        live.follow_config_in_background(config);
+        if !live.wait_for_config(CONFIG_WAIT).await {
+            tracing::warn!(
+                "the config service has not answered yet: serving on this process's environment until it does"
+            );
+        }
+        live
+    }
+
+    /// Steps 3 to 5, once the servers have drained (step 2).
+    async fn stop(self) {
+        self.shutdown.cancel();
+        if let Some(chat) = self.chat {
+            chat.flush().await;
+        }
+        if let Some(logs) = self.logs
+            && tokio::time::timeout(FLUSH_LIMIT, logs).await.is_err()
+        {
+            tracing::warn!("log records not flushed within 10s");
+        }
+        for owner in self.owners.iter().chain([&self.tasks]) {
+            owner.join(FLUSH_LIMIT).await;
+        }
     }
 }
 
 async fn config_routes(
+    process: &mut Process,
     settings: &Settings,
     db: Database,
     token: &InternalToken,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
-    let config = ConfigService::start(settings, db, shutdown.clone()).await?;
-    serving(CONFIG_SERVICE_NAME, shutdown, |builder| {
+    let tasks = process.owner("config");
+    let config = ConfigService::start(settings, db, &tasks).await?;
+    serving(CONFIG_SERVICE_NAME, &tasks, |builder| {
         builder.add_service(config.grpc_service(token));
     })
     .await
 }
 
 async fn logging_routes(
+    process: &mut Process,
     live: &LiveSettings,
     db: Database,
     token: &InternalToken,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
-    let logging = LoggingService::start(live.clone(), db, shutdown.clone()).await?;
-    serving(LOGGING_SERVICE_NAME, shutdown, |builder| {
+    let tasks = process.owner("logging");
+    let logging = LoggingService::start(live.clone(), db, &tasks).await?;
+    serving(LOGGING_SERVICE_NAME, &tasks, |builder| {
         builder.add_service(logging.grpc_service(token));
     })
     .await
 }
 
 async fn keys_routes(
+    process: &mut Process,
     live: &LiveSettings,
     db: Database,
     token: &InternalToken,
-    shutdown: &CancellationToken,
 ) -> anyhow::Result<ServiceRoutes> {
-    let keys = KeysService::start(live, db, shutdown.clone()).await?;
-    serving(KEYS_SERVICE_NAME, shutdown, |builder| {
+    let tasks = process.owner("keys");
+    let keys = KeysService::start(live, db, &tasks).await?;
+    serving(KEYS_SERVICE_NAME, &tasks, |builder| {
         builder.add_service(keys.grpc_service(token));
     })
     .await
 }
 
 async fn chat_routes(
+    process: &mut Process,
     live: &LiveSettings,
     keys: GrpcChannel,
     logs: LogShipper,
     token: &InternalToken,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<(ChatService, ServiceRoutes)> {
-    let chat = ChatService::start(live, keys, logs, shutdown.clone()).await?;
-    let routes = serving(CHAT_SERVICE_NAME, shutdown, |builder| {
+) -> anyhow::Result<ServiceRoutes> {
+    let tasks = process.owner("chat");
+    let chat = ChatService::start(live, keys, logs, &tasks).await?;
+    let routes = serving(CHAT_SERVICE_NAME, &tasks, |builder| {
         builder.add_service(chat.grpc_service(token));
     })
     .await?;
-    Ok((chat, routes))
-}
-
-/// Sends the log records still buffered, once every shipper clone is gone.
-async fn flush_logs(task: tokio::task::JoinHandle<()>) {
-    if tokio::time::timeout(std::time::Duration::from_secs(10), task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("log records not flushed within 10s");
-    }
-}
-
-/// Serves `/metrics` (this process's recorder) until `shutdown`.
-pub async fn serve_metrics(
-    listener: TcpListener,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()> {
-    gb_runtime::metrics::install();
-    let app = axum::Router::new().route(
-        "/metrics",
-        axum::routing::get(|| async {
-            (
-                [(
-                    axum::http::header::CONTENT_TYPE,
-                    "text/plain; version=0.0.4",
-                )],
-                gb_runtime::metrics::render(),
-            )
-        }),
-    );
-    tracing::info!(address = %listener.local_addr()?, "metrics listening");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    Ok(())
+    process.chat = Some(chat);
+    Ok(routes)
 }
 
 /// Everything in one process.
@@ -202,67 +213,45 @@ pub async fn run_all_in_one(
     gateway: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut process = Process::new(&shutdown);
     let token = internal_token(&settings, true)?;
     let db = connect_database(&settings).await?;
-    let config = config_routes(&settings, db.clone(), &token, &shutdown).await?;
+    let config = config_routes(&mut process, &settings, db.clone(), &token).await?;
     let config_channel = grpc::in_process(config.routes, token.clone());
-    let live = LiveSettings::new(settings);
-    follow_config(&live, config_channel.clone(), &shutdown).await;
+    let live = process
+        .live_settings(settings, config_channel.clone())
+        .await;
     warn_without_clients(&live.current());
-    let logging = logging_routes(&live, db.clone(), &token, &shutdown).await?;
+    let logging = logging_routes(&mut process, &live, db.clone(), &token).await?;
     let logging_channel = grpc::in_process(logging.routes, token.clone());
-    let (logs, logs_task) = log_records::start(logging_channel.clone());
-    let keys = keys_routes(&live, db, &token, &shutdown).await?;
+    let logs = process.log_shipper(logging_channel.clone());
+    let keys = keys_routes(&mut process, &live, db, &token).await?;
     let keys_channel = grpc::in_process(keys.routes, token.clone());
-    let (chat, chat_routes) =
-        chat_routes(&live, keys_channel.clone(), logs.clone(), &token, &shutdown).await?;
-    let chat_channel = grpc::in_process(chat_routes.routes, token.clone());
+    let chat = chat_routes(
+        &mut process,
+        &live,
+        keys_channel.clone(),
+        logs.clone(),
+        &token,
+    )
+    .await?;
     let services = Services {
-        chat: chat_channel,
+        chat: grpc::in_process(chat.routes, token.clone()),
         keys: keys_channel,
         config: config_channel,
         logging: logging_channel,
     };
-    let state = GatewayState::new(services, &live, logs)?;
+    let gateway_tasks = process.owner("gateway");
+    let state = GatewayState::new(services, &live, logs, &gateway_tasks)?;
     let drain = live.current().shared.drain_timeout.0;
-    gb_gateway::serve(state, gateway, shutdown, drain).await?;
-    chat.flush().await;
-    flush_logs(logs_task).await;
-    Ok(())
-}
-
-/// Serves one service's gRPC routes until shutdown and the drain are over.
-async fn serve_grpc(
-    service: &str,
-    routes: ServiceRoutes,
-    listener: TcpListener,
-    shutdown: &CancellationToken,
-    drain_limit: std::time::Duration,
-) -> anyhow::Result<()> {
-    tracing::info!(address = %listener.local_addr()?, "{service} service listening");
-    drained(
-        grpc::serve(routes.routes, listener, shutdown.clone()),
-        shutdown,
-        drain_limit,
-    )
-    .await
+    let served = gb_gateway::serve(state, gateway, shutdown, drain).await;
+    process.stop().await;
+    served
 }
 
 /// A channel to another service, named by its `*_URL` setting.
 fn channel_to(url: &str, setting: &str, token: &InternalToken) -> anyhow::Result<GrpcChannel> {
     grpc::connect(url, token.clone()).map_err(|error| anyhow::anyhow!("setting {setting}: {error}"))
-}
-
-/// The live settings of a split service: its environment, then the config service's values.
-async fn live_settings(
-    settings: Settings,
-    token: &InternalToken,
-    shutdown: &CancellationToken,
-) -> anyhow::Result<LiveSettings> {
-    let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", token)?;
-    let live = LiveSettings::new(settings);
-    follow_config(&live, config, shutdown).await;
-    Ok(live)
 }
 
 /// The config service alone; it owns the `configs` table.
@@ -271,25 +260,17 @@ pub async fn run_config(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut process = Process::new(&shutdown);
     let token = internal_token(&settings, false)?;
     let db = connect_database(&settings).await?;
-    let routes = config_routes(&settings, db, &token, &shutdown).await?;
+    let drain = settings.shared.drain_timeout.0;
+    let routes = config_routes(&mut process, &settings, db, &token).await?;
     // It follows its own stored settings too (LOG_LEVEL), through an in-process channel.
-    let live = LiveSettings::new(settings.clone());
-    follow_config(
-        &live,
-        grpc::in_process(routes.routes.clone(), token.clone()),
-        &shutdown,
-    )
-    .await;
-    serve_grpc(
-        "config",
-        routes,
-        listener,
-        &shutdown,
-        settings.shared.drain_timeout.0,
-    )
-    .await
+    let own = grpc::in_process(routes.routes.clone(), token.clone());
+    process.live_settings(settings, own).await;
+    let served = serve_grpc("config", routes, listener, &shutdown, drain).await;
+    process.stop().await;
+    served
 }
 
 /// The logging service alone; it owns `error_logs` and `request_logs`.
@@ -298,12 +279,16 @@ pub async fn run_logging(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut process = Process::new(&shutdown);
     let token = internal_token(&settings, false)?;
     let db = connect_database(&settings).await?;
     let drain = settings.shared.drain_timeout.0;
-    let live = live_settings(settings, &token, &shutdown).await?;
-    let routes = logging_routes(&live, db, &token, &shutdown).await?;
-    serve_grpc("logging", routes, listener, &shutdown, drain).await
+    let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?;
+    let live = process.live_settings(settings, config).await;
+    let routes = logging_routes(&mut process, &live, db, &token).await?;
+    let served = serve_grpc("logging", routes, listener, &shutdown, drain).await;
+    process.stop().await;
+    served
 }
 
 /// The keys service alone; it owns the `keys` table.
@@ -312,12 +297,16 @@ pub async fn run_keys(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut process = Process::new(&shutdown);
     let token = internal_token(&settings, false)?;
     let db = connect_database(&settings).await?;
     let drain = settings.shared.drain_timeout.0;
-    let live = live_settings(settings, &token, &shutdown).await?;
-    let routes = keys_routes(&live, db, &token, &shutdown).await?;
-    serve_grpc("keys", routes, listener, &shutdown, drain).await
+    let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?;
+    let live = process.live_settings(settings, config).await;
+    let routes = keys_routes(&mut process, &live, db, &token).await?;
+    let served = serve_grpc("keys", routes, listener, &shutdown, drain).await;
+    process.stop().await;
+    served
 }
 
 /// The chat service alone, reaching the keys service at `KEYS_URL` and the logging service at
@@ -327,17 +316,18 @@ pub async fn run_chat(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut process = Process::new(&shutdown);
     let token = internal_token(&settings, false)?;
     let keys = channel_to(&settings.shared.keys_url(), "KEYS_URL", &token)?;
     let logging = channel_to(&settings.shared.logging_url(), "LOGGING_URL", &token)?;
+    let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?;
     let drain = settings.shared.drain_timeout.0;
-    let live = live_settings(settings, &token, &shutdown).await?;
-    let (logs, logs_task) = log_records::start(logging);
-    let (chat, routes) = chat_routes(&live, keys, logs, &token, &shutdown).await?;
-    serve_grpc("chat", routes, listener, &shutdown, drain).await?;
-    chat.flush().await;
-    flush_logs(logs_task).await;
-    Ok(())
+    let live = process.live_settings(settings, config).await;
+    let logs = process.log_shipper(logging);
+    let routes = chat_routes(&mut process, &live, keys, logs, &token).await?;
+    let served = serve_grpc("chat", routes, listener, &shutdown, drain).await;
+    process.stop().await;
+    served
 }
 
 /// The gateway alone, reaching the services at `CHAT_URL`, `KEYS_URL`, `CONFIG_URL` and
@@ -347,19 +337,23 @@ pub async fn run_gateway(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut process = Process::new(&shutdown);
     let token = internal_token(&settings, false)?;
+    let shared = &settings.shared;
     let services = Services {
-        chat: channel_to(&settings.shared.chat_url(), "CHAT_URL", &token)?,
-        keys: channel_to(&settings.shared.keys_url(), "KEYS_URL", &token)?,
-        config: channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?,
-        logging: channel_to(&settings.shared.logging_url(), "LOGGING_URL", &token)?,
+        chat: channel_to(&shared.chat_url(), "CHAT_URL", &token)?,
+        keys: channel_to(&shared.keys_url(), "KEYS_URL", &token)?,
+        config: channel_to(&shared.config_url(), "CONFIG_URL", &token)?,
+        logging: channel_to(&shared.logging_url(), "LOGGING_URL", &token)?,
     };
-    let drain = settings.shared.drain_timeout.0;
-    let live = live_settings(settings, &token, &shutdown).await?;
+    let drain = shared.drain_timeout.0;
+    let config = services.config.clone();
+    let live = process.live_settings(settings, config).await;
     warn_without_clients(&live.current());
-    let (logs, logs_task) = log_records::start(services.logging.clone());
-    let state = GatewayState::new(services, &live, logs)?;
-    gb_gateway::serve(state, listener, shutdown, drain).await?;
-    flush_logs(logs_task).await;
-    Ok(())
+    let logs = process.log_shipper(services.logging.clone());
+    let gateway_tasks = process.owner("gateway");
+    let state = GatewayState::new(services, &live, logs, &gateway_tasks)?;
+    let served = gb_gateway::serve(state, listener, shutdown, drain).await;
+    process.stop().await;
+    served
 }

@@ -130,7 +130,9 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     };
     let _telemetry = gb_runtime::telemetry::init(&settings, service_name)?;
     tracing::info!(?settings, "starting {service_name}");
-    let shutdown = gb_runtime::shutdown::on_signal();
+    // The shutdown order is the launcher's (`lib.rs`); here: 1, the token, and 6, the metrics
+    // server and the trace exporter (`_telemetry`, dropped last).
+    let (shutdown, signal_listener) = gb_runtime::shutdown::on_signal();
     gb_runtime::metrics::install();
     let metrics_listener = bind(settings.shared.metrics_addr, "METRICS_ADDR").await?;
     let metrics = tokio::spawn(launcher::serve_metrics(metrics_listener, shutdown.clone()));
@@ -162,6 +164,7 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
         Some(Service::Probe { .. } | Service::ShowSettings) => Ok(()),
     };
     shutdown.cancel();
+    let _ = signal_listener.await;
     let _ = metrics.await;
     tracing::info!("stopped");
     result

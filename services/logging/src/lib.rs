@@ -15,7 +15,7 @@ use gb_proto::logging::v1::logging_service_server::LoggingServiceServer;
 use gb_runtime::database::Database;
 use gb_runtime::grpc::{InternalToken, RequireToken};
 use gb_runtime::live::LiveSettings;
-use tokio_util::sync::CancellationToken;
+use gb_runtime::tasks::Tasks;
 use tonic::service::interceptor::InterceptedService;
 
 pub use service::LoggingGrpc;
@@ -30,18 +30,14 @@ pub struct LoggingService {
 
 impl LoggingService {
     /// Migrates and starts the retention task.
-    pub async fn start(
-        live: LiveSettings,
-        db: Database,
-        shutdown: CancellationToken,
-    ) -> anyhow::Result<Self> {
+    pub async fn start(live: LiveSettings, db: Database, tasks: &Tasks) -> anyhow::Result<Self> {
         db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
             .await?;
         let retention = retention::Retention {
             db: db.clone(),
             live,
         };
-        tokio::spawn(retention.clone().run(shutdown));
+        tasks.spawn(retention.clone().run(tasks.shutdown().clone()));
         Ok(LoggingService { db, retention })
     }
 

@@ -7,6 +7,7 @@
 //! - [`database`]: the diesel-async pool over Postgres or SQLite and migrations at start-up;
 //! - [`secrets`]: key encryption at rest, fingerprints, masking and constant-time comparison;
 //! - [`grpc`]: channels (TCP or in-process), trace context, auth and the server scaffolding;
+//! - [`tasks`]: the owner every spawned task has, waited for at shutdown;
 //! - [`telemetry`]: logs and OpenTelemetry export;
 //! - [`shutdown`]: one cancellation token for SIGINT and SIGTERM, and the drain;
 //! - [`time`]: the contracts' milliseconds and the tables' timestamps, converted in one place.
@@ -21,6 +22,7 @@ pub mod metrics;
 pub mod secrets;
 pub mod settings;
 pub mod shutdown;
+pub mod tasks;
 pub mod telemetry;
 pub mod time;
 

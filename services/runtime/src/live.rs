@@ -15,11 +15,25 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::grpc::GrpcChannel;
+use crate::tasks::Tasks;
+
+/// Whether the settings changed (false once they never will again, or at shutdown).
+async fn next_change(
+    settings: &mut watch::Receiver<Arc<Settings>>,
+    shutdown: &CancellationToken,
+) -> bool {
+    tokio::select! {
+        changed = settings.changed() => changed.is_ok(),
+        _ = shutdown.cancelled() => false,
+    }
+}
 use crate::settings::{SettingError, Settings};
 
 #[derive(Clone)]
 pub struct LiveSettings {
     sender: Arc<watch::Sender<Arc<Settings>>>,
+    /// Owns the tasks that rebuild what is derived from the settings.
+    tasks: Tasks,
     /// The version of the last config snapshot applied; 0 before the first.
     applied: Arc<watch::Sender<u64>>,
 }
@@ -44,9 +58,10 @@ impl<T> Live<T> {
 }
 
 impl LiveSettings {
-    pub fn new(settings: Settings) -> Self {
+    pub fn new(settings: Settings, tasks: &Tasks) -> Self {
         LiveSettings {
             sender: Arc::new(watch::channel(Arc::new(settings)).0),
+            tasks: tasks.clone(),
             applied: Arc::new(watch::channel(0).0),
         }
     }
@@ -72,8 +87,9 @@ impl LiveSettings {
         let mut settings = self.sender.subscribe();
         let first = build(&settings.borrow_and_update())?;
         let (sender, receiver) = watch::channel(Arc::new(first));
-        tokio::spawn(async move {
-            while settings.changed().await.is_ok() {
+        let shutdown = self.tasks.shutdown().clone();
+        self.tasks.spawn(async move {
+            while next_change(&mut settings, &shutdown).await {
                 let current = settings.borrow_and_update().clone();
                 match build(&current) {
                     Ok(value) => {
@@ -97,8 +113,9 @@ impl LiveSettings {
     {
         let mut settings = self.sender.subscribe();
         let mut last = key(&settings.borrow_and_update());
-        tokio::spawn(async move {
-            while settings.changed().await.is_ok() {
+        let shutdown = self.tasks.shutdown().clone();
+        self.tasks.spawn(async move {
+            while next_change(&mut settings, &shutdown).await {
                 let current = settings.borrow_and_update().clone();
                 let next = key(&current);
                 if next != last {
@@ -107,6 +124,13 @@ impl LiveSettings {
                 }
             }
         });
+    }
+
+    /// Follows the config service from now on, in a task of these settings' owner.
+    pub fn follow_config_in_background(&self, channel: GrpcChannel) {
+        let shutdown = self.tasks.shutdown().clone();
+        self.tasks
+            .spawn(self.clone().follow_config(channel, shutdown));
     }
 
     /// Waits (at most `limit`) until a config snapshot has been applied.

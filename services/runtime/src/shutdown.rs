@@ -2,16 +2,21 @@
 
 use tokio_util::sync::CancellationToken;
 
-/// A token cancelled when the process is asked to stop.
-pub fn on_signal() -> CancellationToken {
+/// A token cancelled when the process is asked to stop, and the task that listens for the
+/// signal (it also ends when the token is cancelled for another reason).
+pub fn on_signal() -> (CancellationToken, tokio::task::JoinHandle<()>) {
     let token = CancellationToken::new();
     let cancel = token.clone();
-    tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("shutdown signal received");
-        cancel.cancel();
+    let listener = tokio::spawn(async move {
+        tokio::select! {
+            _ = wait_for_signal() => {
+                tracing::info!("shutdown signal received");
+                cancel.cancel();
+            }
+            _ = cancel.cancelled() => {}
+        }
     });
-    token
+    (token, listener)
 }
 
 async fn wait_for_signal() {
