@@ -2,8 +2,6 @@
 //! success, no retry of the client's own errors, the upstream status when every attempt fails,
 //! streams cut after output, state across restarts, round robin, periodic re-checks.
 
-use std::time::Duration;
-
 use gb_tests::mock_gemini::Behavior;
 
 use crate::harness::{Backend, Mode, TestApp, new_key};
@@ -67,14 +65,12 @@ async fn quota_cools_down_and_moves_on(mode: Mode, backend: Backend) {
         vec![1, 5],
         "a cooling key is not picked"
     );
-    tokio::time::sleep(Duration::from_millis(1700)).await;
-    for _ in 0..4 {
+    app.wait_for_key(0, |key| key["status"] == "active").await;
+    app.eventually("the key serves again after its cooldown", || async {
         assert_eq!(app.generate("after cooling").await.0, 200);
-    }
-    assert!(
-        app.calls_per_key()[0] >= 2,
-        "the key serves again after its cooldown"
-    );
+        app.calls_per_key()[0] >= 2
+    })
+    .await;
     app.stop().await;
 }
 each_setup!(quota_cooldown, quota_cools_down_and_moves_on);
@@ -111,8 +107,16 @@ async fn max_failures_disable(mode: Mode, backend: Backend) {
         key["status"] == "disabled" && key["failure_count"] == 2
     })
     .await;
-    // The verdict reaches the chat service over the pool stream right after.
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The verdict reaches the chat service over the pool stream: from then on (two requests
+    // in a row, one per key of the ring, leaving it alone), it is never picked again.
+    app.eventually("the chat service has the verdict", || async {
+        let before = app.calls_per_key()[0];
+        for _ in 0..2 {
+            assert_eq!(app.generate("after").await.0, 200);
+        }
+        app.calls_per_key()[0] == before
+    })
+    .await;
     let before = app.calls_per_key()[0];
     for _ in 0..4 {
         assert_eq!(app.generate("after").await.0, 200);
@@ -179,7 +183,15 @@ async fn client_error_not_retried(mode: Mode, backend: Backend) {
     assert_eq!(status, 404);
     assert_eq!(body["error"]["status"], "NOT_FOUND");
     assert_eq!(app.mock.calls().len(), 2, "one attempt each, no retry");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Outcomes are applied in the order they were reported: once a success on each key that
+    // came after the errors is in, the errors' outcomes are too.
+    for _ in 0..2 {
+        assert_eq!(app.generate("fine").await.0, 200);
+    }
+    for index in 0..2 {
+        app.wait_for_key(index, |key| key["success_count"].as_u64() >= Some(1))
+            .await;
+    }
     for key in app.key_states().await {
         assert_eq!(key["failure_count"], 0);
         assert_eq!(key["status"], "active");
@@ -352,13 +364,7 @@ async fn periodic_check_revives_keys(mode: Mode, backend: Backend) {
     assert_eq!(app.generate("hello").await.0, 200);
     app.wait_for_key(0, |key| key["status"] == "disabled").await;
     app.mock.set_behavior(&app.keys[0], Behavior::Ok);
-    for _ in 0..100 {
-        if app.key_states().await[0]["status"] == "active" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(app.key_states().await[0]["status"], "active");
+    app.wait_for_key(0, |key| key["status"] == "active").await;
     let check = app
         .mock
         .calls()

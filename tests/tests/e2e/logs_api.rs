@@ -37,7 +37,20 @@ async fn error_total(app: &TestApp, query: &str) -> u64 {
     body["total"].as_u64().unwrap()
 }
 
-async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
+/// What [`traffic`] sent: the mock's own record of it is the truth the figures must match.
+struct Traffic {
+    first: String,
+    second: String,
+    prompt: u64,
+    completion: u64,
+    /// Upstream attempts (one failed: a 500 on the first key, retried on the second).
+    attempts: u64,
+    on_first: u64,
+}
+
+/// Three answers (the first retried once after a 500), a stream, a refused request; returns
+/// once every attempt is counted.
+async fn traffic(mode: Mode, backend: Backend) -> (TestApp, Traffic) {
     let app = TestApp::builder(mode, backend).spawn().await;
     let (first, second) = (app.keys[0].clone(), app.keys[1].clone());
     app.mock
@@ -72,11 +85,37 @@ async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
     let attempts = calls.len() as u64;
     assert_eq!(attempts, 5);
     let on_first = calls.iter().filter(|call| call.key == first).count() as u64;
-
     app.eventually("every attempt is counted", || async {
         app.admin_get("/api/stats/calls").await.1["calls_1m"]["total"] == attempts
     })
     .await;
+    app.eventually("the failed attempt's error log is written", || async {
+        error_total(&app, "").await == 1
+    })
+    .await;
+    let traffic = Traffic {
+        first,
+        second,
+        prompt,
+        completion,
+        attempts,
+        on_first,
+    };
+    (app, traffic)
+}
+
+/// Call counts per period, the calls of a period, attention keys, one key's calls and usage.
+async fn statistics_match_the_upstream(mode: Mode, backend: Backend) {
+    let (
+        app,
+        Traffic {
+            first,
+            second,
+            attempts,
+            on_first,
+            ..
+        },
+    ) = traffic(mode, backend).await;
     let (_, counts) = app.admin_get("/api/stats/calls").await;
     for period in ["calls_1m", "calls_1h", "calls_24h", "calls_month"] {
         assert_eq!(
@@ -120,7 +159,23 @@ async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
     assert_eq!(status, 200, "{usage_of_first}");
     assert_eq!(usage_of_first["usage"]["gemini-2.5-flash"], on_first);
 
-    // Tokens, per client token and per key, today.
+    app.stop().await;
+}
+each_setup!(statistics, statistics_match_the_upstream);
+
+/// Tokens per day, per client token and per key, summed from the answers' `usageMetadata`.
+async fn tokens_match_the_answers(mode: Mode, backend: Backend) {
+    let (
+        app,
+        Traffic {
+            first,
+            second,
+            prompt,
+            completion,
+            attempts,
+            ..
+        },
+    ) = traffic(mode, backend).await;
     let (_, by_client) = app.admin_get("/api/stats/tokens?group_by=client").await;
     let rows = by_client["rows"].as_array().unwrap();
     assert_eq!(rows.len(), 1, "{by_client}");
@@ -150,7 +205,13 @@ async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
             .all(|row| row["key"] == mask_key(&first) || row["key"] == mask_key(&second))
     );
 
-    // The error log of the failed attempt, and the error-log API around it.
+    app.stop().await;
+}
+two_setups!(tokens, tokens_match_the_answers);
+
+/// The error log of the failed attempt: listed, detailed, looked up, and every filter.
+async fn the_error_log_api(mode: Mode, backend: Backend) {
+    let (app, Traffic { first, second, .. }) = traffic(mode, backend).await;
     let (_, listed) = app.admin_get("/api/logs/errors").await;
     assert_eq!(listed["total"], 1, "{listed}");
     let log = &listed["logs"][0];
@@ -214,7 +275,13 @@ async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
         assert_eq!(status, 400, "{bad}: {body}");
     }
 
-    // Every client request has its row (the refused one too), without the token.
+    app.stop().await;
+}
+two_setups!(error_logs, the_error_log_api);
+
+/// Every client request has its row (the refused one too), and no row holds the token.
+async fn client_requests_are_recorded_without_the_token(mode: Mode, backend: Backend) {
+    let (app, _) = traffic(mode, backend).await;
     app.eventually("client requests are recorded", || async {
         app.db
             .texts("SELECT request_path AS text FROM request_logs WHERE kind = 'client'")
@@ -234,7 +301,15 @@ async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
         assert!(!row.contains(CLIENT_TOKEN), "{row}");
     }
 
-    // Deletion: one, then a selection, then all.
+    app.stop().await;
+}
+two_setups!(client_rows, client_requests_are_recorded_without_the_token);
+
+/// Error logs deleted one, then a selection, then all.
+async fn error_logs_are_deleted_one_some_or_all(mode: Mode, backend: Backend) {
+    let (app, Traffic { first, second, .. }) = traffic(mode, backend).await;
+    let (_, listed) = app.admin_get("/api/logs/errors").await;
+    let id = listed["logs"][0]["id"].as_i64().unwrap();
     let (status, _) = app
         .admin_send(Method::DELETE, &format!("/api/logs/errors/{id}"), None)
         .await;
@@ -279,7 +354,7 @@ async fn logs_and_statistics_match_the_requests(mode: Mode, backend: Backend) {
     assert_eq!(error_total(&app, "").await, 0);
     app.stop().await;
 }
-each_setup!(statistics, logs_and_statistics_match_the_requests);
+two_setups!(deletion, error_logs_are_deleted_one_some_or_all);
 
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
@@ -296,7 +371,6 @@ async fn request_bodies_when_asked(mode: Mode, backend: Backend) {
                 .queue_behaviors(key, vec![Behavior::ServerError { status: 503 }]);
         }
         app.generate("record me").await;
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
         let (_, listed) = app.admin_get("/api/logs/errors").await;
         let Some(id) = listed["logs"][0]["id"].as_i64() else {
             return false;
@@ -370,12 +444,25 @@ async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
         "recent client rows stay"
     );
 
-    // Switched off, nothing more goes, however short the days.
-    app.put_setting("AUTO_DELETE_ERROR_LOGS_ENABLED", json!(false))
+    // Switched off, nothing more goes, however short the days. One change of three settings
+    // (one snapshot): once the request-log part of it has deleted the 10-day row, the logging
+    // service has run its retention on the error-log part too.
+    let (status, body) = app
+        .admin_send(
+            reqwest::Method::PUT,
+            "/api/config",
+            Some(&json!({
+                "AUTO_DELETE_ERROR_LOGS_ENABLED": false,
+                "AUTO_DELETE_ERROR_LOGS_DAYS": 1,
+                "AUTO_DELETE_REQUEST_LOGS_DAYS": 5,
+            })),
+        )
         .await;
-    app.put_setting("AUTO_DELETE_ERROR_LOGS_DAYS", json!(1))
-        .await;
-    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    assert_eq!(status, 200, "{body}");
+    app.eventually("request logs older than 5 days go", || async {
+        old_attempts().await.is_empty()
+    })
+    .await;
     assert_eq!(errors().await, vec!["two days".to_owned()]);
     app.stop().await;
 }
