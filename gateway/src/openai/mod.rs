@@ -5,6 +5,7 @@
 pub mod chat;
 pub mod chat_request;
 pub mod chat_response;
+pub mod chat_types;
 pub mod embeddings;
 pub mod images;
 pub mod json_schema;
