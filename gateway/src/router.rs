@@ -95,19 +95,29 @@ async fn v1_model(
 
 const UNAUTHENTICATED: &str = "API key not valid: pass one of the gateway's ALLOWED_TOKENS as x-goog-api-key, key= or Authorization: Bearer";
 
-async fn require_admin(
-    State(state): State<GatewayState>,
+/// The admin token's check, refusing in the family's shape (`refuse`).
+async fn admin_only(
+    state: &GatewayState,
     request: Request,
     next: Next,
+    refuse: fn(u16, &str) -> Response,
 ) -> Response {
     if state.auth.get().is_admin(request.headers()) {
         name_caller(&request, "admin");
         return next.run(request).await;
     }
-    google_error(
+    refuse(
         401,
         "this route needs the admin token (AUTH_TOKEN) in Authorization",
     )
+}
+
+async fn require_admin(
+    State(state): State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    admin_only(&state, request, next, google_error).await
 }
 
 async fn require_admin_openai(
@@ -115,14 +125,7 @@ async fn require_admin_openai(
     request: Request,
     next: Next,
 ) -> Response {
-    if state.auth.get().is_admin(request.headers()) {
-        name_caller(&request, "admin");
-        return next.run(request).await;
-    }
-    openai_error(
-        401,
-        "this route needs the admin token (AUTH_TOKEN) in Authorization",
-    )
+    admin_only(&state, request, next, openai_error).await
 }
 
 async fn health() -> impl IntoResponse {

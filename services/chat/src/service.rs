@@ -33,19 +33,21 @@ impl ChatGrpc {
         self.settings.get()
     }
 
-    /// A model action whose body passes through (count, embed), on a model the rules allow.
+    /// A model action whose body passes through (count, embed), on a model the rules allow;
+    /// `prepare` may complete the body first.
     async fn model_action(
         &self,
-        origin: Origin,
-        requested_model: &str,
+        request: Request<pb::GeminiRequest>,
+        operation: &'static str,
         action: &str,
-        body: Bytes,
         prepare: fn(Bytes, &str) -> Bytes,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let settings = self.settings();
-        let model = settings.rules.check(requested_model).map_err(refused)?;
+        let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), operation);
+        let model = settings.rules.check(&request.model).map_err(refused)?;
         let path = format!("models/{model}:{action}");
-        let body = prepare(body, &model);
+        let body = prepare(request.body, &model);
         self.unary(
             &settings,
             Call::native(origin, reqwest::Method::POST, &path, Some(body), &model),
@@ -160,6 +162,29 @@ fn answer_text(body: &[u8]) -> Option<String> {
     )
 }
 
+/// A generation request as the model rules resolve it (variant, thinking budget, safety and
+/// tools applied): who asked, the upstream path of `action`, the model and body to send.
+fn generation(
+    settings: &ChatSettings,
+    request: Request<pb::GeminiRequest>,
+    operation: &'static str,
+    action: &str,
+) -> Result<(Origin, String, crate::models::Resolved), ChatError> {
+    let request = request.into_inner();
+    let origin = Origin::of(request.context.as_ref(), operation);
+    let resolved = settings
+        .rules
+        .resolve(&request.model, request.body)
+        .map_err(refused)?;
+    let path = format!("models/{}:{action}", resolved.model);
+    Ok((origin, path, resolved))
+}
+
+/// A body that passes through as the client sent it.
+fn unchanged(body: Bytes, _model: &str) -> Bytes {
+    body
+}
+
 /// `batchEmbedContents` requires each request to name its model; fill it in where missing.
 fn with_request_models(body: Bytes, model: &str) -> Bytes {
     let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
@@ -197,20 +222,10 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let settings = self.settings();
-        let request = request.into_inner();
-        let origin = Origin::of(request.context.as_ref(), "gemini-generate");
-        let resolved = settings
-            .rules
-            .resolve(&request.model, request.body)
-            .map_err(refused)?;
-        let path = format!("models/{}:generateContent", resolved.model);
-        let call = Call::native(
-            origin,
-            reqwest::Method::POST,
-            &path,
-            Some(resolved.body),
-            &resolved.model,
-        );
+        let (origin, path, resolved) =
+            generation(&settings, request, "gemini-generate", "generateContent")?;
+        let body = Some(resolved.body);
+        let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
         self.unary(&settings, call).await
     }
 
@@ -221,20 +236,11 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<Self::StreamGenerateContentStream>, Status> {
         let settings = self.settings();
-        let request = request.into_inner();
-        let origin = Origin::of(request.context.as_ref(), "gemini-stream-generate");
-        let resolved = settings
-            .rules
-            .resolve(&request.model, request.body)
-            .map_err(refused)?;
-        let path = format!("models/{}:streamGenerateContent?alt=sse", resolved.model);
-        let call = Call::native(
-            origin,
-            reqwest::Method::POST,
-            &path,
-            Some(resolved.body),
-            &resolved.model,
-        );
+        let action = "streamGenerateContent?alt=sse";
+        let (origin, path, resolved) =
+            generation(&settings, request, "gemini-stream-generate", action)?;
+        let body = Some(resolved.body);
+        let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
         self.stream(&settings, call).await
     }
 
@@ -242,50 +248,25 @@ impl ChatService for ChatGrpc {
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let request = request.into_inner();
-        let origin = Origin::of(request.context.as_ref(), "gemini-count-tokens");
-        let unchanged = |body, _: &str| body;
-        self.model_action(
-            origin,
-            &request.model,
-            "countTokens",
-            request.body,
-            unchanged,
-        )
-        .await
+        self.model_action(request, "gemini-count-tokens", "countTokens", unchanged)
+            .await
     }
 
     async fn embed_content(
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let request = request.into_inner();
-        let origin = Origin::of(request.context.as_ref(), "gemini-embed");
-        let unchanged = |body, _: &str| body;
-        self.model_action(
-            origin,
-            &request.model,
-            "embedContent",
-            request.body,
-            unchanged,
-        )
-        .await
+        self.model_action(request, "gemini-embed", "embedContent", unchanged)
+            .await
     }
 
     async fn batch_embed_contents(
         &self,
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
-        let request = request.into_inner();
-        let origin = Origin::of(request.context.as_ref(), "gemini-batch-embed");
-        self.model_action(
-            origin,
-            &request.model,
-            "batchEmbedContents",
-            request.body,
-            with_request_models,
-        )
-        .await
+        let action = "batchEmbedContents";
+        self.model_action(request, "gemini-batch-embed", action, with_request_models)
+            .await
     }
 
     async fn list_models(

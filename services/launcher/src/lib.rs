@@ -273,8 +273,16 @@ pub async fn run_config(
     served
 }
 
-/// The logging service alone; it owns `error_logs` and `request_logs`.
-pub async fn run_logging(
+/// The two services that own tables and follow the settings: keys and logging.
+#[derive(Clone, Copy)]
+enum TableOwner {
+    Keys,
+    Logging,
+}
+
+/// The keys or the logging service alone, on its own tables.
+async fn run_table_owner(
+    owner: TableOwner,
     settings: Settings,
     listener: TcpListener,
     shutdown: CancellationToken,
@@ -285,10 +293,25 @@ pub async fn run_logging(
     let drain = settings.shared.drain_timeout.0;
     let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?;
     let live = process.live_settings(settings, config).await;
-    let routes = logging_routes(&mut process, &live, db, &token).await?;
-    let served = serve_grpc("logging", routes, listener, &shutdown, drain).await;
+    let (name, routes) = match owner {
+        TableOwner::Keys => ("keys", keys_routes(&mut process, &live, db, &token).await?),
+        TableOwner::Logging => (
+            "logging",
+            logging_routes(&mut process, &live, db, &token).await?,
+        ),
+    };
+    let served = serve_grpc(name, routes, listener, &shutdown, drain).await;
     process.stop().await;
     served
+}
+
+/// The logging service alone; it owns `error_logs` and `request_logs`.
+pub async fn run_logging(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_table_owner(TableOwner::Logging, settings, listener, shutdown).await
 }
 
 /// The keys service alone; it owns the `keys` table.
@@ -297,16 +320,7 @@ pub async fn run_keys(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let mut process = Process::new(&shutdown);
-    let token = internal_token(&settings, false)?;
-    let db = connect_database(&settings).await?;
-    let drain = settings.shared.drain_timeout.0;
-    let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?;
-    let live = process.live_settings(settings, config).await;
-    let routes = keys_routes(&mut process, &live, db, &token).await?;
-    let served = serve_grpc("keys", routes, listener, &shutdown, drain).await;
-    process.stop().await;
-    served
+    run_table_owner(TableOwner::Keys, settings, listener, shutdown).await
 }
 
 /// The chat service alone, reaching the keys service at `KEYS_URL` and the logging service at
