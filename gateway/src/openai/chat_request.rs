@@ -332,19 +332,10 @@ fn thinking_config(model: &str, effort: &str) -> Result<Value, InvalidRequest> {
 }
 
 /// The Gemini body for a chat completion request whose remote images are in `fetched`.
-pub fn to_gemini(
+/// `generationConfig`: only what the client set (no sampling value is injected).
+fn generation_config(
     request: &ChatCompletionRequest,
-    fetched: &HashMap<String, FetchedMedia>,
-) -> Result<Value, InvalidRequest> {
-    if request.messages.is_empty() {
-        return Err(invalid("messages must not be empty", "messages"));
-    }
-    let (system_parts, contents) = contents(request, fetched)?;
-    let mut body = Map::new();
-    body.insert("contents".into(), Value::Array(contents));
-    if !system_parts.is_empty() {
-        body.insert("systemInstruction".into(), json!({"parts": system_parts}));
-    }
+) -> Result<Map<String, Value>, InvalidRequest> {
     let mut config = Map::new();
     let mut set = |name: &str, value: Option<Value>| {
         if let Some(value) = value {
@@ -399,10 +390,13 @@ pub fn to_gemini(
             Some(thinking_config(&request.model, effort)?),
         );
     }
-    if !config.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(config));
-    }
-    let declarations: Vec<Value> = request
+    Ok(config)
+}
+
+/// The function declarations of the request's function tools (JSON Schema cleaned of what
+/// Gemini refuses; empty parameter objects left out).
+fn function_declarations(request: &ChatCompletionRequest) -> Vec<Value> {
+    request
         .tools
         .iter()
         .flatten()
@@ -423,7 +417,27 @@ pub fn to_gemini(
             }
             declaration
         })
-        .collect();
+        .collect()
+}
+
+pub fn to_gemini(
+    request: &ChatCompletionRequest,
+    fetched: &HashMap<String, FetchedMedia>,
+) -> Result<Value, InvalidRequest> {
+    if request.messages.is_empty() {
+        return Err(invalid("messages must not be empty", "messages"));
+    }
+    let (system_parts, contents) = contents(request, fetched)?;
+    let mut body = Map::new();
+    body.insert("contents".into(), Value::Array(contents));
+    if !system_parts.is_empty() {
+        body.insert("systemInstruction".into(), json!({"parts": system_parts}));
+    }
+    let config = generation_config(request)?;
+    if !config.is_empty() {
+        body.insert("generationConfig".into(), Value::Object(config));
+    }
+    let declarations = function_declarations(request);
     if !declarations.is_empty() {
         body.insert(
             "tools".into(),

@@ -53,6 +53,120 @@ fn encode(values: &[Value], base64: bool) -> Value {
     json!(BASE64.encode(bytes))
 }
 
+/// What `encoding_format` asks for: base64 (true) or floats.
+#[expect(clippy::result_large_err, reason = "the error is the ready answer")]
+fn wants_base64(request: &EmbeddingRequest) -> Result<bool, Response> {
+    match request.encoding_format.as_deref() {
+        None | Some("float") => Ok(false),
+        Some("base64") => Ok(true),
+        Some(other) => Err(openai_error_with_param(
+            400,
+            &format!("encoding_format {other:?} is not float or base64"),
+            Some("encoding_format"),
+        )),
+    }
+}
+
+/// The Gemini model the request names (the default embedding model when none).
+fn model_of(request: &EmbeddingRequest) -> String {
+    let model = request
+        .model
+        .clone()
+        .filter(|model| !model.is_empty())
+        .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned());
+    model.strip_prefix("models/").unwrap_or(&model).to_owned()
+}
+
+/// One `embedContent` request body for a text.
+fn content(text: &str, dimensions: Option<u32>) -> Value {
+    let mut one = json!({"content": {"parts": [{"text": text}]}});
+    if let Some(dimensions) = dimensions {
+        one["outputDimensionality"] = json!(dimensions);
+    }
+    one
+}
+
+/// Embeds the texts: one `embedContent`, or a `batchEmbedContents` for a list.
+async fn embed(
+    state: &GatewayState,
+    caller: &Caller,
+    model: &str,
+    texts: &[String],
+    batch: bool,
+    dimensions: Option<u32>,
+) -> Result<tonic::Response<pb::GeminiResponse>, tonic::Status> {
+    let mut chat = state.chat.clone();
+    if !batch {
+        let body = content(&texts[0], dimensions);
+        return chat
+            .embed_content(pb::GeminiRequest {
+                context: caller.call_context(),
+                model: model.to_owned(),
+                body: Bytes::from(body.to_string()),
+            })
+            .await;
+    }
+    let requests: Vec<Value> = texts
+        .iter()
+        .map(|text| {
+            let mut one = content(text, dimensions);
+            one["model"] = json!(format!("models/{model}"));
+            one
+        })
+        .collect();
+    let body = json!({"requests": requests});
+    chat.batch_embed_contents(pb::GeminiRequest {
+        context: caller.call_context(),
+        model: model.to_owned(),
+        body: Bytes::from(body.to_string()),
+    })
+    .await
+}
+
+/// OpenAI's list of embeddings from Gemini's answer; a 502 when the count differs.
+#[expect(clippy::result_large_err, reason = "the error is the ready answer")]
+fn to_openai(
+    answer: &Value,
+    texts: &[String],
+    batch: bool,
+    model: &str,
+    as_base64: bool,
+) -> Result<Value, Response> {
+    let vectors: Vec<&Value> = if batch {
+        answer["embeddings"]
+            .as_array()
+            .map(|all| all.iter().collect())
+            .unwrap_or_default()
+    } else {
+        vec![&answer["embedding"]]
+    };
+    if vectors.len() != texts.len() {
+        return Err(openai_error(
+            502,
+            "the upstream answered with a different number of embeddings",
+        ));
+    }
+    let data: Vec<Value> = vectors
+        .iter()
+        .enumerate()
+        .map(|(index, vector)| {
+            let values = vector["values"].as_array().cloned().unwrap_or_default();
+            json!({"object": "embedding", "index": index, "embedding": encode(&values, as_base64)})
+        })
+        .collect();
+    // Gemini reports no tokens for embeddings: about four characters a token.
+    let tokens: usize = texts
+        .iter()
+        .map(|text| text.chars().count().div_ceil(4))
+        .sum();
+    Ok(json!({
+        "object": "list",
+        "data": data,
+        "model": model,
+        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
+    }))
+}
+
 pub async fn embeddings(
     State(state): State<GatewayState>,
     Extension(caller): Extension<Caller>,
@@ -69,94 +183,21 @@ pub async fn embeddings(
             Some("input"),
         );
     };
-    let as_base64 = match request.encoding_format.as_deref() {
-        None | Some("float") => false,
-        Some("base64") => true,
-        Some(other) => {
-            return openai_error_with_param(
-                400,
-                &format!("encoding_format {other:?} is not float or base64"),
-                Some("encoding_format"),
-            );
-        }
+    let as_base64 = match wants_base64(&request) {
+        Ok(as_base64) => as_base64,
+        Err(refused) => return refused,
     };
-    let model = request
-        .model
-        .clone()
-        .filter(|model| !model.is_empty())
-        .unwrap_or_else(|| DEFAULT_EMBEDDING_MODEL.to_owned());
-    let model = model.strip_prefix("models/").unwrap_or(&model).to_owned();
-    let content = |text: &str| {
-        let mut one = json!({"content": {"parts": [{"text": text}]}});
-        if let Some(dimensions) = request.dimensions {
-            one["outputDimensionality"] = json!(dimensions);
-        }
-        one
-    };
-    let mut chat = state.chat.clone();
-    let answer = if batch {
-        let requests: Vec<Value> = texts
-            .iter()
-            .map(|text| {
-                let mut one = content(text);
-                one["model"] = json!(format!("models/{model}"));
-                one
-            })
-            .collect();
-        let body = json!({"requests": requests});
-        chat.batch_embed_contents(pb::GeminiRequest {
-            context: caller.call_context(),
-            model: model.clone(),
-            body: Bytes::from(body.to_string()),
-        })
-        .await
-    } else {
-        let body = content(&texts[0]);
-        chat.embed_content(pb::GeminiRequest {
-            context: caller.call_context(),
-            model: model.clone(),
-            body: Bytes::from(body.to_string()),
-        })
-        .await
-    };
-    let answer: Value = match answer {
+    let model = model_of(&request);
+    let answer = embed(&state, &caller, &model, &texts, batch, request.dimensions).await;
+    let answer = match answer {
         Ok(answer) => match super::upstream_json(&answer.into_inner().body) {
             Ok(answer) => answer,
             Err(malformed) => return malformed,
         },
         Err(status) => return openai_from_status(&status),
     };
-    let vectors: Vec<&Value> = if batch {
-        answer["embeddings"]
-            .as_array()
-            .map(|all| all.iter().collect())
-            .unwrap_or_default()
-    } else {
-        vec![&answer["embedding"]]
-    };
-    if vectors.len() != texts.len() {
-        return openai_error(
-            502,
-            "the upstream answered with a different number of embeddings",
-        );
+    match to_openai(&answer, &texts, batch, &model, as_base64) {
+        Ok(list) => axum::Json(list).into_response(),
+        Err(refused) => refused,
     }
-    let data: Vec<Value> = vectors
-        .iter()
-        .enumerate()
-        .map(|(index, vector)| {
-            let values = vector["values"].as_array().cloned().unwrap_or_default();
-            json!({"object": "embedding", "index": index, "embedding": encode(&values, as_base64)})
-        })
-        .collect();
-    let tokens: usize = texts
-        .iter()
-        .map(|text| text.chars().count().div_ceil(4))
-        .sum();
-    axum::Json(json!({
-        "object": "list",
-        "data": data,
-        "model": model,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens}
-    }))
-    .into_response()
 }

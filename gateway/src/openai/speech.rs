@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use super::parse_body;
 use crate::auth::Caller;
 use crate::errors::{openai_error, openai_error_with_param, openai_from_status};
-use crate::state::GatewayState;
+use crate::state::{GatewayState, Translation};
 
 /// Gemini's prebuilt voices.
 const VOICES: &[&str] = &[
@@ -105,6 +105,70 @@ pub fn wav(pcm: &[u8], rate: u32) -> Result<Vec<u8>, hound::Error> {
     Ok(file.into_inner())
 }
 
+/// The Gemini TTS request of an OpenAI speech request: the speed and instructions as words of
+/// the prompt, the voice as a prebuilt one. Refuses a speed out of OpenAI's range.
+#[expect(clippy::result_large_err, reason = "the error is the ready answer")]
+fn tts_request(request: &SpeechRequest, translation: &Translation) -> Result<Value, Response> {
+    let speed = match request.speed {
+        Some(speed) if !(0.25..=4.0).contains(&speed) => {
+            return Err(openai_error_with_param(
+                400,
+                "speed must be between 0.25 and 4.0",
+                Some("speed"),
+            ));
+        }
+        Some(speed) if speed < 0.9 => "slow",
+        Some(speed) if speed > 1.1 => "fast",
+        _ => translation.tts_speed.as_str(),
+    };
+    let mut prompt = request.input.clone();
+    if speed != "normal" {
+        prompt = format!("Speak in a {speed} speed voice: {prompt}");
+    }
+    if let Some(instructions) = request
+        .instructions
+        .as_deref()
+        .filter(|text| !text.trim().is_empty())
+    {
+        prompt = format!("{instructions}: {prompt}");
+    }
+    Ok(json!({
+        "contents": [{"role": "user", "parts": [{"text": prompt}]}],
+        "generationConfig": {
+            "responseModalities": ["AUDIO"],
+            "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {
+                "voiceName": voice(request.voice.as_deref(), &translation.tts_voice_name)
+            }}}
+        }
+    }))
+}
+
+/// The audio of a TTS answer: raw PCM, or the same samples in a WAV file.
+#[expect(clippy::result_large_err, reason = "the error is the ready answer")]
+fn audio_of(answer: &Value, raw_pcm: bool) -> Result<(Vec<u8>, &'static str), Response> {
+    let Some(audio) = answer["candidates"][0]["content"]["parts"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find_map(|part| part.get("inlineData"))
+    else {
+        return Err(openai_error(502, "the TTS model answered without audio"));
+    };
+    let Ok(pcm) = BASE64.decode(audio["data"].as_str().unwrap_or_default()) else {
+        return Err(openai_error(
+            502,
+            "the TTS model's audio is not valid base64",
+        ));
+    };
+    if raw_pcm {
+        return Ok((pcm, "audio/pcm"));
+    }
+    let rate = sample_rate(audio["mimeType"].as_str().unwrap_or_default());
+    wav(&pcm, rate)
+        .map(|file| (file, "audio/wav"))
+        .map_err(|error| openai_error(500, &format!("could not write the WAV file: {error}")))
+}
+
 pub async fn speech(
     State(state): State<GatewayState>,
     Extension(caller): Extension<Caller>,
@@ -129,38 +193,10 @@ pub async fn speech(
         }
     };
     let translation = state.translation.get();
-    let speed = match request.speed {
-        Some(speed) if !(0.25..=4.0).contains(&speed) => {
-            return openai_error_with_param(
-                400,
-                "speed must be between 0.25 and 4.0",
-                Some("speed"),
-            );
-        }
-        Some(speed) if speed < 0.9 => "slow",
-        Some(speed) if speed > 1.1 => "fast",
-        _ => translation.tts_speed.as_str(),
+    let body = match tts_request(&request, &translation) {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
-    let mut prompt = request.input.clone();
-    if speed != "normal" {
-        prompt = format!("Speak in a {speed} speed voice: {prompt}");
-    }
-    if let Some(instructions) = request
-        .instructions
-        .as_deref()
-        .filter(|text| !text.trim().is_empty())
-    {
-        prompt = format!("{instructions}: {prompt}");
-    }
-    let body = json!({
-        "contents": [{"role": "user", "parts": [{"text": prompt}]}],
-        "generationConfig": {
-            "responseModalities": ["AUDIO"],
-            "speechConfig": {"voiceConfig": {"prebuiltVoiceConfig": {
-                "voiceName": voice(request.voice.as_deref(), &translation.tts_voice_name)
-            }}}
-        }
-    });
     let answer = state
         .chat
         .clone()
@@ -170,36 +206,16 @@ pub async fn speech(
             body: Bytes::from(body.to_string()),
         })
         .await;
-    let answer: Value = match answer {
+    let answer = match answer {
         Ok(answer) => match super::upstream_json(&answer.into_inner().body) {
             Ok(answer) => answer,
             Err(malformed) => return malformed,
         },
         Err(status) => return openai_from_status(&status),
     };
-    let Some(audio) = answer["candidates"][0]["content"]["parts"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find_map(|part| part.get("inlineData"))
-    else {
-        return openai_error(502, "the TTS model answered without audio");
-    };
-    let Ok(pcm) = BASE64.decode(audio["data"].as_str().unwrap_or_default()) else {
-        return openai_error(502, "the TTS model's audio is not valid base64");
-    };
-    let (bytes, content_type) = if raw_pcm {
-        (pcm, "audio/pcm")
-    } else {
-        match wav(
-            &pcm,
-            sample_rate(audio["mimeType"].as_str().unwrap_or_default()),
-        ) {
-            Ok(file) => (file, "audio/wav"),
-            Err(error) => {
-                return openai_error(500, &format!("could not write the WAV file: {error}"));
-            }
-        }
+    let (bytes, content_type) = match audio_of(&answer, raw_pcm) {
+        Ok(audio) => audio,
+        Err(refused) => return refused,
     };
     let mut response = Response::new(Body::from(bytes));
     response

@@ -113,21 +113,58 @@ macro_rules! with_connection {
     };
 }
 
+/// A new Postgres connection, with a statement timeout.
+fn postgres_connection(
+    url: &str,
+) -> futures::future::BoxFuture<'_, diesel::ConnectionResult<AsyncPgConnection>> {
+    Box::pin(async move {
+        let mut conn = AsyncPgConnection::establish(url).await?;
+        conn.batch_execute("SET statement_timeout = 30000")
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+        Ok(conn)
+    })
+}
+
+/// A new SQLite connection: busy timeout, WAL, foreign keys, `synchronous=NORMAL`.
+fn sqlite_connection(
+    url: &str,
+) -> futures::future::BoxFuture<'_, diesel::ConnectionResult<SqliteAsyncConnection>> {
+    Box::pin(async move {
+        let mut conn = SqliteAsyncConnection::establish(url).await?;
+        conn.batch_execute("PRAGMA busy_timeout=5000;")
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+        // Switching to WAL needs the file to itself, and SQLite answers "locked" at once
+        // (without waiting) while another connection is in it: services that start together
+        // on one file (the split mode on SQLite) retry.
+        let mut tries = 0;
+        loop {
+            match conn.batch_execute("PRAGMA journal_mode=WAL;").await {
+                Ok(()) => break,
+                Err(error) if tries < 100 && error.to_string().contains("locked") => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(error) => return Err(ConnectionError::CouldntSetupConfiguration(error)),
+            }
+        }
+        conn.batch_execute("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
+            .await
+            .map_err(ConnectionError::CouldntSetupConfiguration)?;
+        Ok(conn)
+    })
+}
+
 impl Database {
-    /// Opens the pool (creating the SQLite file and its folder when needed).
+    /// Opens the pool (creating the SQLite file and its folder when needed), and one
+    /// connection: a database that cannot be reached fails the start with a clear message
+    /// rather than the first request.
     pub async fn connect(location: &DatabaseLocation) -> Result<Self, DbError> {
         match location {
             DatabaseLocation::Postgres(url) => {
                 let mut config = ManagerConfig::<AsyncPgConnection>::default();
-                config.custom_setup = Box::new(|url| {
-                    Box::pin(async move {
-                        let mut conn = AsyncPgConnection::establish(url).await?;
-                        conn.batch_execute("SET statement_timeout = 30000")
-                            .await
-                            .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(conn)
-                    })
-                });
+                config.custom_setup = Box::new(postgres_connection);
                 let manager =
                     AsyncDieselConnectionManager::new_with_config(url.expose().clone(), config);
                 let pool = Pool::builder(manager)
@@ -137,7 +174,6 @@ impl Database {
                     .runtime(deadpool::Runtime::Tokio1)
                     .build()
                     .map_err(|error| DbError::Unavailable(error.to_string()))?;
-                // Fail at start-up, with a clear message, rather than on the first request.
                 drop(pool.get().await?);
                 Ok(Database::Postgres(pool))
             }
@@ -151,36 +187,7 @@ impl Database {
                     })?;
                 }
                 let mut config = ManagerConfig::<SqliteAsyncConnection>::default();
-                config.custom_setup = Box::new(|url| {
-                    Box::pin(async move {
-                        let mut conn = SqliteAsyncConnection::establish(url).await?;
-                        conn.batch_execute("PRAGMA busy_timeout=5000;")
-                            .await
-                            .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                        // Switching to WAL needs the file to itself, and SQLite answers "locked"
-                        // at once (without waiting) while another connection is in it: services
-                        // that start together on one file (the split mode on SQLite) retry.
-                        let mut tries = 0;
-                        loop {
-                            match conn.batch_execute("PRAGMA journal_mode=WAL;").await {
-                                Ok(()) => break,
-                                Err(error)
-                                    if tries < 100 && error.to_string().contains("locked") =>
-                                {
-                                    tries += 1;
-                                    tokio::time::sleep(Duration::from_millis(50)).await;
-                                }
-                                Err(error) => {
-                                    return Err(ConnectionError::CouldntSetupConfiguration(error));
-                                }
-                            }
-                        }
-                        conn.batch_execute("PRAGMA foreign_keys=ON; PRAGMA synchronous=NORMAL;")
-                            .await
-                            .map_err(ConnectionError::CouldntSetupConfiguration)?;
-                        Ok(conn)
-                    })
-                });
+                config.custom_setup = Box::new(sqlite_connection);
                 let manager = AsyncDieselConnectionManager::new_with_config(
                     path.to_string_lossy().into_owned(),
                     config,
