@@ -28,8 +28,8 @@ pub fn routes() -> Router<GatewayState> {
         .route("/api/config/reset", post(reset_all))
 }
 
-fn source_name(source: i32) -> &'static str {
-    match pb::ConfigSource::try_from(source).unwrap_or(pb::ConfigSource::Unspecified) {
+fn source_name(source: pb::ConfigSource) -> &'static str {
+    match source {
         pb::ConfigSource::Default => "default",
         pb::ConfigSource::Environment => "environment",
         pb::ConfigSource::Api => "api",
@@ -45,11 +45,13 @@ fn entry_json(entry: &pb::ConfigEntry) -> Value {
     json!({
         "key": entry.name,
         "value": value_of(entry),
-        "source": source_name(entry.source),
+        "source": source_name(entry.source()),
         "kind": entry.kind,
         "secret": entry.secret,
         "editable": entry.editable,
         "updated_at": time(entry.updated_at_ms),
+        "applied": entry.not_applied.is_empty(),
+        "problem": (!entry.not_applied.is_empty()).then_some(&entry.not_applied),
     })
 }
 

@@ -14,6 +14,10 @@ pub enum LoggingError {
     NoErrorLogNear,
     #[error("{0} is required")]
     Required(&'static str),
+    #[error(
+        "sort_by: {0:?} is not one of id, request_time, error_code, model_name, error_type, gemini_key"
+    )]
+    UnknownSort(String),
     #[error("{message}")]
     Database { code: ErrorCode, message: String },
 }
@@ -24,7 +28,7 @@ impl ServiceError for LoggingError {
     fn error_code(&self) -> ErrorCode {
         match self {
             LoggingError::NoErrorLog(_) | LoggingError::NoErrorLogNear => ErrorCode::NotFound,
-            LoggingError::Required(_) => ErrorCode::InvalidArgument,
+            LoggingError::Required(_) | LoggingError::UnknownSort(_) => ErrorCode::InvalidArgument,
             LoggingError::Database { code, .. } => *code,
         }
     }

@@ -36,6 +36,8 @@ pub struct StoredSettings {
     /// This service's environment (and defaults): what the stored values are laid over.
     environment: Settings,
     rows: Mutex<BTreeMap<String, StoredValue>>,
+    /// Stored values that could not apply at start, with the reason; cleared when set again.
+    not_applied: std::sync::Mutex<BTreeMap<String, String>>,
     published: watch::Sender<Published>,
 }
 
@@ -106,8 +108,17 @@ impl StoredSettings {
         for stored in changed {
             rows.insert(stored.key.clone(), stored);
         }
+        // A stored value that cannot apply (an earlier version accepted it) must not stop the
+        // start: its setting keeps the environment's value, and the API says why.
+        let (effective, refused) = environment.with_applicable_overrides(&values_of(&rows));
+        let mut not_applied = BTreeMap::new();
+        for error in refused {
+            tracing::error!(setting = error.name, %error, "the stored value cannot apply: the environment's value (or the default) is in force until it is set again");
+            rows.remove(error.name);
+            not_applied.insert(error.name.to_owned(), error.to_string());
+        }
         let values = values_of(&rows);
-        let effective = Arc::new(environment.with_overrides(&values)?);
+        let effective = Arc::new(effective);
         let published = watch::channel(Published {
             version: 1,
             values,
@@ -119,6 +130,7 @@ impl StoredSettings {
             cipher,
             environment,
             rows: Mutex::new(rows),
+            not_applied: std::sync::Mutex::new(not_applied),
             published,
         })
     }
@@ -169,6 +181,13 @@ impl StoredSettings {
             kind: setting.kind.name().to_owned(),
             updated_at_ms: stored.map_or(0, |stored| gb_runtime::time::to_ms(stored.updated_at)),
             editable: setting.is_editable(),
+            not_applied: self
+                .not_applied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(setting.name)
+                .cloned()
+                .unwrap_or_default(),
         }
     }
 
@@ -197,6 +216,11 @@ impl StoredSettings {
                 .map_err(|why| invalid(format!("setting {name}: {why}")))?;
             let env = self.environment.environment_value(name).map(str::to_owned);
             match text {
+                Some(text) if text.trim().is_empty() && !setting.default.is_empty() => {
+                    return Err(invalid(format!(
+                        "setting {name}: must not be empty (send null to go back to the environment's value or the default)"
+                    )));
+                }
                 Some(text) => {
                     next.insert(name.clone(), row(name, text, env, FROM_API));
                 }
@@ -205,7 +229,34 @@ impl StoredSettings {
                 }
             }
         }
-        self.commit(&mut rows, next).await
+        self.commit(&mut rows, next).await?;
+        drop(rows);
+        let touched: Vec<String> = values.into_keys().collect();
+        self.forget_not_applied(&touched).await
+    }
+
+    /// Settings set or reset since the start are no longer "not applied": a reset one's stale
+    /// row goes from the table too (a set one's was replaced).
+    async fn forget_not_applied(&self, names: &[String]) -> ConfigResult<()> {
+        let stale: Vec<String> = {
+            let mut not_applied = self
+                .not_applied
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            names
+                .iter()
+                .filter(|name| not_applied.remove(name.as_str()).is_some())
+                .cloned()
+                .collect()
+        };
+        let rows = self.rows.lock().await;
+        let stale: Vec<String> = stale
+            .into_iter()
+            .filter(|name| !rows.contains_key(name))
+            .collect();
+        store::delete(&self.db, &stale)
+            .await
+            .map_err(ConfigError::from)
     }
 
     /// Back to the environment for the named settings (all when none are named).
@@ -233,7 +284,9 @@ impl StoredSettings {
                 None => return Err(invalid(format!("setting {name}: unknown setting"))),
             }
         }
-        self.commit(&mut rows, next).await
+        self.commit(&mut rows, next).await?;
+        drop(rows);
+        self.forget_not_applied(names).await
     }
 
     fn reset_one(&self, rows: &mut BTreeMap<String, StoredValue>, name: &str) {

@@ -48,7 +48,11 @@ impl LoggingService for LoggingGrpc {
         &self,
         request: Request<pb::ListErrorLogsRequest>,
     ) -> Result<Response<pb::ListErrorLogsResponse>, Status> {
-        let (logs, total) = store::list_errors(&self.db, &request.into_inner())
+        let request = request.into_inner();
+        if !store::ERROR_LOG_SORTS.contains(&request.sort_by.as_str()) {
+            return Err(LoggingError::UnknownSort(request.sort_by).into());
+        }
+        let (logs, total) = store::list_errors(&self.db, &request)
             .await
             .map_err(LoggingError::from)?;
         Ok(Response::new(pb::ListErrorLogsResponse { logs, total }))

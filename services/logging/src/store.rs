@@ -275,6 +275,18 @@ macro_rules! filtered_errors {
     }};
 }
 
+/// What error logs can be sorted by (`""` and `id`: newest first by id).
+pub const ERROR_LOG_SORTS: &[&str] = &[
+    "",
+    "id",
+    "request_time",
+    "error_time",
+    "error_code",
+    "model_name",
+    "error_type",
+    "gemini_key",
+];
+
 pub async fn list_errors(
     db: &Database,
     request: &pb::ListErrorLogsRequest,

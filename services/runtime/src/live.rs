@@ -27,7 +27,7 @@ async fn next_change(
         _ = shutdown.cancelled() => false,
     }
 }
-use crate::settings::{SettingError, Settings};
+use crate::settings::Settings;
 
 #[derive(Clone)]
 pub struct LiveSettings {
@@ -68,13 +68,6 @@ impl LiveSettings {
 
     pub fn current(&self) -> Arc<Settings> {
         self.sender.borrow().clone()
-    }
-
-    /// Lays stored values over the environment; on a bad value the settings stay as they were.
-    pub fn apply(&self, overrides: &HashMap<String, String>) -> Result<(), SettingError> {
-        let next = self.current().with_overrides(overrides)?;
-        self.sender.send_replace(Arc::new(next));
-        Ok(())
     }
 
     /// Keeps `build(settings)` current; when a rebuild fails the previous value stays (and the
@@ -158,16 +151,14 @@ impl LiveSettings {
 
     fn apply_snapshot(&self, snapshot: pb::ConfigSnapshot) {
         let values: HashMap<String, String> = snapshot.values.into_iter().collect();
-        match self.apply(&values) {
-            Ok(()) => {
-                tracing::debug!(version = snapshot.version, "settings applied");
-            }
-            Err(error) => {
-                // The config service validated the value against its own environment; this
-                // process's environment differs in a way that makes it invalid here.
-                tracing::error!(version = snapshot.version, %error, "stored settings rejected; the previous settings stay");
-            }
+        // The config service validated the values against its own environment; one that this
+        // process's environment makes invalid is left out here, named, and the rest apply.
+        let (next, refused) = self.current().with_applicable_overrides(&values);
+        for error in &refused {
+            tracing::error!(version = snapshot.version, setting = error.name, %error, "a stored setting cannot apply in this process: its environment's value stays");
         }
+        self.sender.send_replace(Arc::new(next));
+        tracing::debug!(version = snapshot.version, "settings applied");
         self.applied.send_replace(snapshot.version.max(1));
     }
 }

@@ -249,6 +249,20 @@ async fn bad_values_are_refused(mode: Mode, backend: Backend) {
         ),
         ("LOG_LEVEL", json!("very=loud=please"), "LOG_LEVEL"),
         ("NOT_A_SETTING", json!(1), "NOT_A_SETTING"),
+        // Each of these once answered 200 and then stopped the next start.
+        ("PROXIES", json!(["http://[bad"]), "PROXIES"),
+        ("PROXIES", json!(["socks5://[::1"]), "PROXIES"),
+        ("PROXIES", json!(["http://h:99999"]), "PROXIES"),
+        ("PROXIES", json!(["https://"]), "PROXIES"),
+        ("BASE_URL", json!(""), "BASE_URL"),
+        ("TIME_OUT", json!(1e300), "TIME_OUT"),
+        ("TIME_OUT", json!(0), "TIME_OUT"),
+        ("CHECK_INTERVAL_HOURS", json!(1e300), "CHECK_INTERVAL_HOURS"),
+        (
+            "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS",
+            json!(1e300),
+            "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS",
+        ),
         ("AUTH_TOKEN", json!("new-admin"), "AUTH_TOKEN"),
     ] {
         let (status, body) = put(name, json!({ "value": value })).await;
@@ -275,9 +289,61 @@ async fn bad_values_are_refused(mode: Mode, backend: Backend) {
     assert_eq!(app.setting("MAX_RETRIES").await["value"], 3, "all or none");
     let (status, _) = app.admin_get("/configs/NOT_A_SETTING").await;
     assert_eq!(status, 404);
+    // Nothing refused was kept: the next start succeeds, on the same settings.
+    let mut app = app;
+    app.restart().await;
+    assert_eq!(app.setting("PROXIES").await["value"], json!([]));
+    assert_eq!(app.generate("still serving").await.0, 200);
     app.stop().await;
 }
 two_setups!(validation, bad_values_are_refused);
+
+/// A stored value that cannot apply (an earlier version accepted it) does not stop the start:
+/// its setting runs on the environment's value or the default, the API says it is not applied,
+/// and setting it again clears that.
+async fn a_stored_value_that_cannot_apply_does_not_stop_the_start(mode: Mode, backend: Backend) {
+    let mut app = TestApp::builder(mode, backend).spawn().await;
+    app.put_setting("MAX_RETRIES", json!(2)).await;
+    app.db
+        .execute(
+            "INSERT INTO configs (key, value, env_value, source, updated_at) VALUES ('FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS', '1e300', NULL, 'api', '2026-01-01 00:00:00')",
+        )
+        .await;
+    app.restart().await;
+    let entry = app.setting("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS").await;
+    assert_eq!(entry["applied"], false, "{entry}");
+    assert_eq!(entry["value"], 5.0, "the default is in force: {entry}");
+    assert!(
+        entry["problem"]
+            .as_str()
+            .is_some_and(|problem| problem.contains("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS")),
+        "{entry}"
+    );
+    assert_eq!(
+        app.setting("MAX_RETRIES").await["value"],
+        2,
+        "the rest applies"
+    );
+    assert!(crate::harness::captured_logs().contains("the stored value cannot apply"));
+    assert_eq!(app.generate("serving").await.0, 200);
+    app.put_setting("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", json!(2))
+        .await;
+    let entry = app.setting("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS").await;
+    assert_eq!(
+        (entry["applied"].clone(), entry["value"].clone()),
+        (json!(true), json!(2.0))
+    );
+    app.restart().await;
+    assert_eq!(
+        app.setting("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS").await["value"],
+        2.0
+    );
+    app.stop().await;
+}
+two_setups!(
+    stored_value_not_applied,
+    a_stored_value_that_cannot_apply_does_not_stop_the_start
+);
 
 /// Secrets are masked in every read, a read sent back as it is changes nothing, and no secret
 /// is stored in clear in the settings or log tables.

@@ -268,6 +268,7 @@ async fn the_error_log_api(mode: Mode, backend: Backend) {
     for bad in [
         "?limit=0",
         "?sort_order=sideways",
+        "?sort_by=password",
         "?error_code_search=abc",
         "?start_date=soon",
     ] {

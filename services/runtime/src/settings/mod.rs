@@ -312,6 +312,30 @@ impl Settings {
         Ok(settings)
     }
 
+    /// These settings with every override that applies: one that fails is left out (its
+    /// setting keeps the environment's value) and named in the errors returned. For values
+    /// stored by an earlier version, or checked against another process's environment.
+    pub fn with_applicable_overrides(
+        &self,
+        overrides: &HashMap<String, String>,
+    ) -> (Self, Vec<SettingError>) {
+        let mut applicable = overrides.clone();
+        let mut refused = Vec::new();
+        loop {
+            match self.with_overrides(&applicable) {
+                Ok(settings) => return (settings, refused),
+                Err(error) => {
+                    let left_out = applicable.remove(error.name).is_some();
+                    refused.push(error);
+                    if !left_out {
+                        // Not an override's fault: these settings, as they are, stay.
+                        return (self.clone(), refused);
+                    }
+                }
+            }
+        }
+    }
+
     /// Every setting by name, as an operator may see it: secrets masked.
     pub fn masked_view(&self) -> serde_json::Value {
         let mut view = serde_json::Map::new();

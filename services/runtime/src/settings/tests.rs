@@ -86,6 +86,7 @@ fn a_bad_setting_is_named() {
         ("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", "0"),
         ("BASE_URL", "not a url"),
         ("PROXIES", "ftp://x"),
+        ("PROXIES", "http://user:hunter2@[bad"),
         ("API_KEYS", "[1,2]"),
         ("GATEWAY_ADDR", "8000"),
         ("DATABASE_URL", "mysql://x"),
@@ -97,6 +98,14 @@ fn a_bad_setting_is_named() {
         ("LOG_FORMAT", "xml"),
         ("AUTO_DELETE_ERROR_LOGS_DAYS", "0"),
         ("AUTH_TOKEN", "admin\u{7f}token"),
+        ("PROXIES", r#"["http://[bad"]"#),
+        ("PROXIES", r#"["socks5://[::1"]"#),
+        ("PROXIES", r#"["http://h:99999"]"#),
+        ("PROXIES", r#"["https://"]"#),
+        ("TIME_OUT", "1e9"),
+        ("CHECK_INTERVAL_HOURS", "1e9"),
+        ("FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", "1e300"),
+        ("DRAIN_TIMEOUT", "1e9"),
     ] {
         let Err(error) = settings(&[(name, value)]) else {
             panic!("{name}={value} was accepted");
@@ -205,4 +214,53 @@ fn the_readme_table_is_the_declaration() {
         current, expected,
         "README.md's settings table differs from the declarations; run GB_WRITE_README=1 cargo test -p gb-runtime readme"
     );
+}
+
+#[test]
+fn a_refused_proxy_is_named_without_its_password() {
+    let Err(error) = settings(&[("PROXIES", "http://user:hunter2@[bad")]) else {
+        panic!("accepted");
+    };
+    assert!(!error.to_string().contains("hunter2"), "{error}");
+}
+
+#[test]
+fn good_proxies_and_a_zero_drain_are_accepted() -> Result<(), SettingError> {
+    let settings = settings(&[
+        (
+            "PROXIES",
+            r#"["http://user:pw@proxy:8080","socks5://127.0.0.1:1080"]"#,
+        ),
+        ("DRAIN_TIMEOUT", "0"),
+    ])?;
+    assert_eq!(settings.upstream.proxies.expose().len(), 2);
+    Ok(())
+}
+
+#[test]
+fn an_override_that_fails_is_left_out_and_named() -> Result<(), SettingError> {
+    let base = settings(&[("TIME_OUT", "10")])?;
+    let overrides = HashMap::from([
+        ("MAX_RETRIES".to_owned(), "5".to_owned()),
+        (
+            "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS".to_owned(),
+            "1e300".to_owned(),
+        ),
+        ("PROXIES".to_owned(), "http://h:99999".to_owned()),
+    ]);
+    let (applied, refused) = base.with_applicable_overrides(&overrides);
+    assert_eq!(applied.chat.max_retries, 5, "the good override applies");
+    assert_eq!(
+        applied.gateway.fake_stream_empty_data_interval.0,
+        Duration::from_secs(5)
+    );
+    assert!(applied.upstream.proxies.expose().is_empty());
+    assert_eq!(applied.upstream.time_out.0, Duration::from_secs(10));
+    let mut names: Vec<&str> = refused.iter().map(|error| error.name).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", "PROXIES"]
+    );
+    Ok(())
 }

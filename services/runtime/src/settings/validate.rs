@@ -1,7 +1,51 @@
 //! The second step of reading settings: what each parsed value may be. One function, so that
 //! the environment at start and every change through the settings API pass the same checks.
 
+use std::time::Duration;
+
 use super::{SettingError, Settings, problem};
+
+const DAY: Duration = Duration::from_secs(86_400);
+
+/// A duration above zero and at most `limit` (a timer set further ahead overflows the clock).
+fn within(name: &'static str, value: Duration, limit: Duration) -> Result<(), SettingError> {
+    if value.is_zero() || value > limit {
+        return Err(problem(
+            name,
+            format!("must be above 0 and at most {} seconds", limit.as_secs()),
+        ));
+    }
+    Ok(())
+}
+
+/// A proxy as the upstream client builds it (`reqwest::Proxy::all` on a client): the same
+/// construction, so that a value accepted here can never stop a service that applies it.
+fn validate_proxy(proxy: &str) -> Result<(), SettingError> {
+    let shown = crate::config_registry::mask_url_password(proxy);
+    let scheme = proxy.split("://").next().unwrap_or_default();
+    if !matches!(scheme, "http" | "https" | "socks5" | "socks5h") || !proxy.contains("://") {
+        return Err(problem(
+            "PROXIES",
+            format!("{shown:?}: each proxy must be an http://, https:// or socks5:// URL"),
+        ));
+    }
+    let parsed = url::Url::parse(proxy)
+        .map_err(|error| problem("PROXIES", format!("{shown:?} is not a URL: {error}")))?;
+    if parsed.host_str().is_none_or(str::is_empty) {
+        return Err(problem("PROXIES", format!("{shown:?} names no host")));
+    }
+    let built = reqwest::Proxy::all(proxy)
+        .and_then(|proxy| reqwest::Client::builder().no_proxy().proxy(proxy).build());
+    built.map(drop).map_err(|error| {
+        problem(
+            "PROXIES",
+            format!(
+                "{shown:?} cannot be used: {}",
+                crate::secrets::redact(&error.to_string(), proxy)
+            ),
+        )
+    })
+}
 
 impl Settings {
     pub fn validate(&self) -> Result<(), SettingError> {
@@ -27,18 +71,16 @@ impl Settings {
                 "must be at least 1 (it counts attempts)",
             ));
         }
-        if upstream.time_out.0.is_zero() {
-            return Err(problem("TIME_OUT", "must be a positive number of seconds"));
+        within("TIME_OUT", upstream.time_out.0, DAY)?;
+        // 0: no drain at all.
+        if !self.shared.drain_timeout.0.is_zero() {
+            within("DRAIN_TIMEOUT", self.shared.drain_timeout.0, DAY)?;
+        }
+        if let Some(period) = keys.check_interval.0 {
+            within("CHECK_INTERVAL_HOURS", period, 366 * DAY)?;
         }
         for proxy in upstream.proxies.expose() {
-            let scheme = proxy.split("://").next().unwrap_or_default();
-            if !matches!(scheme, "http" | "https" | "socks5" | "socks5h") || !proxy.contains("://")
-            {
-                return Err(problem(
-                    "PROXIES",
-                    "each proxy must be an http://, https:// or socks5:// URL",
-                ));
-            }
+            validate_proxy(proxy)?;
         }
         for (name, value) in &upstream.custom_headers.expose().0 {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()
@@ -58,12 +100,11 @@ impl Settings {
                 ));
             }
         }
-        if self.gateway.fake_stream_empty_data_interval.0.is_zero() {
-            return Err(problem(
-                "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS",
-                "must be a positive number of seconds",
-            ));
-        }
+        within(
+            "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS",
+            self.gateway.fake_stream_empty_data_interval.0,
+            Duration::from_secs(3600),
+        )?;
         let logging = &self.logging;
         if logging.auto_delete_error_logs_days == 0 {
             return Err(problem(
