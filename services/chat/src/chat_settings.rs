@@ -14,6 +14,8 @@ pub struct ChatSettings {
     /// `server.address` of the upstream spans.
     pub upstream_host: Arc<str>,
     pub max_retries: u32,
+    /// `MAX_FAILURES` (the keys service's rule, applied here too until its verdict arrives).
+    pub max_failures: u32,
     pub rules: ModelRules,
     pub chat_model: String,
     pub paid_key: Option<String>,
@@ -28,6 +30,7 @@ impl ChatSettings {
             upstream_host: upstream.host().into(),
             upstream,
             max_retries: chat.max_retries,
+            max_failures: settings.keys.max_failures,
             rules: ModelRules::from_settings(chat),
             chat_model: chat.chat_model.clone(),
             paid_key: chat.paid_key.as_ref().map(|key| key.expose().clone()),

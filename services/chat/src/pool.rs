@@ -4,7 +4,7 @@
 //! service's verdict comes back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -19,6 +19,9 @@ pub struct LocalKey {
     pub value: Arc<str>,
     disabled: AtomicBool,
     cooldown_until_ms: AtomicI64,
+    /// Transient failures in a row seen by this replica, so that it stops picking the key at
+    /// `MAX_FAILURES` before the keys service's verdict comes back.
+    failures_in_row: AtomicU32,
 }
 
 impl LocalKey {
@@ -29,6 +32,7 @@ impl LocalKey {
             value: value.into(),
             disabled: AtomicBool::new(false),
             cooldown_until_ms: AtomicI64::new(0),
+            failures_in_row: AtomicU32::new(0),
         }
     }
 
@@ -43,6 +47,15 @@ impl LocalKey {
 
     pub fn mark_disabled(&self) {
         self.disabled.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts a transient failure; true when it makes `max_failures` in a row.
+    pub fn count_failure(&self, max_failures: u32) -> bool {
+        self.failures_in_row.fetch_add(1, Ordering::Relaxed) + 1 >= max_failures
+    }
+
+    pub fn count_success(&self) {
+        self.failures_in_row.store(0, Ordering::Relaxed);
     }
 
     pub fn mark_cooling_until(&self, until_ms: i64) {
@@ -76,6 +89,10 @@ impl Keys {
             && *known.value == *key.value
         {
             let was_disabled = known.disabled.swap(disabled, Ordering::Relaxed);
+            if was_disabled && !disabled {
+                // Back in service (reset or checked): its count starts over.
+                known.failures_in_row.store(0, Ordering::Relaxed);
+            }
             known
                 .cooldown_until_ms
                 .store(key.cooldown_until_ms, Ordering::Relaxed);
@@ -88,6 +105,7 @@ impl Keys {
                 value: key.value.as_str().into(),
                 disabled: AtomicBool::new(disabled),
                 cooldown_until_ms: AtomicI64::new(key.cooldown_until_ms),
+                failures_in_row: AtomicU32::new(0),
             }),
         );
         true

@@ -1,7 +1,10 @@
 //! Records sent in batches, off the request path: outcome reports, request and error logs.
 //!
-//! The buffer is bounded. What does not fit, and what a batch that fails three times carries,
-//! is counted in a metric and logged; never lost silently.
+//! The buffer is bounded. A batch that fails for a reason that passes (the receiver is down,
+//! restarting, overloaded) is retried with backoff for as long as it takes, while new records
+//! wait in the buffer: an outage shorter than the buffer loses nothing. What does not fit in
+//! the buffer, a batch the receiver refuses for good, and what is still unsent when the
+//! process stops, are counted in a metric and logged; never lost silently.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -129,23 +132,67 @@ async fn send_batches<T, Send, Sent>(
             }
         }
         let records = std::mem::take(&mut batch);
-        let count = records.len() as u64;
-        let mut sent = false;
-        for attempt in 0..3u32 {
-            match send(records.clone()).await {
-                Ok(()) => {
-                    sent = true;
-                    break;
-                }
-                Err(status) => {
-                    tracing::warn!(what = counter.what, code = ?status.code(), message = status.message(), attempt, "sending a batch failed");
-                    tokio::time::sleep(Duration::from_millis(100 << attempt)).await;
-                }
+        send_until_done(records, &mut send, &receiver, &counter).await;
+    }
+}
+
+/// The first retry's wait; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Once every sender is gone (the process stops), how many more tries a batch gets.
+const TRIES_AT_SHUTDOWN: u32 = 5;
+
+/// Whether a failed send may succeed later: the receiver down, restarting or overloaded.
+fn passes(code: tonic::Code) -> bool {
+    matches!(
+        code,
+        tonic::Code::Unavailable
+            | tonic::Code::DeadlineExceeded
+            | tonic::Code::ResourceExhausted
+            | tonic::Code::Aborted
+            | tonic::Code::Cancelled
+            | tonic::Code::Unknown
+            | tonic::Code::Internal
+    )
+}
+
+/// Sends one batch, retrying with backoff while the failure passes.
+async fn send_until_done<T, Send, Sent>(
+    records: Vec<T>,
+    send: &mut Send,
+    receiver: &mpsc::Receiver<T>,
+    counter: &DropCounter,
+) where
+    T: Clone,
+    Send: FnMut(Vec<T>) -> Sent,
+    Sent: Future<Output = Result<(), tonic::Status>>,
+{
+    let count = records.len() as u64;
+    let mut backoff = FIRST_BACKOFF;
+    let mut tries_left_at_shutdown = TRIES_AT_SHUTDOWN;
+    for attempt in 1u32.. {
+        let status = match send(records.clone()).await {
+            Ok(()) => return,
+            Err(status) => status,
+        };
+        if !passes(status.code()) {
+            tracing::error!(what = counter.what, code = ?status.code(), message = status.message(), "a batch was refused");
+            counter.lost(count, "batch refused");
+            return;
+        }
+        if receiver.is_closed() {
+            tries_left_at_shutdown -= 1;
+            if tries_left_at_shutdown == 0 {
+                counter.lost(count, "receiver unreachable at shutdown");
+                return;
             }
         }
-        if !sent {
-            counter.lost(count, "batch failed three times");
+        // One line per power of two: a long outage does not flood the log.
+        if attempt.is_power_of_two() {
+            tracing::warn!(what = counter.what, code = ?status.code(), message = status.message(), attempt, "sending a batch failed; retrying");
         }
+        tokio::time::sleep(backoff).await;
+        backoff = (backoff * 2).min(MAX_BACKOFF);
     }
 }
 
@@ -210,5 +257,85 @@ mod tests {
             "a stuck sink drops every new record"
         );
         task.abort();
+    }
+
+    type Received = Arc<Mutex<Vec<u32>>>;
+
+    /// A sink that answers `code` for its first `failures` calls, then takes everything.
+    fn flaky_sink(
+        failures: usize,
+        code: tonic::Code,
+    ) -> (
+        Received,
+        impl FnMut(Vec<u32>) -> std::future::Ready<Result<(), tonic::Status>>,
+    ) {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let sink = received.clone();
+        let mut calls = 0;
+        let send = move |batch: Vec<u32>| {
+            calls += 1;
+            if calls <= failures {
+                return std::future::ready(Err(tonic::Status::new(code, "down")));
+            }
+            sink.lock().unwrap().extend(batch);
+            std::future::ready(Ok(()))
+        };
+        (received, send)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_outage_shorter_than_the_buffer_loses_nothing() {
+        // Twelve failures in a row: about 40 s of (virtual) outage with the backoff.
+        let (received, send) = flaky_sink(12, tonic::Code::Unavailable);
+        let (batcher, task) = Batcher::start(4096, "test_dropped_total", "numbers", send);
+        for number in 0..3000u32 {
+            batcher.push(number);
+            if number % 100 == 0 {
+                tokio::task::yield_now().await;
+            }
+        }
+        // The receiver comes back while the process runs: wait for the last record.
+        for _ in 0..10_000 {
+            if received.lock().unwrap().len() + batcher.dropped() as usize >= 3000 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(batcher.dropped(), 0, "nothing dropped");
+        drop(batcher);
+        task.await.unwrap();
+        let received = received.lock().unwrap();
+        assert_eq!(
+            *received,
+            (0..3000).collect::<Vec<_>>(),
+            "all, once, in order"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_batch_refused_for_good_is_counted_not_retried() {
+        let (received, send) = flaky_sink(1, tonic::Code::InvalidArgument);
+        let (batcher, task) = Batcher::start(64, "test_dropped_total", "numbers", send);
+        batcher.push(1);
+        let dropped = batcher.dropped.clone();
+        drop(batcher);
+        task.await.unwrap();
+        assert_eq!(dropped.load(Ordering::Relaxed), 1);
+        assert!(received.lock().unwrap().is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn at_shutdown_an_unreachable_receiver_costs_a_bounded_wait_and_is_counted() {
+        let (received, send) = flaky_sink(usize::MAX, tonic::Code::Unavailable);
+        let (batcher, task) = Batcher::start(64, "test_dropped_total", "numbers", send);
+        for number in 0..10 {
+            batcher.push(number);
+        }
+        // Every sender gone: the task gives up after a few tries, and counts what it held.
+        let dropped = batcher.dropped.clone();
+        drop(batcher);
+        task.await.unwrap();
+        assert_eq!(dropped.load(Ordering::Relaxed), 10);
+        assert!(received.lock().unwrap().is_empty());
     }
 }

@@ -25,6 +25,15 @@ pub enum Mode {
     Microservices,
 }
 
+/// A split service that a test can stop and start again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Service {
+    Logging,
+    Keys,
+}
+
+type ServiceRun = std::pin::Pin<Box<dyn std::future::Future<Output = anyhow::Result<()>> + Send>>;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
@@ -53,6 +62,22 @@ impl Write for LogBuffer {
 }
 
 static LOGS: OnceLock<LogBuffer> = OnceLock::new();
+
+/// How many batches of `what` (`log records`, `outcome reports`) have failed a fourth time in
+/// a row so far: past the three tries after which they were once dropped.
+pub fn batches_retried_past_three_tries(what: &str) -> usize {
+    captured_logs()
+        .lines()
+        .filter(|line| {
+            line.contains("sending a batch failed; retrying")
+                && line.contains("attempt=4")
+                && line.contains(what)
+        })
+        .count()
+}
+
+/// Outage tests run one at a time: each counts the retries of its own outage in the log.
+pub static OUTAGES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// Every log line of this test binary so far, at debug level.
 pub fn captured_logs() -> String {
@@ -243,8 +268,8 @@ pub struct TestApp {
     pub config_addr: Option<SocketAddr>,
     pub logging_addr: Option<SocketAddr>,
     settings: HashMap<String, String>,
-    shutdown: CancellationToken,
-    tasks: Vec<JoinHandle<anyhow::Result<()>>>,
+    /// Each service's shutdown token and task, in the order they started.
+    tasks: Vec<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
 }
 
 impl TestApp {
@@ -305,7 +330,6 @@ impl TestAppBuilder {
             config_addr: None,
             logging_addr: None,
             settings,
-            shutdown: CancellationToken::new(),
             tasks: Vec::new(),
         };
         app.start().await;
@@ -326,7 +350,6 @@ impl TestApp {
     }
 
     async fn start(&mut self) {
-        self.shutdown = CancellationToken::new();
         let (gateway, gateway_addr) = bind().await;
         self.base_url = format!("http://{gateway_addr}");
         match self.mode {
@@ -365,8 +388,9 @@ impl TestApp {
         Run: FnOnce(Settings, TcpListener, CancellationToken) -> Running,
         Running: std::future::Future<Output = anyhow::Result<()>> + Send + 'static,
     {
-        let running = run(self.parsed_settings(), listener, self.shutdown.clone());
-        self.tasks.push(tokio::spawn(running));
+        let shutdown = CancellationToken::new();
+        let running = run(self.parsed_settings(), listener, shutdown.clone());
+        self.tasks.push((shutdown, tokio::spawn(running)));
     }
 
     /// Whether every gRPC service of the microservice mode answers its health check.
@@ -403,8 +427,8 @@ impl TestApp {
     /// Waits until every service serves: the gateway answers, the chat service has the pool.
     async fn wait_until_serving(&mut self) {
         for _ in 0..600 {
-            if let Some(index) = self.tasks.iter().position(JoinHandle::is_finished) {
-                let ended = self.tasks.remove(index).await;
+            if let Some(index) = self.tasks.iter().position(|(_, task)| task.is_finished()) {
+                let ended = self.tasks.remove(index).1.await;
                 panic!("a service stopped while starting: {ended:?}");
             }
             if let Ok(response) = self
@@ -423,15 +447,57 @@ impl TestApp {
         panic!("the gateway did not start");
     }
 
+    /// Stops the services the way a rolling stop does, callers first (gateway, chat, then the
+    /// services they report to), so that what they flush at shutdown finds its receiver.
     async fn stop_services(&mut self) {
-        self.shutdown.cancel();
-        for task in self.tasks.drain(..) {
+        while let Some((shutdown, task)) = self.tasks.pop() {
+            shutdown.cancel();
             tokio::time::timeout(Duration::from_secs(15), task)
                 .await
                 .expect("a service did not stop within 15s")
                 .unwrap()
                 .unwrap();
         }
+    }
+
+    /// In the microservice mode, stops one service (`Service::Logging` or `Service::Keys`),
+    /// runs `outage` while it is down, and starts it again on the same address and database.
+    pub async fn outage_of(&mut self, service: Service, outage: impl AsyncFnOnce(&TestApp)) {
+        assert_eq!(
+            self.mode,
+            Mode::Microservices,
+            "only split services stop alone"
+        );
+        // The order they started in: config, logging, keys, chat, gateway.
+        let (index, addr, run): (
+            usize,
+            SocketAddr,
+            fn(Settings, TcpListener, CancellationToken) -> _,
+        ) = match service {
+            Service::Logging => (
+                1,
+                self.logging_addr.unwrap(),
+                |settings, listener, shutdown| {
+                    Box::pin(launcher::run_logging(settings, listener, shutdown)) as ServiceRun
+                },
+            ),
+            Service::Keys => (
+                2,
+                self.keys_addr.unwrap(),
+                |settings, listener, shutdown| {
+                    Box::pin(launcher::run_keys(settings, listener, shutdown)) as ServiceRun
+                },
+            ),
+        };
+        let (shutdown, task) = self.tasks.remove(index);
+        shutdown.cancel();
+        task.await.unwrap().unwrap();
+        outage(self).await;
+        let listener = TcpListener::bind(addr).await.unwrap();
+        let shutdown = CancellationToken::new();
+        let running = tokio::spawn(run(self.parsed_settings(), listener, shutdown.clone()));
+        self.tasks.insert(index, (shutdown, running));
+        self.wait_until_serving().await;
     }
 
     /// Stops every service and starts them again on the same database.

@@ -379,3 +379,50 @@ async fn periodic_check_revives_keys(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 two_setups!(periodic_check, periodic_check_revives_keys);
+
+/// A key that goes dead while the keys service is down is disabled once it is back: the chat
+/// service's outcome reports wait, retried, and are applied when they arrive.
+async fn a_keys_outage_loses_no_verdict(mode: Mode, backend: Backend) {
+    let _one_at_a_time = crate::harness::OUTAGES.lock().await;
+    let mut app = TestApp::builder(mode, backend).spawn().await;
+    app.mock.set_behavior(&app.keys[0], Behavior::InvalidKey);
+    let retried = || crate::harness::batches_retried_past_three_tries("outcome reports");
+    let before = retried();
+    app.outage_of(crate::harness::Service::Keys, async |app: &TestApp| {
+        for _ in 0..4 {
+            assert_eq!(app.generate("during the outage").await.0, 200);
+        }
+        assert!(
+            app.calls_per_key()[0] >= 1,
+            "the dead key was tried during the outage"
+        );
+        app.eventually("the outcome reports retry past three tries", || async {
+            retried() > before
+        })
+        .await;
+    })
+    .await;
+    let dead = app.wait_for_key(0, |key| key["status"] == "disabled").await;
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|error| error.contains("API key not valid")),
+        "{dead}"
+    );
+    assert_eq!(app.key_states().await[1]["status"], "active");
+    app.stop().await;
+}
+
+mod keys_outage {
+    use crate::harness::{Backend, Mode};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn microservices_sqlite() {
+        super::a_keys_outage_loses_no_verdict(Mode::Microservices, Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn microservices_postgres() {
+        super::a_keys_outage_loses_no_verdict(Mode::Microservices, Backend::Postgres).await
+    }
+}

@@ -468,3 +468,53 @@ async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 two_setups!(retention, retention_deletes_what_it_should);
+
+/// A logging service outage shorter than the buffers loses no row: the records wait in the
+/// gateway's and the chat service's buffers, retried with backoff, and arrive once it is back.
+async fn a_logging_outage_loses_no_row(mode: Mode, backend: Backend) {
+    let _one_at_a_time = crate::harness::OUTAGES.lock().await;
+    let mut app = TestApp::builder(mode, backend).spawn().await;
+    let retried = || crate::harness::batches_retried_past_three_tries("log records");
+    let before = retried();
+    app.outage_of(crate::harness::Service::Logging, async |app: &TestApp| {
+        for index in 0..20 {
+            let (status, body) = app.generate(&format!("during the outage {index}")).await;
+            assert_eq!(status, 200, "serving goes on: {body}");
+        }
+        // The outage lasts until both shippers (gateway, chat) have retried past the point
+        // where their batches were once dropped.
+        app.eventually("both shippers retry past three tries", || async {
+            retried() >= before + 2
+        })
+        .await;
+    })
+    .await;
+    app.eventually("every request of the outage is recorded", || async {
+        app.db
+            .texts("SELECT request_path AS text FROM request_logs WHERE kind = 'client' AND request_path LIKE '/v1beta/%'")
+            .await
+            .len()
+            == 20
+    })
+    .await;
+    let attempts = app
+        .db
+        .texts("SELECT model_name AS text FROM request_logs WHERE kind = 'attempt'")
+        .await;
+    assert_eq!(attempts.len(), 20, "and every attempt");
+    app.stop().await;
+}
+
+mod logging_outage {
+    use crate::harness::{Backend, Mode};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn microservices_sqlite() {
+        super::a_logging_outage_loses_no_row(Mode::Microservices, Backend::Sqlite).await
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn microservices_postgres() {
+        super::a_logging_outage_loses_no_row(Mode::Microservices, Backend::Postgres).await
+    }
+}

@@ -48,6 +48,8 @@ pub struct CallRecord {
     pub(super) path: String,
     pub(super) model: String,
     pub(super) body: Option<Bytes>,
+    /// `MAX_FAILURES` when the call began: this replica's own count disables a key there.
+    pub(super) max_failures: u32,
 }
 
 /// One request to the upstream, sent on whichever key the loop picks.
@@ -86,13 +88,14 @@ impl<'a> Call<'a> {
 
     /// What the logs say of this call; the body only when error logs keep it (a stream's
     /// record lives as long as the stream).
-    pub(super) fn record(&self, keep_body: bool) -> CallRecord {
+    pub(super) fn record(&self, keep_body: bool, max_failures: u32) -> CallRecord {
         CallRecord {
             origin: self.origin.clone(),
             method: self.method.to_string(),
             path: self.path.to_owned(),
             model: self.model.to_owned(),
             body: self.body.clone().filter(|_| keep_body),
+            max_failures,
         }
     }
 }

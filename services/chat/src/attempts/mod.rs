@@ -85,7 +85,7 @@ impl Attempts {
     {
         let mut tried = Vec::new();
         let mut last_failure = None;
-        let record = call.record(settings.record_request_body);
+        let record = call.record(settings.record_request_body, settings.max_failures);
         for attempt in 1..=settings.max_retries {
             let key = self.pick(call, &tried, &mut last_failure)?;
             tried.push(key.id);
@@ -93,6 +93,7 @@ impl Attempts {
             let span = attempt_span(attempt, &key, call.model, &settings.upstream_host);
             match send(key.clone()).instrument(span.clone()).await {
                 Ok(value) => {
+                    key.count_success();
                     let outcome = OutcomeClass::Success.label();
                     span.record("outcome", outcome);
                     span.record("http.response.status_code", 200);

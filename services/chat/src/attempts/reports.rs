@@ -84,7 +84,10 @@ impl Attempts {
     ) {
         let model = record.model.as_str();
         let class = failure.class.outcome_class();
-        if failure.class == FailureClass::DeadKey {
+        let too_many = failure.class == FailureClass::Transient
+            && key.in_pool()
+            && key.count_failure(record.max_failures);
+        if failure.class == FailureClass::DeadKey || too_many {
             key.mark_disabled();
             self.pool.refresh();
         }

@@ -23,6 +23,10 @@ struct Harness {
 }
 
 fn harness(keys: usize, max_retries: u32) -> Harness {
+    harness_with(keys, &[("MAX_RETRIES", max_retries.to_string())])
+}
+
+fn harness_with(keys: usize, settings: &[(&str, String)]) -> Harness {
     let pool = LocalPool::default();
     let keys = (1..=keys as i64)
         .map(|id| pb::PoolKey {
@@ -41,10 +45,13 @@ fn harness(keys: usize, max_retries: u32) -> Harness {
         async { Ok(()) }
     });
     let (logs, _) = Batcher::start(64, "test_logs_dropped", "logs", |_| async { Ok(()) });
-    let retries = max_retries.to_string();
-    let environment =
-        Settings::from_lookup(&|name| (name == "MAX_RETRIES").then(|| retries.clone()));
-    let Ok(settings) = environment
+    let environment = Settings::from_lookup(&|name| {
+        settings
+            .iter()
+            .find(|(wanted, _)| *wanted == name)
+            .map(|(_, value)| value.clone())
+    });
+    let Ok(chat_settings) = environment
         .map_err(anyhow::Error::from)
         .and_then(|settings| ChatSettings::from_settings(&settings))
     else {
@@ -56,7 +63,7 @@ fn harness(keys: usize, max_retries: u32) -> Harness {
             reporter,
             logs,
         },
-        settings,
+        settings: chat_settings,
         outcomes,
     }
 }
@@ -304,4 +311,57 @@ fn harness_with_all_cooling() -> Harness {
         }
     }
     harness
+}
+
+#[tokio::test]
+async fn this_replica_stops_picking_a_key_at_max_failures_before_the_verdict() {
+    let harness = harness_with(
+        2,
+        &[
+            ("MAX_RETRIES", "1".to_owned()),
+            ("MAX_FAILURES", "2".to_owned()),
+        ],
+    );
+    // One attempt per call: fail whichever key is picked, until one key has failed twice.
+    let mut failures = std::collections::HashMap::new();
+    let failing = loop {
+        let (_, sent_on) = run(&harness, vec![Err(failure(503, UNAVAILABLE))]).await;
+        let count = failures.entry(sent_on[0]).or_insert(0);
+        *count += 1;
+        if *count == 2 {
+            break sent_on[0];
+        }
+    };
+    for _ in 0..6 {
+        let (_, sent_on) = run(&harness, vec![Ok("answer")]).await;
+        assert_ne!(
+            sent_on,
+            vec![failing],
+            "a key at MAX_FAILURES is not picked"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_success_starts_the_count_over() {
+    let harness = harness_with(
+        1,
+        &[
+            ("MAX_RETRIES", "1".to_owned()),
+            ("MAX_FAILURES", "2".to_owned()),
+        ],
+    );
+    for script in [
+        Err(failure(503, UNAVAILABLE)),
+        Ok("answer"),
+        Err(failure(503, UNAVAILABLE)),
+    ] {
+        let (_, sent_on) = run(&harness, vec![script]).await;
+        assert_eq!(sent_on.len(), 1);
+    }
+    let (result, sent_on) = run(&harness, vec![Ok("answer")]).await;
+    assert!(
+        result.is_ok() && sent_on.len() == 1,
+        "one failure since the success: still in use"
+    );
 }
