@@ -179,6 +179,15 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // What depends on the run mode is checked too before any port opens.
+    let split = matches!(
+        cli.service,
+        Some(Service::Gateway | Service::Chat | Service::Keys | Service::Config | Service::Logging)
+    );
+    if split && let Err(error) = launcher::internal_token(&settings, false) {
+        eprintln!("gemini-balance: {error:#}");
+        return ExitCode::from(2);
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -54,16 +54,21 @@ fn dotenv_is_read_and_the_environment_wins() {
 }
 
 #[test]
-fn split_services_need_the_admin_token() {
+fn split_services_need_the_admin_token_and_say_so_before_opening_a_port() {
     let dir = tempfile::tempdir().unwrap();
+    // Both ports taken: the settings are checked before either is opened.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
     let output = binary()
         .current_dir(dir.path())
         .arg("gateway")
-        .env("GATEWAY_ADDR", "127.0.0.1:0")
+        .env("GATEWAY_ADDR", &address)
+        .env("METRICS_ADDR", &address)
         .output()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("setting AUTH_TOKEN"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("setting AUTH_TOKEN"), "{stderr}");
 }
 
 #[test]
