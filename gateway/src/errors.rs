@@ -88,7 +88,21 @@ pub fn google_from_status(status: &tonic::Status) -> Response {
     let code = http_status(status);
     log_if_internal(status, code);
     let response = match upstream_error(status) {
-        Some(upstream) => json_response(code, upstream.body),
+        Some(upstream) => {
+            let mut response = json_response(code, upstream.body);
+            // A relay's own page (HTML, text) keeps its type: it is not JSON.
+            if let Some(content_type) = upstream
+                .content_type
+                .as_deref()
+                .and_then(|content_type| HeaderValue::from_str(content_type).ok())
+            {
+                response
+                    .headers_mut()
+                    .insert(header::CONTENT_TYPE, content_type);
+                response.extensions_mut().insert(UpstreamsOwnBody);
+            }
+            response
+        }
         None => google_error(code, status.message()),
     };
     with_retry_after(response, status)
@@ -100,6 +114,11 @@ pub fn openai_from_status(status: &tonic::Status) -> Response {
     log_if_internal(status, code);
     with_retry_after(openai_error(code, status.message()), status)
 }
+
+/// Marks an error answer whose body is the upstream's own page, passed on as it is (not
+/// reshaped into JSON like the plain-text errors axum makes).
+#[derive(Clone, Copy)]
+pub struct UpstreamsOwnBody;
 
 /// Errors of the gateway's own making on Google-shaped routes.
 #[derive(Debug)]

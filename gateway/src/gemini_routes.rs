@@ -78,8 +78,8 @@ pub(crate) async fn model_action(
     let Some((model, action)) = model_action.rsplit_once(':') else {
         return google_error(404, &format!("unknown method for models/{model_action}"));
     };
-    if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
-        return google_error(400, &format!("Invalid JSON payload received: {error}"));
+    if let Err(problem) = crate::json_limits::check(&body) {
+        return google_error(400, &format!("Invalid JSON payload received: {problem}"));
     }
     let request = pb::GeminiRequest {
         context: caller.call_context(),
@@ -110,8 +110,9 @@ pub(crate) async fn model_action(
 fn stream_error_body(status: &tonic::Status) -> Bytes {
     match upstream_error(status) {
         Some(upstream) => upstream.body,
-        None => Bytes::from(
-            serde_json::json!({"error": {"code": 500, "message": status.message(), "status": "INTERNAL"}}).to_string(),
+        None => gb_proto::error::google_error_json(
+            gb_proto::chat::http_status(status),
+            status.message(),
         ),
     }
 }

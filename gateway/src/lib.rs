@@ -7,6 +7,7 @@ pub mod auth;
 mod config_routes;
 pub mod errors;
 mod gemini_routes;
+mod json_limits;
 mod key_admin_routes;
 mod logs_routes;
 pub mod openai;

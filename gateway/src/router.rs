@@ -206,7 +206,11 @@ async fn shape_plain_errors(request: Request, next: Next) -> Response {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
         .is_some_and(|value| value.starts_with("application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
+    let upstreams_own = response
+        .extensions()
+        .get::<crate::errors::UpstreamsOwnBody>()
+        .is_some();
+    if !(status.is_client_error() || status.is_server_error()) || is_json || upstreams_own {
         return response;
     }
     let text = axum::body::to_bytes(response.into_body(), 16 * 1024)

@@ -20,6 +20,8 @@ pub struct ChatError {
     pub body: Bytes,
     pub retry_after_seconds: Option<u32>,
     pub message: String,
+    /// The body's content type when it is not JSON.
+    pub content_type: Option<String>,
 }
 
 pub type ChatResult<T> = Result<T, ChatError>;
@@ -33,6 +35,7 @@ impl ChatError {
             body: google_error_json(http_status, &message),
             retry_after_seconds: None,
             message,
+            content_type: None,
         }
     }
 }
@@ -49,6 +52,7 @@ impl From<ChatError> for tonic::Status {
             http_status: u32::from(error.http_status),
             body: error.body.clone(),
             retry_after_seconds: error.retry_after_seconds,
+            content_type: error.content_type.clone(),
         };
         tonic::Status::with_details(
             error.error_code().grpc(),

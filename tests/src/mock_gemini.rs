@@ -39,6 +39,8 @@ pub enum Behavior {
     Slow { millis: u64 },
     /// 200 with a body that is not JSON (what a broken relay or captive portal sends).
     MalformedAnswer,
+    /// An error page that is not JSON, with this status (a relay in front of Google).
+    RelayError { status: u16 },
 }
 
 /// One call the mock received.
@@ -293,7 +295,8 @@ fn behavior_error(behavior: &Behavior, key: &str) -> Option<(u16, Value)> {
         Behavior::Ok
         | Behavior::CutStreamAfter { .. }
         | Behavior::Slow { .. }
-        | Behavior::MalformedAnswer => None,
+        | Behavior::MalformedAnswer
+        | Behavior::RelayError { .. } => None,
     }
 }
 
@@ -476,6 +479,17 @@ async fn admit(
     }
     if let Some((status, error)) = behavior_error(&behavior, &key) {
         return Err(json_answer(status, &error));
+    }
+    if let Behavior::RelayError { status } = behavior {
+        let mut page = Response::new(axum::body::Body::from(
+            "<html><body>Relay error</body></html>",
+        ));
+        *page.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        page.headers_mut().insert(
+            header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return Err(page);
     }
     if behavior == Behavior::MalformedAnswer {
         let mut page = Response::new(axum::body::Body::from(

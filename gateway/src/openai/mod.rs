@@ -45,6 +45,13 @@ pub fn passthrough_routes() -> Router<GatewayState> {
 /// Parses a JSON body, or answers 400 in OpenAI's shape.
 #[expect(clippy::result_large_err, reason = "the error is the ready answer")]
 pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
+    if crate::json_limits::depth(body) > crate::json_limits::MAX_DEPTH {
+        let message = format!(
+            "invalid request body: nested deeper than {} levels",
+            crate::json_limits::MAX_DEPTH
+        );
+        return Err(openai_error(400, &message));
+    }
     serde_json::from_slice(body)
         .map_err(|error| openai_error(400, &format!("invalid request body: {error}")))
 }

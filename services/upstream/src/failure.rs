@@ -66,9 +66,12 @@ impl FailureClass {
 #[derive(Clone, Debug)]
 pub struct UpstreamFailure {
     pub status: u16,
-    /// A Google-shaped JSON error body (the upstream's own, or one made for a network error).
+    /// The upstream's error body (Google-shaped JSON, or whatever a relay in between sent), or
+    /// one made in Google's shape for a network error.
     pub body: Bytes,
     pub class: FailureClass,
+    /// The body's content type when it is not JSON (an HTML page from a proxy, say).
+    pub content_type: Option<String>,
 }
 
 impl UpstreamFailure {
@@ -79,6 +82,7 @@ impl UpstreamFailure {
             status,
             body,
             class,
+            content_type: None,
         }
     }
 
@@ -89,6 +93,7 @@ impl UpstreamFailure {
             status,
             body: google_error_json(status, message),
             class: FailureClass::Transient,
+            content_type: None,
         }
     }
 
@@ -102,6 +107,14 @@ impl UpstreamFailure {
             (502, "the upstream connection failed")
         };
         UpstreamFailure::transient(status, message)
+    }
+
+    /// The same failure, answered with this `Content-Type` (kept unless it is JSON's).
+    pub fn with_content_type(mut self, content_type: Option<&str>) -> Self {
+        self.content_type = content_type
+            .filter(|content_type| !content_type.starts_with("application/json"))
+            .map(str::to_owned);
+        self
     }
 
     /// The same failure with every occurrence of `key` in its body masked (Google names the
@@ -129,6 +142,7 @@ impl UpstreamFailure {
             message: self.message(),
             body: self.body,
             retry_after_seconds,
+            content_type: self.content_type,
         }
     }
 

@@ -317,3 +317,71 @@ async fn bad_input_gets_google_errors(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 two_setups!(bad_input, bad_input_gets_google_errors);
+
+/// A body nested deeper than Google accepts is the client's own error: 400 at the gateway, no
+/// upstream call, no key charged, on both families' routes.
+async fn a_too_deep_body_is_refused_before_any_key(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    let deep = format!(
+        r#"{{"contents":[{{"parts":[{{"text":"x"}}]}}],"x":{}0{}}}"#,
+        "[".repeat(110),
+        "]".repeat(110)
+    );
+    let gemini = app
+        .http
+        .post(app.url("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .header("x-goog-api-key", CLIENT_TOKEN)
+        .body(deep.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gemini.status(), 400);
+    let body: serde_json::Value = gemini.json().await.unwrap();
+    assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{body}");
+    let openai = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_TOKEN)
+        .body(format!(
+            r#"{{"model":"gemini-2.5-flash","messages":[{{"role":"user","content":"x"}}],"x":{}0{}}}"#,
+            "[".repeat(110),
+            "]".repeat(110)
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(openai.status(), 400);
+    let body: serde_json::Value = openai.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert!(app.mock.calls().is_empty(), "no upstream call");
+    for key in app.key_states().await {
+        assert_eq!(key["failure_total"], 0);
+    }
+    app.stop().await;
+}
+two_setups!(too_deep, a_too_deep_body_is_refused_before_any_key);
+
+/// An upstream error that is not JSON (a relay's page) reaches a Gemini client with its own
+/// content type, not labelled as JSON.
+async fn a_relays_error_page_keeps_its_content_type(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    for key in &app.keys {
+        app.mock.set_behavior(
+            key,
+            gb_tests::mock_gemini::Behavior::RelayError { status: 502 },
+        );
+    }
+    let answer = app
+        .http
+        .post(app.url("/v1beta/models/gemini-2.5-flash:generateContent"))
+        .header("x-goog-api-key", CLIENT_TOKEN)
+        .json(&crate::harness::hello("x"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 502);
+    assert_eq!(answer.headers()["content-type"], "text/html; charset=utf-8");
+    assert!(answer.text().await.unwrap().contains("Relay error"));
+    app.stop().await;
+}
+two_setups!(relay_error, a_relays_error_page_keeps_its_content_type);

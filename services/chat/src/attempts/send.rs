@@ -40,6 +40,7 @@ impl Attempts {
             .await
             .map_err(|error| UpstreamFailure::from_transport(&error))?;
         let status = response.status().as_u16();
+        let content_type = content_type_of(&response);
         let body = response
             .bytes()
             .await
@@ -47,7 +48,9 @@ impl Attempts {
         if (200..300).contains(&status) {
             Ok(body)
         } else {
-            Err(UpstreamFailure::from_response(status, body).redacted(&key.value))
+            Err(UpstreamFailure::from_response(status, body)
+                .with_content_type(content_type.as_deref())
+                .redacted(&key.value))
         }
     }
 
@@ -72,8 +75,11 @@ impl Attempts {
             .map_err(|error| UpstreamFailure::from_transport(&error))?;
         let status = response.status().as_u16();
         if !(200..300).contains(&status) {
+            let content_type = content_type_of(&response);
             let body = response.bytes().await.unwrap_or_default();
-            return Err(UpstreamFailure::from_response(status, body).redacted(&key.value));
+            return Err(UpstreamFailure::from_response(status, body)
+                .with_content_type(content_type.as_deref())
+                .redacted(&key.value));
         }
         let mut events: EventStream = Box::pin(response.bytes_stream().eventsource());
         match events.next().await {
@@ -88,6 +94,15 @@ impl Attempts {
             )),
         }
     }
+}
+
+/// An answer's `Content-Type`, when it has a readable one.
+fn content_type_of(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned)
 }
 
 /// An SSE event that carries `{"error": …}` instead of a chunk.
