@@ -3,13 +3,14 @@
 //! token (`AUTH_TOKEN`) alone on administrative routes. Comparisons take constant time.
 
 use axum::http::HeaderMap;
-use gb_runtime::secrets::tokens_match;
-use sha2::{Digest, Sha256};
+use gb_runtime::secrets::{KeyCipher, tokens_match};
 
 pub struct Auth {
     client_tokens: Vec<String>,
     /// `None`: administrative routes are closed.
     admin_token: Option<String>,
+    /// Names callers by a keyed hash of their token (`KeyCipher::caller_id`).
+    names: KeyCipher,
 }
 
 /// An authenticated caller, named without its token.
@@ -27,15 +28,16 @@ impl Caller {
 }
 
 impl Auth {
-    pub fn new(client_tokens: Vec<String>, admin_token: Option<String>) -> Self {
+    pub fn new(client_tokens: Vec<String>, admin_token: Option<String>, names: KeyCipher) -> Self {
         Auth {
             client_tokens,
             admin_token,
+            names,
         }
     }
 
     /// `ALLOWED_TOKENS` (changeable while running) and `AUTH_TOKEN` (from the environment).
-    pub fn from_settings(settings: &gb_runtime::settings::Settings) -> Self {
+    pub fn from_settings(settings: &gb_runtime::settings::Settings, names: KeyCipher) -> Self {
         Auth::new(
             settings.gateway.allowed_tokens.expose().clone(),
             settings
@@ -43,6 +45,7 @@ impl Auth {
                 .auth_token
                 .as_ref()
                 .map(|token| token.expose().clone()),
+            names,
         )
     }
 
@@ -62,7 +65,7 @@ impl Auth {
     pub fn client(&self, headers: &HeaderMap, query: Option<&str>) -> Option<Caller> {
         let presented = presented_client_token(headers, query)?;
         self.is_client_token(&presented)
-            .then(|| caller_id(&presented))
+            .then(|| Caller(self.names.caller_id(&presented)))
     }
 
     /// Whether the request carries the admin token (`Authorization`, `Bearer` optional).
@@ -99,25 +102,23 @@ fn presented_client_token(headers: &HeaderMap, query: Option<&str>) -> Option<St
         .map(|token| token.trim().to_owned())
 }
 
-/// A stable, non-reversible name for a token, for logs and records.
-fn caller_id(token: &str) -> Caller {
-    let digest = Sha256::digest(token.as_bytes());
-    let hex: String = digest[..6]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
-    Caller(format!("token-{hex}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use axum::http::HeaderValue;
 
+    fn names() -> KeyCipher {
+        let Ok(cipher) = KeyCipher::from_base64(&KeyCipher::generate_base64()) else {
+            panic!("a generated key is valid");
+        };
+        cipher
+    }
+
     fn auth() -> Auth {
         Auth::new(
             vec!["sk-client-1".into(), "sk-client-2".into()],
             Some("sk-admin".into()),
+            names(),
         )
     }
 
@@ -198,7 +199,7 @@ mod tests {
 
     #[test]
     fn without_an_admin_token_admin_routes_are_closed() {
-        let auth = Auth::new(vec!["sk-client-1".into()], None);
+        let auth = Auth::new(vec!["sk-client-1".into()], None, names());
         assert!(!auth.is_admin(&headers(&[("authorization", "Bearer ")])));
         assert!(!auth.is_admin(&headers(&[("authorization", "")])));
         assert!(

@@ -102,14 +102,23 @@ async fn admin_only(
     next: Next,
     refuse: fn(u16, &str) -> Response,
 ) -> Response {
-    if state.auth.get().is_admin(request.headers()) {
-        name_caller(&request, "admin");
-        return next.run(request).await;
+    if !state.auth.get().is_admin(request.headers()) {
+        return refuse(
+            401,
+            "this route needs the admin token (AUTH_TOKEN) in Authorization",
+        );
     }
-    refuse(
-        401,
-        "this route needs the admin token (AUTH_TOKEN) in Authorization",
-    )
+    // The admin API's searches reach the database; a NUL is text no backend stores (Postgres
+    // fails on it), so it is the caller's error.
+    let holds_nul = request.uri().query().is_some_and(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .any(|(name, value)| name.contains('\0') || value.contains('\0'))
+    });
+    if holds_nul {
+        return refuse(400, "a query parameter holds a NUL character");
+    }
+    name_caller(&request, "admin");
+    next.run(request).await
 }
 
 async fn require_admin(

@@ -84,6 +84,8 @@ impl GatewayState {
         tasks: &Tasks,
     ) -> anyhow::Result<Self> {
         const MAX_MESSAGE: usize = 64 * 1024 * 1024;
+        // Callers are named under the server's secret (the same on every replica).
+        let names = gb_runtime::secrets::resolve_cipher(&live.current())?;
         Ok(GatewayState(std::sync::Arc::new(Shared {
             chat: ChatServiceClient::new(services.chat)
                 .max_decoding_message_size(MAX_MESSAGE)
@@ -92,8 +94,8 @@ impl GatewayState {
             config: ConfigServiceClient::new(services.config),
             logging: LoggingServiceClient::new(services.logging)
                 .max_decoding_message_size(MAX_MESSAGE),
-            auth: live.derive("client tokens", |settings| {
-                Ok(Auth::from_settings(settings))
+            auth: live.derive("client tokens", move |settings| {
+                Ok(Auth::from_settings(settings, names.clone()))
             })?,
             translation: live.derive("translation settings", |settings| {
                 Ok(Translation::from_settings(settings))

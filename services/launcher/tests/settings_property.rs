@@ -89,7 +89,10 @@ fn every_service_builds(settings: &Settings, section: &str) -> anyhow::Result<()
         _ => drop(gb_chat::models::ModelRules::from_settings(&settings.chat)),
     }
     gb_gateway::state::Translation::from_settings(settings);
-    gb_gateway::auth::Auth::from_settings(settings);
+    let names = gb_runtime::secrets::KeyCipher::from_base64(
+        &gb_runtime::secrets::KeyCipher::generate_base64(),
+    )?;
+    gb_gateway::auth::Auth::from_settings(settings, names);
     tracing_subscriber::EnvFilter::try_new(&settings.shared.log_level)?;
     let _ = settings.logging.error_log_retention().max_age();
     let _ = settings.logging.request_log_retention().max_age();

@@ -33,6 +33,29 @@ pub enum SecretError {
 pub struct KeyCipher {
     aead: Aes256Gcm,
     fingerprint_key: [u8; 32],
+    caller_key: [u8; 32],
+}
+
+/// A key derived from `ENCRYPTION_KEY` for one purpose: knowing it reveals nothing of the key
+/// it comes from nor of the others.
+fn derived_key(key_bytes: &[u8; 32], purpose: &[u8]) -> Result<[u8; 32], SecretError> {
+    let mut mac =
+        <Hmac<Sha256> as Mac>::new_from_slice(key_bytes).map_err(|_| SecretError::BadKey)?;
+    mac.update(purpose);
+    Ok(mac.finalize().into_bytes().into())
+}
+
+/// Hex of HMAC-SHA-256 under `key`.
+fn keyed_hex(key: &[u8; 32], value: &str) -> String {
+    let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(key) else {
+        return String::new();
+    };
+    mac.update(value.as_bytes());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 impl KeyCipher {
@@ -42,15 +65,15 @@ impl KeyCipher {
             .decode(encoded.trim())
             .map_err(|_| SecretError::BadKey)?;
         let key_bytes: [u8; 32] = bytes.try_into().map_err(|_| SecretError::BadKey)?;
-        // The fingerprint key is derived, so that a fingerprint reveals nothing usable for decryption.
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&key_bytes).map_err(|_| SecretError::BadKey)?;
-        mac.update(b"gemini-balance key fingerprint v1");
-        let fingerprint_key: [u8; 32] = mac.finalize().into_bytes().into();
+        // The fingerprint and caller keys are derived, so that what they make reveals nothing
+        // usable for decryption.
+        let fingerprint_key = derived_key(&key_bytes, b"gemini-balance key fingerprint v1")?;
+        let caller_key = derived_key(&key_bytes, b"gemini-balance caller id v1")?;
         let key = Key::<Aes256Gcm>::from(key_bytes);
         Ok(KeyCipher {
             aead: Aes256Gcm::new(&key),
             fingerprint_key,
+            caller_key,
         })
     }
 
@@ -92,15 +115,15 @@ impl KeyCipher {
 
     /// A stable, keyed fingerprint of a key value (hex), unique per value.
     pub fn fingerprint(&self, value: &str) -> String {
-        let Ok(mut mac) = <Hmac<Sha256> as Mac>::new_from_slice(&self.fingerprint_key) else {
-            return String::new();
-        };
-        mac.update(value.as_bytes());
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|byte| format!("{byte:02x}"))
-            .collect()
+        keyed_hex(&self.fingerprint_key, value)
+    }
+
+    /// The name logs and statistics give a client token (`token-` and 12 hex digits): keyed
+    /// by the server's secret, so that a weak token cannot be found from the statistics by
+    /// hashing guesses.
+    pub fn caller_id(&self, token: &str) -> String {
+        let hex = keyed_hex(&self.caller_key, token);
+        format!("token-{}", &hex[..hex.len().min(12)])
     }
 }
 

@@ -269,6 +269,8 @@ async fn the_error_log_api(mode: Mode, backend: Backend) {
         "?limit=0",
         "?sort_order=sideways",
         "?sort_by=password",
+        "?error_search=a%00b",
+        "?key_search=%00",
         "?error_code_search=abc",
         "?start_date=soon",
     ] {
@@ -301,7 +303,21 @@ async fn client_requests_are_recorded_without_the_token(mode: Mode, backend: Bac
     for row in app.db.config_and_log_rows().await {
         assert!(!row.contains(CLIENT_TOKEN), "{row}");
     }
-
+    // The caller's name is keyed by the server's secret: not a plain hash of the token that a
+    // guess could be checked against, and the same for every request of that token.
+    let names = app
+        .db
+        .texts("SELECT DISTINCT client AS text FROM request_logs WHERE client LIKE 'token-%'")
+        .await;
+    assert_eq!(names.len(), 1, "{names:?}");
+    let unsalted: String = {
+        use sha2::Digest;
+        sha2::Sha256::digest(CLIENT_TOKEN.as_bytes())[..6]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect()
+    };
+    assert_ne!(names[0], format!("token-{unsalted}"));
     app.stop().await;
 }
 two_setups!(client_rows, client_requests_are_recorded_without_the_token);
