@@ -4,6 +4,7 @@
 //! hands it channels to them and a bound listener ([`serve`]).
 
 pub mod auth;
+mod body;
 mod config_routes;
 pub mod errors;
 mod gemini_routes;
@@ -19,4 +20,4 @@ pub mod state;
 mod stats_routes;
 
 pub use router::router;
-pub use serve::serve;
+pub use serve::{ConnectionLimits, serve};

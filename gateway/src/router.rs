@@ -15,8 +15,7 @@ use crate::{
     stats_routes,
 };
 
-/// Gemini requests may carry inline media: the limit is well above Google's own 20 MB.
-const MAX_BODY_BYTES: usize = 64 * 1024 * 1024;
+use crate::body::MAX_BODY_BYTES;
 
 /// The client a request's token names, if any.
 fn caller_of(state: &GatewayState, request: &Request) -> Option<crate::auth::Caller> {
@@ -307,11 +306,12 @@ pub fn router(state: GatewayState) -> Router {
         .merge(operator_api)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .layer(axum::middleware::from_fn(shape_plain_errors))
-        // A client that sends its body too slowly is cut off rather than held forever.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            std::time::Duration::from_secs(60),
+        // A body too large is refused on its header; one sent too slowly is cut off.
+        .layer(from_fn_with_state(
+            state.body_limits.clone(),
+            crate::body::read_whole_body,
         ))
+        .layer(axum::middleware::from_fn(shape_plain_errors))
         .layer(from_fn_with_state(state.clone(), record_request))
         .layer(axum::middleware::from_fn(record_http_metrics))
         .layer(

@@ -74,6 +74,8 @@ pub struct Shared {
     pub logs: LogShipper,
     /// Owns the tasks handlers spawn (fake streams), waited for at shutdown.
     pub tasks: Tasks,
+    /// How long a request body may take (`BODY_READ_TIMEOUT`, read at start).
+    pub body_limits: crate::body::BodyLimits,
 }
 
 impl GatewayState {
@@ -102,6 +104,10 @@ impl GatewayState {
             })?,
             logs,
             tasks: tasks.clone(),
+            body_limits: crate::body::BodyLimits {
+                read_timeout: live.current().gateway.body_read_timeout.0,
+                tasks: tasks.clone(),
+            },
         })))
     }
 }

@@ -80,6 +80,26 @@ async fn connect_database(settings: &Settings) -> anyhow::Result<Database> {
     Ok(db)
 }
 
+/// What a client connection may cost (`HEADER_READ_TIMEOUT`, `MAX_CONNECTIONS`). By default
+/// the connections may take half the file descriptors left after a reserve: a proxied request
+/// holds two (the client's and an upstream one).
+fn connection_limits(settings: &Settings) -> gb_gateway::ConnectionLimits {
+    const RESERVED: u64 = 512;
+    let from_fd_limit = || {
+        let (soft, _) = rlimit::getrlimit(rlimit::Resource::NOFILE).unwrap_or((1024, 1024));
+        usize::try_from(soft.saturating_sub(RESERVED) / 2)
+            .unwrap_or(usize::MAX)
+            .max(64)
+    };
+    gb_gateway::ConnectionLimits {
+        header_read_timeout: settings.gateway.header_read_timeout.0,
+        max_connections: settings
+            .gateway
+            .max_connections
+            .map_or_else(from_fd_limit, |max| max as usize),
+    }
+}
+
 /// What a process runs and stops, in the order of the module documentation.
 struct Process {
     shutdown: CancellationToken,
@@ -244,7 +264,8 @@ pub async fn run_all_in_one(
     let gateway_tasks = process.owner("gateway");
     let state = GatewayState::new(services, &live, logs, &gateway_tasks)?;
     let drain = live.current().shared.drain_timeout.0;
-    let served = gb_gateway::serve(state, gateway, shutdown, drain).await;
+    let limits = connection_limits(&live.current());
+    let served = gb_gateway::serve(state, gateway, shutdown, drain, limits).await;
     process.stop().await;
     served
 }
@@ -367,7 +388,8 @@ pub async fn run_gateway(
     let logs = process.log_shipper(services.logging.clone());
     let gateway_tasks = process.owner("gateway");
     let state = GatewayState::new(services, &live, logs, &gateway_tasks)?;
-    let served = gb_gateway::serve(state, listener, shutdown, drain).await;
+    let limits = connection_limits(&live.current());
+    let served = gb_gateway::serve(state, listener, shutdown, drain, limits).await;
     process.stop().await;
     served
 }

@@ -110,7 +110,7 @@ async fn bind(address: SocketAddr, setting: &str) -> anyhow::Result<TcpListener>
         .map_err(|error| anyhow::anyhow!("setting {setting}: cannot listen on {address}: {error}"))
 }
 
-async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
+async fn run(cli: Cli, settings: Settings, file_limit: std::io::Result<u64>) -> anyhow::Result<()> {
     if let Some(Service::Probe { service }) = cli.service {
         return probe(service, &settings).await;
     }
@@ -130,6 +130,10 @@ async fn run(cli: Cli, settings: Settings) -> anyhow::Result<()> {
     };
     let _telemetry = gb_runtime::telemetry::init(&settings, service_name)?;
     tracing::info!(?settings, "starting {service_name}");
+    match file_limit {
+        Ok(limit) => tracing::info!(limit, "open-file limit"),
+        Err(error) => tracing::warn!(%error, "the open-file limit could not be raised"),
+    }
     // The shutdown order is the launcher's (`lib.rs`); here: 1, the token, and 6, the metrics
     // server and the trace exporter (`_telemetry`, dropped last).
     let (shutdown, signal_listener) = gb_runtime::shutdown::on_signal();
@@ -188,6 +192,9 @@ fn main() -> ExitCode {
         eprintln!("gemini-balance: {error:#}");
         return ExitCode::from(2);
     }
+    // Every open connection is a file: the soft limit goes up to the hard one (10,000 open
+    // streams need 20,000), and MAX_CONNECTIONS defaults to what that allows.
+    let file_limit = rlimit::increase_nofile_limit(u64::MAX);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -198,7 +205,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli, settings)) {
+    match runtime.block_on(run(cli, settings, file_limit)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");

@@ -10,6 +10,7 @@ mod harness;
 
 mod admin;
 mod config_api;
+mod connections;
 mod gemini_routes;
 mod grpc;
 mod key_pool;

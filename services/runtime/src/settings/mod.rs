@@ -161,6 +161,14 @@ declare_settings! {
         /// Let `image_url`s point at loopback or private addresses (off: no server-side request
         /// forgery through the gateway).
         fetch_private_urls: bool = "FETCH_PRIVATE_URLS", "false", No, Live;
+        /// Seconds a client has to send a request's headers, and that an idle kept-alive
+        /// connection stays open (slow or silent clients are cut off).
+        header_read_timeout: Seconds = "HEADER_READ_TIMEOUT", "10", No, Process;
+        /// Seconds a client has to send a whole request body.
+        body_read_timeout: Seconds = "BODY_READ_TIMEOUT", "60", No, Process;
+        /// Open client connections at most; past it new ones are refused at once (default:
+        /// from the open-file limit, which is raised to its hard limit at start).
+        max_connections: Option<u32> = "MAX_CONNECTIONS", "", No, Process;
     }
 
     /// What the logging service reads: how long logs are kept.

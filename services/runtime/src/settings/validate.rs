@@ -105,6 +105,15 @@ impl Settings {
             self.gateway.fake_stream_empty_data_interval.0,
             Duration::from_secs(3600),
         )?;
+        within(
+            "HEADER_READ_TIMEOUT",
+            self.gateway.header_read_timeout.0,
+            DAY,
+        )?;
+        within("BODY_READ_TIMEOUT", self.gateway.body_read_timeout.0, DAY)?;
+        if self.gateway.max_connections == Some(0) {
+            return Err(problem("MAX_CONNECTIONS", "must be at least 1"));
+        }
         let logging = &self.logging;
         if logging.auto_delete_error_logs_days == 0 {
             return Err(problem(
