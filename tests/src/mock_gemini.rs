@@ -425,6 +425,19 @@ fn presented_key(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
 }
 
 /// Records the call and decides its behaviour; `Err` is an answer to return at once.
+/// A page that is not JSON, as a relay in front of Google may send one.
+fn html_page(status: StatusCode, text: &str, content_type: &'static str) -> Response {
+    let mut page = Response::new(axum::body::Body::from(format!(
+        "<html><body>{text}</body></html>"
+    )));
+    *page.status_mut() = status;
+    page.headers_mut().insert(
+        header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static(content_type),
+    );
+    page
+}
+
 async fn admit(
     state: &MockState,
     headers: &HeaderMap,
@@ -481,25 +494,11 @@ async fn admit(
         return Err(json_answer(status, &error));
     }
     if let Behavior::RelayError { status } = behavior {
-        let mut page = Response::new(axum::body::Body::from(
-            "<html><body>Relay error</body></html>",
-        ));
-        *page.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        page.headers_mut().insert(
-            header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("text/html; charset=utf-8"),
-        );
-        return Err(page);
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        return Err(html_page(status, "Relay error", "text/html; charset=utf-8"));
     }
     if behavior == Behavior::MalformedAnswer {
-        let mut page = Response::new(axum::body::Body::from(
-            "<html><body>Bad gateway</body></html>",
-        ));
-        page.headers_mut().insert(
-            header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("text/html"),
-        );
-        return Err(page);
+        return Err(html_page(StatusCode::OK, "Bad gateway", "text/html"));
     }
     Ok((key, behavior))
 }

@@ -413,16 +413,4 @@ async fn a_keys_outage_loses_no_verdict(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 
-mod keys_outage {
-    use crate::harness::{Backend, Mode};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn microservices_sqlite() {
-        super::a_keys_outage_loses_no_verdict(Mode::Microservices, Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn microservices_postgres() {
-        super::a_keys_outage_loses_no_verdict(Mode::Microservices, Backend::Postgres).await
-    }
-}
+crate::microservices_only!(keys_outage, a_keys_outage_loses_no_verdict);

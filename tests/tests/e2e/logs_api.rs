@@ -525,16 +525,4 @@ async fn a_logging_outage_loses_no_row(mode: Mode, backend: Backend) {
     app.stop().await;
 }
 
-mod logging_outage {
-    use crate::harness::{Backend, Mode};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn microservices_sqlite() {
-        super::a_logging_outage_loses_no_row(Mode::Microservices, Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn microservices_postgres() {
-        super::a_logging_outage_loses_no_row(Mode::Microservices, Backend::Postgres).await
-    }
-}
+crate::microservices_only!(logging_outage, a_logging_outage_loses_no_row);

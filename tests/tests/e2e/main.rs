@@ -69,3 +69,24 @@ macro_rules! two_setups {
         }
     };
 }
+
+/// Runs `$body(mode, backend)` in the microservice mode only, on both backends (for what only
+/// split services can do, such as one of them stopping alone).
+#[macro_export]
+macro_rules! microservices_only {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            use $crate::harness::{Backend, Mode};
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn microservices_sqlite() {
+                super::$body(Mode::Microservices, Backend::Sqlite).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn microservices_postgres() {
+                super::$body(Mode::Microservices, Backend::Postgres).await
+            }
+        }
+    };
+}
