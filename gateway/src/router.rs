@@ -15,8 +15,6 @@ use crate::{
     stats_routes,
 };
 
-use crate::body::MAX_BODY_BYTES;
-
 /// The client a request's token names, if any.
 fn caller_of(state: &GatewayState, request: &Request) -> Option<crate::auth::Caller> {
     state
@@ -305,7 +303,8 @@ pub fn router(state: GatewayState) -> Router {
         .merge(key_resource)
         .merge(operator_api)
         .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // The size limit is `body.rs`'s, enforced once, before the extractors see the body.
+        .layer(DefaultBodyLimit::disable())
         // A body too large is refused on its header; one sent too slowly is cut off.
         .layer(from_fn_with_state(
             state.body_limits.clone(),

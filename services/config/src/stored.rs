@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use gb_proto::config::v1 as pb;
 use gb_proto::config::{ConfigError, ConfigResult};
-use gb_runtime::config_registry::{self, ConfigSetting, listed, masked, to_text, unmasked};
+use gb_runtime::config_registry::{self, Declaration, listed, masked, to_text, unmasked};
 use gb_runtime::database::Database;
 use gb_runtime::secrets::KeyCipher;
 use gb_runtime::settings::Settings;
@@ -161,7 +161,7 @@ impl StoredSettings {
 
     fn entry(
         &self,
-        setting: &ConfigSetting,
+        setting: &Declaration,
         effective: &Settings,
         stored: Option<&StoredValue>,
     ) -> pb::ConfigEntry {

@@ -11,10 +11,10 @@ use serde_json::Value;
 use crate::secrets::mask_key;
 #[cfg(doc)]
 use crate::settings::Settings;
-pub use crate::settings::{Declaration as ConfigSetting, Kind, Secrecy as Secret, find};
+pub use crate::settings::{Declaration, Kind, Secrecy, find};
 
 /// Every setting the config service lists, in the order the API shows them.
-pub fn listed() -> impl Iterator<Item = &'static ConfigSetting> {
+pub fn listed() -> impl Iterator<Item = &'static Declaration> {
     crate::settings::DECLARATIONS
         .iter()
         .filter(|declaration| declaration.is_listed())
@@ -40,18 +40,18 @@ pub fn mask_url_password(value: &str) -> String {
     format!("{}{masked}{}", &value[..authority_start], &rest[at..])
 }
 
-fn mask_string(secret: Secret, value: &str) -> String {
+fn mask_string(secret: Secrecy, value: &str) -> String {
     match secret {
-        Secret::No => value.to_owned(),
+        Secrecy::No => value.to_owned(),
         _ if value.is_empty() => String::new(),
-        Secret::Masked => mask_key(value),
-        Secret::UrlPassword => mask_url_password(value),
-        Secret::Hidden => "(set)".to_owned(),
+        Secrecy::Masked => mask_key(value),
+        Secrecy::UrlPassword => mask_url_password(value),
+        Secrecy::Hidden => "(set)".to_owned(),
     }
 }
 
 /// A value as it may be shown: every string in a secret masked.
-pub fn masked(setting: &ConfigSetting, value: &Value) -> Value {
+pub fn masked(setting: &Declaration, value: &Value) -> Value {
     if !setting.is_secret() {
         return value.clone();
     }
@@ -71,7 +71,7 @@ pub fn masked(setting: &ConfigSetting, value: &Value) -> Value {
 
 /// A secret sent back as it was shown (masked) keeps its stored value: each masked string
 /// that is the mask of a current one becomes that current one. Anything else is new.
-pub fn unmasked(setting: &ConfigSetting, new: Value, current: &Value) -> Value {
+pub fn unmasked(setting: &Declaration, new: Value, current: &Value) -> Value {
     if !setting.is_secret() {
         return new;
     }
@@ -112,7 +112,7 @@ pub fn unmasked(setting: &ConfigSetting, new: Value, current: &Value) -> Value {
 
 /// An API value in the environment's text form; `None` for JSON `null` (back to the
 /// environment or the default). The kind is checked here; the value itself by the parser.
-pub fn to_text(setting: &ConfigSetting, value: &Value) -> Result<Option<String>, String> {
+pub fn to_text(setting: &Declaration, value: &Value) -> Result<Option<String>, String> {
     let wrong = |expected: &str| Err(format!("expected {expected}, got {value}"));
     match (setting.kind, value) {
         (_, Value::Null) => Ok(None),
@@ -145,7 +145,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn setting(name: &str) -> &'static ConfigSetting {
+    fn setting(name: &str) -> &'static Declaration {
         find(name).unwrap()
     }
 
