@@ -6,8 +6,9 @@ export CARGO_TARGET_DIR
 VENV ?= $(CURDIR)/.venv
 PYTHON ?= python3
 
+SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt postgres venv build bench
+.PHONY: help run test faults fuzz lint deny fmt postgres venv build bench tools
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -23,14 +24,37 @@ test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end 
 	$(CARGO_TARGET_DIR)/debug/gb-bench run --smoke --gateway $(CARGO_TARGET_DIR)/debug/gemini-balance --out $(CARGO_TARGET_DIR)/bench-smoke 2>/dev/null
 	test -s $(CARGO_TARGET_DIR)/bench-smoke/report.json && test -s $(CARGO_TARGET_DIR)/bench-smoke/report.md
 	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
+	$(MAKE) --no-print-directory faults
 
-bench: ## Release build, then the benchmark (BASELINE=path/to/an/earlier/gemini-balance adds it as a same-run baseline): reports in target/bench/report.md and report.json
-	cargo build --release -p gb-launcher -p gb-bench --bins
-	$(CARGO_TARGET_DIR)/release/gb-bench run --gateway $(CARGO_TARGET_DIR)/release/gemini-balance --out $(CURDIR)/target/bench $(if $(BASELINE),--baseline $(BASELINE))
+faults: postgres build ## Kill each service under load (split on a Postgres of the run's own, all-in-one on SQLite): no request or row lost, state kept
+	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug cargo test -p gb-tests --test faults -- --test-threads=1 --nocapture
 
-lint: ## rustfmt check and clippy with warnings as errors
+FUZZ_SECONDS ?= 20
+FUZZ_TARGETS = openai_request gemini_response json_depth sse_stream settings
+fuzz: tools ## Run each fuzz target for FUZZ_SECONDS (default 20); corpora and logs under $CARGO_TARGET_DIR/fuzz
+	@mkdir -p $(CARGO_TARGET_DIR)/fuzz
+	@for target in $(FUZZ_TARGETS); do \
+	  mkdir -p $(CARGO_TARGET_DIR)/fuzz/corpus/$$target; \
+	  if RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz $$target $(CARGO_TARGET_DIR)/fuzz/corpus/$$target -- \
+	      -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
+	      > $(CARGO_TARGET_DIR)/fuzz/$$target.log 2>&1; then \
+	    echo "fuzz $$target: $$(grep -E '^stat::number_of_executed_units' $(CARGO_TARGET_DIR)/fuzz/$$target.log | tr -s ' ') in $(FUZZ_SECONDS) s, no failure"; \
+	  else \
+	    tail -n 60 $(CARGO_TARGET_DIR)/fuzz/$$target.log; echo "fuzz $$target failed"; exit 1; \
+	  fi; \
+	done
+
+lint: deny ## rustfmt check, clippy with warnings as errors, cargo-deny
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p gb-tests --test faults -- -D warnings
+
+deny: tools ## cargo-deny: licences, banned crates, sources (deny.toml)
+	cargo deny check licenses bans sources
+
+tools: ## Install cargo-deny and cargo-fuzz when missing (built from crates.io)
+	@command -v cargo-deny >/dev/null || cargo install --locked cargo-deny
+	@command -v cargo-fuzz >/dev/null || cargo install --locked cargo-fuzz
 
 fmt: ## Format the code
 	cargo fmt --all

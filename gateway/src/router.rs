@@ -310,6 +310,8 @@ pub fn router(state: GatewayState) -> Router {
             state.body_limits.clone(),
             crate::body::read_whole_body,
         ))
+        // A URI or headers too large are refused before the body is read.
+        .layer(axum::middleware::from_fn(crate::head_limits::check_head))
         .layer(axum::middleware::from_fn(shape_plain_errors))
         .layer(from_fn_with_state(state.clone(), record_request))
         .layer(axum::middleware::from_fn(record_http_metrics))

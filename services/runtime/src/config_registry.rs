@@ -113,7 +113,16 @@ pub fn unmasked(setting: &Declaration, new: Value, current: &Value) -> Value {
 /// An API value in the environment's text form; `None` for JSON `null` (back to the
 /// environment or the default). The kind is checked here; the value itself by the parser.
 pub fn to_text(setting: &Declaration, value: &Value) -> Result<Option<String>, String> {
-    let wrong = |expected: &str| Err(format!("expected {expected}, got {value}"));
+    // The value is described, never quoted: it may be a secret.
+    let got = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "true or false",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    };
+    let wrong = |expected: &str| Err(format!("expected {expected}, got {got}"));
     match (setting.kind, value) {
         (_, Value::Null) => Ok(None),
         (Kind::String, Value::String(text)) => Ok(Some(text.clone())),
@@ -129,7 +138,7 @@ pub fn to_text(setting: &Declaration, value: &Value) -> Result<Option<String>, S
             if items.iter().all(Value::is_string) {
                 Ok(Some(value.to_string()))
             } else {
-                wrong("a list of strings")
+                Err("expected a list of strings, got an item that is not a string".to_owned())
             }
         }
         (Kind::List, Value::String(text)) => Ok(Some(text.clone())),
@@ -147,6 +156,21 @@ mod tests {
 
     fn setting(name: &str) -> &'static Declaration {
         find(name).unwrap()
+    }
+
+    #[test]
+    fn a_value_of_the_wrong_kind_is_described_not_quoted() {
+        let marker = "AIzaSyMarkerThatMustNotBeEchoed01234";
+        for (name, value) in [
+            ("API_KEYS", json!([marker, 5])),
+            ("API_KEYS", json!({"key": marker})),
+            ("PAID_KEY", json!([marker])),
+            ("CUSTOM_HEADERS", json!(5)),
+        ] {
+            let refused = to_text(setting(name), &value).unwrap_err();
+            assert!(!refused.contains(marker), "{name}: {refused}");
+            assert!(refused.starts_with("expected"), "{name}: {refused}");
+        }
     }
 
     #[test]

@@ -201,6 +201,23 @@ pub fn redact(text: &str, secret: &str) -> String {
     text.replace(secret, &mask_key(secret))
 }
 
+/// Masks in `text` every piece of `value` it repeats: the whole value, and each run of it
+/// between quotes, commas, brackets, braces, colons and spaces that is long enough to be a
+/// secret (4 characters or more).
+pub fn redact_pieces(text: &str, value: &str) -> String {
+    let mut redacted = redact(text, value.trim());
+    let mut pieces: Vec<&str> = value
+        .split(|c: char| c.is_whitespace() || "\"',[]{}:".contains(c))
+        .filter(|piece| piece.chars().count() >= 4)
+        .collect();
+    // The longest first, so that a piece inside another does not break its mask.
+    pieces.sort_by_key(|piece| std::cmp::Reverse(piece.len()));
+    for piece in pieces {
+        redacted = redact(&redacted, piece);
+    }
+    redacted
+}
+
 /// The key under which values are encrypted: `ENCRYPTION_KEY`, or, on SQLite without one, a key
 /// generated on first start and kept beside the database file (mode 0600).
 pub fn resolve_cipher(settings: &crate::settings::Settings) -> anyhow::Result<KeyCipher> {

@@ -94,16 +94,43 @@ fn raise_file_limit() -> u64 {
 
 /// Resident memory of a process, in MB (from /proc).
 fn rss_mb(pid: Option<u32>) -> f64 {
-    let Some(pid) = pid else { return 0.0 };
+    pid.map_or(0.0, |pid| status_mb(pid, "VmRSS:"))
+}
+
+/// A `/proc/{pid}/status` figure in MB (`VmRSS:`, `VmHWM:`).
+fn status_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
             status
                 .lines()
-                .find_map(|line| line.strip_prefix("VmRSS:"))
+                .find_map(|line| line.strip_prefix(field))
                 .and_then(|value| value.split_whitespace().next()?.parse::<f64>().ok())
         })
         .map_or(0.0, |kilobytes| kilobytes / 1024.0)
+}
+
+/// One body of `size_mb` through the all-in-one gateway, alone: the growth of its peak
+/// resident memory (VmHWM, reset first through `clear_refs`) over its resident memory before,
+/// in MB. `None` when the peak cannot be reset (not the process's owner) or the request fails.
+async fn body_peak_growth_mb(
+    client: &HttpClient,
+    base: &str,
+    pid: u32,
+    size_mb: usize,
+) -> Option<f64> {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").ok()?;
+    let before = status_mb(pid, "VmRSS:");
+    let prefix = br#"{"contents":[{"parts":[{"text":""#;
+    let suffix = br#""}]}]}"#;
+    let mut body = Vec::with_capacity(size_mb * 1024 * 1024);
+    body.extend_from_slice(prefix);
+    body.resize(size_mb * 1024 * 1024 - suffix.len(), b'a');
+    body.extend_from_slice(suffix);
+    let mut target = gemini(base, "gemini-2.5-flash", "generateContent");
+    target.body = bytes::Bytes::from(body);
+    load::send(client, &target).await.ok()?;
+    Some(status_mb(pid, "VmHWM:") - before)
 }
 
 struct Processes {
@@ -439,6 +466,17 @@ pub async fn run(
     .await;
     let rss_streams_mb = rss_mb(all_in_one_pid);
 
+    // Memory per body: the peak grows by about the body's size times this, plus a constant.
+    let body_sizes_mb: &[usize] = if smoke { &[4] } else { &[16, 48] };
+    let mut body_peaks = Vec::new();
+    if let Some(pid) = all_in_one_pid {
+        for &size in body_sizes_mb {
+            if let Some(growth) = body_peak_growth_mb(&client, &all_in_one_base, pid, size).await {
+                body_peaks.push((size, growth));
+            }
+        }
+    }
+
     let select_10 = select_cost_ns(10, plan.select_iterations);
     let select_10000 = select_cost_ns(10_000, plan.select_iterations);
 
@@ -454,6 +492,7 @@ pub async fn run(
         rss_idle_mb,
         rss_5k_mb,
         rss_streams_mb,
+        body_peaks,
         held,
         open_streams,
         select_10,
@@ -472,6 +511,8 @@ struct Report<'a> {
     rss_idle_mb: f64,
     rss_5k_mb: f64,
     rss_streams_mb: f64,
+    /// (body MB, peak growth MB) for single large bodies.
+    body_peaks: Vec<(usize, f64)>,
     held: usize,
     open_streams: usize,
     select_10: f64,
@@ -510,6 +551,7 @@ impl Report<'_> {
             "rss_idle_mb": round(self.rss_idle_mb, 1),
             "rss_5k_mb": round(self.rss_5k_mb, 1),
             "open_streams_held": self.held,
+            "body_peak_growth_per_body_byte": self.body_peaks.last().map(|(size, growth)| round(growth / *size as f64, 2)),
             "select_ns_10_keys": round(self.select_10, 1),
             "select_ns_10000_keys": round(self.select_10000, 1),
         })
@@ -554,6 +596,12 @@ impl Report<'_> {
                 timings.gap_p99_ms,
                 timings.coalesced_reads,
                 timings.chunks_per_stream
+            ));
+        }
+        for (size, growth) in &self.body_peaks {
+            text.push_str(&format!(
+                "\nOne {size} MB body alone through the all-in-one gateway: peak RSS grows by {growth:.1} MB ({:.2} × the body).\n",
+                growth / *size as f64
             ));
         }
         text.push_str(&format!(

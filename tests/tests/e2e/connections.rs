@@ -174,3 +174,59 @@ async fn a_body_sent_too_slowly_is_cut_off_as_a_whole() {
     drop(stream);
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_uri_or_headers_too_large_are_refused_in_the_family_shape() {
+    let app = held_off_app(&[]).await;
+    // 20 KiB of query: under hyper's own limit (which answers with no body), over the gateway's.
+    let long_query = format!("pad={}", "a".repeat(20 * 1024));
+    let gemini = app
+        .http
+        .post(format!(
+            "{}/v1beta/models/gemini-2.5-flash:generateContent?{long_query}",
+            app.base_url
+        ))
+        .header("x-goog-api-key", CLIENT_TOKEN)
+        .json(&serde_json::json!({"contents": [{"parts": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(gemini.status(), 414);
+    let body: serde_json::Value = gemini.json().await.unwrap();
+    assert_eq!(body["error"]["code"], 414, "Google's shape: {body}");
+    assert!(body["error"]["status"].is_string(), "{body}");
+
+    let openai = app
+        .http
+        .post(format!("{}/v1/chat/completions?{long_query}", app.base_url))
+        .bearer_auth(CLIENT_TOKEN)
+        .json(&serde_json::json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(openai.status(), 414);
+    let body: serde_json::Value = openai.json().await.unwrap();
+    assert_eq!(
+        body["error"]["type"], "invalid_request_error",
+        "OpenAI's shape: {body}"
+    );
+
+    // 80 headers of 1 KiB: under hyper's count and buffer, over the gateway's 64 KiB.
+    let mut request = app
+        .http
+        .post(format!("{}/v1/chat/completions", app.base_url))
+        .bearer_auth(CLIENT_TOKEN);
+    for index in 0..80 {
+        request = request.header(format!("x-pad-{index}"), "b".repeat(1024));
+    }
+    let headers = request
+        .json(&serde_json::json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(headers.status(), 431);
+    let body: serde_json::Value = headers.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "431", "OpenAI's shape: {body}");
+    assert!(app.mock.calls().is_empty(), "nothing went upstream");
+    app.stop().await;
+}

@@ -187,6 +187,39 @@ fn secrets_never_print() -> Result<(), SettingError> {
     Ok(())
 }
 
+#[test]
+fn a_refused_secret_is_never_quoted() {
+    let marker = "AIzaSySecretMarker0123456789abcdefgh";
+    // Values each secret's parser or validation refuses, holding the marker where a parser's
+    // message would quote it.
+    let attempts = [
+        format!("\"{marker}\""),
+        format!("[\"{marker}\", 5]"),
+        format!("{{\"x-key\": \"{marker}\", \"n\": 5}}"),
+        format!("[\"{marker}"),
+        format!("ftp://user:{marker}@host"),
+        format!("http://[{marker}"),
+    ];
+    let mut refused = 0;
+    for declaration in DECLARATIONS
+        .iter()
+        .filter(|declaration| declaration.is_secret())
+    {
+        for value in &attempts {
+            if let Err(error) = settings(&[(declaration.name, value)]) {
+                refused += 1;
+                let message = error.to_string();
+                assert!(
+                    !message.contains(marker) && !message.contains(&marker[6..30]),
+                    "{}: {message}",
+                    declaration.name
+                );
+            }
+        }
+    }
+    assert!(refused >= 8, "the values above are refused: {refused}");
+}
+
 /// The README's settings table is this declaration's: regenerate it with
 /// `GB_WRITE_README=1 cargo test -p gb-runtime readme`.
 #[test]

@@ -20,17 +20,25 @@ fn within(name: &'static str, value: Duration, limit: Duration) -> Result<(), Se
 
 /// A proxy as the upstream client builds it (`reqwest::Proxy::all` on a client): the same
 /// construction, so that a value accepted here can never stop a service that applies it.
-fn validate_proxy(proxy: &str) -> Result<(), SettingError> {
+/// A value that is not a URL is named by its position, never quoted: it may be a secret
+/// pasted in the wrong place.
+fn validate_proxy(position: usize, proxy: &str) -> Result<(), SettingError> {
     let shown = crate::config_registry::mask_url_password(proxy);
     let scheme = proxy.split("://").next().unwrap_or_default();
     if !matches!(scheme, "http" | "https" | "socks5" | "socks5h") || !proxy.contains("://") {
         return Err(problem(
             "PROXIES",
-            format!("{shown:?}: each proxy must be an http://, https:// or socks5:// URL"),
+            format!(
+                "proxy {position} is not an http://, https:// or socks5:// URL (each proxy must be one)"
+            ),
         ));
     }
-    let parsed = url::Url::parse(proxy)
-        .map_err(|error| problem("PROXIES", format!("{shown:?} is not a URL: {error}")))?;
+    let parsed = url::Url::parse(proxy).map_err(|error| {
+        problem(
+            "PROXIES",
+            format!("proxy {position} ({scheme}://…) is not a URL: {error}"),
+        )
+    })?;
     if parsed.host_str().is_none_or(str::is_empty) {
         return Err(problem("PROXIES", format!("{shown:?} names no host")));
     }
@@ -79,8 +87,8 @@ impl Settings {
         if let Some(period) = keys.check_interval.0 {
             within("CHECK_INTERVAL_HOURS", period, 366 * DAY)?;
         }
-        for proxy in upstream.proxies.expose() {
-            validate_proxy(proxy)?;
+        for (index, proxy) in upstream.proxies.expose().iter().enumerate() {
+            validate_proxy(index + 1, proxy)?;
         }
         for (name, value) in &upstream.custom_headers.expose().0 {
             if http::HeaderName::from_bytes(name.as_bytes()).is_err()

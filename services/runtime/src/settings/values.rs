@@ -188,8 +188,12 @@ impl<T: SettingValue> SettingValue for Option<T> {
 
 impl<T: SettingValue> SettingValue for Secret<T> {
     const KIND: Kind = T::KIND;
+    /// A refusal never quotes the secret: whatever piece of the value its message repeats (a
+    /// JSON parser quotes the string it did not expect) is masked.
     fn parse(text: &str) -> Result<Self, String> {
-        T::parse(text).map(Secret::new)
+        T::parse(text)
+            .map(Secret::new)
+            .map_err(|why| crate::secrets::redact_pieces(&why, text))
     }
     fn to_json(&self) -> Value {
         self.expose().to_json()
