@@ -26,7 +26,7 @@ test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end 
 	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
 	$(MAKE) --no-print-directory faults
 
-faults: postgres build ## Kill each service under load (split on a Postgres of the run's own, all-in-one on SQLite): no request or row lost, state kept
+faults: build ## Kill each service under load (split on a Postgres of the run's own, all-in-one on SQLite): no request or row lost, state kept
 	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug cargo test -p gb-tests --test faults -- --test-threads=1 --nocapture
 
 FUZZ_SECONDS ?= 20
