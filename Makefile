@@ -35,7 +35,7 @@ fuzz: tools ## Run each fuzz target for FUZZ_SECONDS (default 20); corpora and l
 	@mkdir -p $(CARGO_TARGET_DIR)/fuzz
 	@for target in $(FUZZ_TARGETS); do \
 	  mkdir -p $(CARGO_TARGET_DIR)/fuzz/corpus/$$target; \
-	  if RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz $$target $(CARGO_TARGET_DIR)/fuzz/corpus/$$target -- \
+	  if RUSTC_BOOTSTRAP=1 cargo fuzz run --fuzz-dir tests/fuzz $$target $(CARGO_TARGET_DIR)/fuzz/corpus/$$target tests/fuzz/seeds/$$target -- \
 	      -max_total_time=$(FUZZ_SECONDS) -max_len=65536 -rss_limit_mb=2048 -print_final_stats=1 \
 	      > $(CARGO_TARGET_DIR)/fuzz/$$target.log 2>&1; then \
 	    echo "fuzz $$target: $$(grep -E '^stat::number_of_executed_units' $(CARGO_TARGET_DIR)/fuzz/$$target.log | tr -s ' ') in $(FUZZ_SECONDS) s, no failure"; \

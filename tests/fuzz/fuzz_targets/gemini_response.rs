@@ -12,8 +12,9 @@ fuzz_target!(|body: &[u8]| {
     let completion = to_openai(&answer, "chatcmpl-fuzz", "gemini-2.5-flash", 0, true);
     assert_eq!(completion["object"], "chat.completion", "{completion}");
     let _ = usage(&answer["usageMetadata"]);
-    let mut stream = StreamTranslator::new("chatcmpl-fuzz".into(), "gemini-2.5-flash".into(), 0, true)
-        .show_sources(true);
+    let mut stream =
+        StreamTranslator::new("chatcmpl-fuzz".into(), "gemini-2.5-flash".into(), 0, true)
+            .show_sources(true);
     for chunk in stream.translate(&answer).into_iter().chain(stream.finish()) {
         assert_eq!(chunk["object"], "chat.completion.chunk", "{chunk}");
     }

@@ -12,11 +12,19 @@ fuzz_target!(|text: &str| {
     match Settings::from_lookup(&lookup) {
         Ok(settings) => {
             if let Err(error) = settings.validate() {
-                assert!(DECLARATIONS.iter().any(|declaration| declaration.name == error.name));
+                assert!(
+                    DECLARATIONS
+                        .iter()
+                        .any(|declaration| declaration.name == error.name)
+                );
             }
         }
         Err(error) => {
-            assert!(DECLARATIONS.iter().any(|declaration| declaration.name == error.name));
+            assert!(
+                DECLARATIONS
+                    .iter()
+                    .any(|declaration| declaration.name == error.name)
+            );
         }
     }
 });
