@@ -178,6 +178,9 @@ async fn key_usage(
             "failure": model.calls - model.success,
             "prompt_tokens": model.prompt_tokens,
             "completion_tokens": model.completion_tokens,
+            "latency_mean_ms": model.latency_mean_ms,
+            "latency_p50_ms": model.latency_p50_ms,
+            "latency_p99_ms": model.latency_p99_ms,
         })).collect::<Vec<_>>(),
     })))
 }

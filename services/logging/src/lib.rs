@@ -1,13 +1,18 @@
-//! The logging service: owner of `error_logs` and `request_logs`.
+//! The logging service: owner of `error_logs`, `request_logs` and the counters the statistics
+//! are read from (`call_rollups`).
 //!
 //! The gateway records every client request and the chat service every upstream attempt (and,
 //! for a failed one, an error log); both send them here in batches. The admin API reads the
 //! error logs and the statistics (calls per period, attention keys, per-key models, tokens per
-//! key and per client token and day) from here. Old logs are deleted as the retention settings say.
+//! key and per client token and day) from here; the statistics come from counters kept per
+//! time bucket as the records arrive (`rollups.rs`, `stats.rs`), never from the raw rows.
+//! Old logs (and buckets) are deleted as the retention settings say.
 
 pub mod retention;
+mod rollups;
 mod schema;
 mod service;
+mod stats;
 mod store;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};

@@ -1,7 +1,8 @@
 //! Retention: error logs older than `AUTO_DELETE_ERROR_LOGS_DAYS` (when
 //! `AUTO_DELETE_ERROR_LOGS_ENABLED`), request logs older than `AUTO_DELETE_REQUEST_LOGS_DAYS`
 //! (when `AUTO_DELETE_REQUEST_LOGS_ENABLED`) are deleted every hour, and at once when those
-//! settings change.
+//! settings change. Counter buckets go too: minutes after 3 days, hours after 40, days with the
+//! request logs (kept forever when those are).
 
 use std::time::Duration;
 
@@ -23,12 +24,19 @@ impl Retention {
     pub async fn apply(&self) -> Result<(u64, u64), DbError> {
         let settings = self.live.current();
         let cutoff = |age: Option<Duration>| age.map(|age| now_ms() - age.as_millis() as i64);
+        let requests_before = cutoff(settings.logging.request_log_retention().max_age());
         let (errors, requests) = store::delete_older(
             &self.db,
             cutoff(settings.logging.error_log_retention().max_age()),
-            cutoff(settings.logging.request_log_retention().max_age()),
+            requests_before,
         )
         .await?;
+        // The counters outlive the raw rows: minutes and hours for their fixed time, days as
+        // long as request logs are kept.
+        let buckets = crate::stats::delete_old_buckets(&self.db, now_ms(), requests_before).await?;
+        if buckets > 0 {
+            tracing::debug!(buckets, "old counter buckets deleted");
+        }
         if errors + requests > 0 {
             tracing::info!(
                 error_logs = errors,

@@ -1,4 +1,4 @@
-//! The `error_logs` and `request_logs` tables, as both migrations create them.
+//! The `error_logs`, `request_logs` and `call_rollups` tables, as both migrations create them.
 
 diesel::table! {
     error_logs (id) {
@@ -34,5 +34,31 @@ diesel::table! {
         completion_tokens -> BigInt,
         client -> Text,
         outcome -> Text,
+    }
+}
+
+diesel::table! {
+    call_rollups (width_s, bucket_ms, key_id, key_masked, model_name, client, status_code, outcome) {
+        width_s -> Integer,
+        bucket_ms -> BigInt,
+        key_id -> BigInt,
+        key_masked -> Text,
+        model_name -> Text,
+        client -> Text,
+        status_code -> Integer,
+        outcome -> Text,
+        calls -> BigInt,
+        successes -> BigInt,
+        prompt_tokens -> BigInt,
+        completion_tokens -> BigInt,
+        latency_ms_sum -> BigInt,
+        latency_le_100 -> BigInt,
+        latency_le_300 -> BigInt,
+        latency_le_1000 -> BigInt,
+        latency_le_3000 -> BigInt,
+        latency_le_10000 -> BigInt,
+        latency_le_30000 -> BigInt,
+        latency_le_100000 -> BigInt,
+        latency_over -> BigInt,
     }
 }

@@ -11,7 +11,7 @@ use gb_runtime::now_ms;
 use tonic::{Request, Response, Status};
 
 use crate::retention::Retention;
-use crate::store;
+use crate::{stats, store};
 
 pub struct LoggingGrpc {
     pub db: Database,
@@ -21,6 +21,11 @@ pub struct LoggingGrpc {
 const MINUTE_MS: i64 = 60_000;
 const HOUR_MS: i64 = 60 * MINUTE_MS;
 const DAY_MS: i64 = 24 * HOUR_MS;
+
+/// A counter as the contract carries it.
+fn unsigned(count: i64) -> u64 {
+    u64::try_from(count).unwrap_or(0)
+}
 
 fn start_of_month_ms() -> i64 {
     let now = Utc::now();
@@ -107,27 +112,22 @@ impl LoggingService for LoggingGrpc {
         _request: Request<pb::CallCountsRequest>,
     ) -> Result<Response<pb::CallCountsResponse>, Status> {
         let now = now_ms();
+        let counts = async |since_ms| -> Result<Option<pb::Counts>, Status> {
+            let sums = stats::total(&self.db, since_ms, now)
+                .await
+                .map_err(LoggingError::from)?;
+            let (total, success) = (unsigned(sums.calls), unsigned(sums.successes));
+            Ok(Some(pb::Counts {
+                total,
+                success,
+                failure: total.saturating_sub(success),
+            }))
+        };
         Ok(Response::new(pb::CallCountsResponse {
-            last_minute: Some(
-                store::count_attempts(&self.db, now - MINUTE_MS)
-                    .await
-                    .map_err(LoggingError::from)?,
-            ),
-            last_hour: Some(
-                store::count_attempts(&self.db, now - HOUR_MS)
-                    .await
-                    .map_err(LoggingError::from)?,
-            ),
-            last_day: Some(
-                store::count_attempts(&self.db, now - DAY_MS)
-                    .await
-                    .map_err(LoggingError::from)?,
-            ),
-            this_month: Some(
-                store::count_attempts(&self.db, start_of_month_ms())
-                    .await
-                    .map_err(LoggingError::from)?,
-            ),
+            last_minute: counts(now - MINUTE_MS).await?,
+            last_hour: counts(now - HOUR_MS).await?,
+            last_day: counts(now - DAY_MS).await?,
+            this_month: counts(start_of_month_ms()).await?,
         }))
     }
 
@@ -154,22 +154,18 @@ impl LoggingService for LoggingGrpc {
         request: Request<pb::AttentionKeysRequest>,
     ) -> Result<Response<pb::AttentionKeysResponse>, Status> {
         let request = request.into_inner();
-        let rows = store::attempts_since(&self.db, request.since_ms, 0, None)
+        let status_code = i32::try_from(request.status_code).unwrap_or(i32::MAX);
+        let counts = stats::per_key_with_status(&self.db, request.since_ms, now_ms(), status_code)
             .await
             .map_err(LoggingError::from)?;
-        let mut counts: BTreeMap<i64, pb::KeyCount> = BTreeMap::new();
-        for row in rows {
-            if u32::try_from(row.status_code).ok() != Some(request.status_code) || row.key_id <= 0 {
-                continue;
-            }
-            let entry = counts.entry(row.key_id).or_insert_with(|| pb::KeyCount {
-                key_id: row.key_id,
-                key_masked: row.key_masked.clone(),
-                count: 0,
-            });
-            entry.count += 1;
-        }
-        let mut keys: Vec<pb::KeyCount> = counts.into_values().collect();
+        let mut keys: Vec<pb::KeyCount> = counts
+            .into_iter()
+            .map(|((key_id, key_masked), count)| pb::KeyCount {
+                key_id,
+                key_masked,
+                count: unsigned(count),
+            })
+            .collect();
         keys.sort_by(|a, b| b.count.cmp(&a.count).then(a.key_id.cmp(&b.key_id)));
         keys.truncate(request.limit.clamp(1, 1000) as usize);
         Ok(Response::new(pb::AttentionKeysResponse { keys }))
@@ -183,24 +179,26 @@ impl LoggingService for LoggingGrpc {
         if request.key_id <= 0 {
             return Err(LoggingError::Required("key_id").into());
         }
-        let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, None)
+        let models = stats::per_model_of_key(&self.db, request.key_id, request.since_ms, now_ms())
             .await
             .map_err(LoggingError::from)?;
-        let mut models: BTreeMap<String, pb::ModelCount> = BTreeMap::new();
-        for row in rows {
-            let entry = models
-                .entry(row.model_name.clone())
-                .or_insert_with(|| pb::ModelCount {
-                    model: row.model_name.clone(),
-                    ..Default::default()
-                });
-            entry.calls += 1;
-            entry.success += u64::from(row.is_success);
-            entry.prompt_tokens += u64::try_from(row.prompt_tokens).unwrap_or(0);
-            entry.completion_tokens += u64::try_from(row.completion_tokens).unwrap_or(0);
-        }
         Ok(Response::new(pb::KeyModelUsageResponse {
-            models: models.into_values().collect(),
+            models: models
+                .into_iter()
+                .map(|(model, sums)| pb::ModelCount {
+                    model,
+                    calls: unsigned(sums.calls),
+                    success: unsigned(sums.successes),
+                    prompt_tokens: unsigned(sums.prompt_tokens),
+                    completion_tokens: unsigned(sums.completion_tokens),
+                    latency_mean_ms: u32::try_from(
+                        sums.latency_ms_sum.checked_div(sums.calls).unwrap_or(0),
+                    )
+                    .unwrap_or(u32::MAX),
+                    latency_p50_ms: sums.latency_quantile_ms(0.5),
+                    latency_p99_ms: sums.latency_quantile_ms(0.99),
+                })
+                .collect(),
         }))
     }
 
@@ -210,28 +208,26 @@ impl LoggingService for LoggingGrpc {
     ) -> Result<Response<pb::TokenUsageResponse>, Status> {
         let request = request.into_inner();
         let by_client = request.group_by() == pb::TokenGrouping::Client;
-        let rows = store::attempts_since(&self.db, request.since_ms, 0, None)
+        let rows = stats::successes_per_bucket(&self.db, request.since_ms, now_ms(), by_client)
             .await
             .map_err(LoggingError::from)?;
-        let mut usage: BTreeMap<(String, String), pb::TokenUsageRow> = BTreeMap::new();
-        for row in rows.into_iter().filter(|row| row.is_success) {
-            let day = row.request_time.date().format("%Y-%m-%d").to_string();
-            let (group, key_id) = if by_client {
-                (row.client.clone(), 0)
-            } else {
-                (row.key_masked.clone(), row.key_id)
-            };
+        let mut usage: BTreeMap<(String, String, i64), pb::TokenUsageRow> = BTreeMap::new();
+        for row in rows {
+            let day = gb_runtime::time::from_ms(row.bucket_ms)
+                .date()
+                .format("%Y-%m-%d")
+                .to_string();
             let entry = usage
-                .entry((day.clone(), format!("{group}#{key_id}")))
+                .entry((day.clone(), row.group.clone(), row.key_id))
                 .or_insert_with(|| pb::TokenUsageRow {
                     day,
-                    group,
-                    key_id,
+                    group: row.group,
+                    key_id: row.key_id,
                     ..Default::default()
                 });
-            entry.calls += 1;
-            entry.prompt_tokens += u64::try_from(row.prompt_tokens).unwrap_or(0);
-            entry.completion_tokens += u64::try_from(row.completion_tokens).unwrap_or(0);
+            entry.calls += unsigned(row.calls);
+            entry.prompt_tokens += unsigned(row.prompt_tokens);
+            entry.completion_tokens += unsigned(row.completion_tokens);
         }
         Ok(Response::new(pb::TokenUsageResponse {
             rows: usage.into_values().collect(),

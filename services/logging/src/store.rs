@@ -1,6 +1,5 @@
-//! Reads and writes of `error_logs` and `request_logs`, the same code on Postgres and SQLite.
-//! Aggregations that SQL dialects spell differently (days, sums) are done here, in Rust, over
-//! the few columns they need.
+//! Reads and writes of `error_logs` and `request_logs`, the same code on Postgres and SQLite;
+//! each batch also adds its attempts to the counters (`rollups.rs`) in the same transaction.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -9,10 +8,11 @@ use gb_proto::logging::v1 as pb;
 use gb_runtime::database::{Database, DbError};
 use gb_runtime::with_connection;
 
+use crate::rollups::{self, ROWS_PER_UPSERT, upsert_rollups};
 use crate::schema::{error_logs, request_logs};
 
-/// The most rows a statistic reads.
-const MAX_STAT_ROWS: i64 = 500_000;
+/// The most calls one listing returns (the statistics are not read from rows).
+const MAX_LISTED_CALLS: i64 = 10_000;
 
 use gb_proto::keys::v1::OutcomeClass;
 use gb_runtime::time::{from_ms as to_time, to_ms};
@@ -116,6 +116,24 @@ impl NewRequest {
     }
 }
 
+impl NewRequest {
+    fn as_attempt(&self) -> rollups::Attempt<'_> {
+        rollups::Attempt {
+            at_ms: to_ms(self.request_time),
+            key_id: self.key_id,
+            key_masked: &self.key_masked,
+            model: &self.model_name,
+            client: &self.client,
+            status_code: self.status_code,
+            outcome: &self.outcome,
+            success: self.is_success,
+            latency_ms: self.latency_ms,
+            prompt_tokens: self.prompt_tokens,
+            completion_tokens: self.completion_tokens,
+        }
+    }
+}
+
 impl NewError {
     fn from(record: pb::ErrorRecord) -> Self {
         let error_class = stored_label(record.error_class());
@@ -148,9 +166,15 @@ pub async fn write(
     let requests: Vec<NewRequest> = requests.into_iter().map(NewRequest::from).collect();
     let errors: Vec<NewError> = errors.into_iter().map(NewError::from).collect();
     let written = requests.len() + errors.len();
+    let counters = rollups::rows_of(
+        requests
+            .iter()
+            .filter(|request| request.kind == KIND_ATTEMPT)
+            .map(NewRequest::as_attempt),
+    );
     match db {
         Database::Postgres(pool) => {
-            let (requests, errors) = (&requests, &errors);
+            let (requests, errors, counters) = (&requests, &errors, &counters);
             let mut conn = pool.get().await?;
             conn.transaction::<_, diesel::result::Error, _>(async |conn| {
                 for chunk in requests.chunks(ROWS_PER_INSERT) {
@@ -164,6 +188,9 @@ pub async fn write(
                         .values(chunk)
                         .execute(conn)
                         .await?;
+                }
+                for chunk in counters.chunks(ROWS_PER_UPSERT) {
+                    upsert_rollups!(chunk).execute(conn).await?;
                 }
                 Ok(())
             })
@@ -185,6 +212,9 @@ pub async fn write(
                             diesel::insert_into(error_logs::table).values(chunk),
                             conn,
                         )?;
+                    }
+                    for chunk in counters.chunks(ROWS_PER_UPSERT) {
+                        diesel::RunQueryDsl::execute(upsert_rollups!(chunk), conn)?;
                     }
                     Ok(())
                 })
@@ -404,32 +434,7 @@ pub async fn delete_older(
     })
 }
 
-/// Upstream attempts since a time: (total, successful).
-pub async fn count_attempts(db: &Database, since_ms: i64) -> Result<pb::Counts, DbError> {
-    let since = to_time(since_ms);
-    with_connection!(db, |conn| {
-        let rows: Vec<(bool, i64)> = request_logs::table
-            .filter(request_logs::kind.eq(KIND_ATTEMPT))
-            .filter(request_logs::request_time.ge(since))
-            .group_by(request_logs::is_success)
-            .select((request_logs::is_success, diesel::dsl::count_star()))
-            .load(conn)
-            .await?;
-        let mut counts = pb::Counts::default();
-        for (success, count) in rows {
-            let count = u64::try_from(count).unwrap_or(0);
-            counts.total += count;
-            if success {
-                counts.success += count;
-            } else {
-                counts.failure += count;
-            }
-        }
-        Ok(counts)
-    })
-}
-
-/// An upstream attempt, as the statistics read it.
+/// An upstream attempt, as a listing shows it.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = request_logs)]
 pub struct AttemptRow {
@@ -440,7 +445,6 @@ pub struct AttemptRow {
     pub key_id: i64,
     pub key_masked: String,
     pub status_code: i32,
-    pub is_success: bool,
     pub latency_ms: i32,
     pub prompt_tokens: i64,
     pub completion_tokens: i64,
@@ -468,7 +472,8 @@ impl AttemptRow {
     }
 }
 
-/// Upstream attempts since a time, newest first, for one key (`key_id` > 0) or all.
+/// Upstream attempts since a time, newest first, for one key (`key_id` > 0) or all: at most
+/// `limit` (and [`MAX_LISTED_CALLS`]).
 pub async fn attempts_since(
     db: &Database,
     since_ms: i64,
@@ -476,7 +481,7 @@ pub async fn attempts_since(
     limit: Option<i64>,
 ) -> Result<Vec<AttemptRow>, DbError> {
     let since = to_time(since_ms);
-    let limit = limit.unwrap_or(MAX_STAT_ROWS).min(MAX_STAT_ROWS);
+    let limit = limit.unwrap_or(MAX_LISTED_CALLS).min(MAX_LISTED_CALLS);
     with_connection!(db, |conn| {
         let mut query = request_logs::table
             .filter(request_logs::kind.eq(KIND_ATTEMPT))
