@@ -182,7 +182,12 @@ async fn successes_in(
         if by_client {
             successes
                 .group_by((r::bucket_ms, r::client))
-                .select((r::bucket_ms, r::client, sql::<BigInt>("CAST(0 AS BIGINT)"), totals))
+                .select((
+                    r::bucket_ms,
+                    r::client,
+                    sql::<BigInt>("CAST(0 AS BIGINT)"),
+                    totals,
+                ))
                 .load(conn)
                 .await?
         } else {

@@ -18,6 +18,7 @@ mod logs_api;
 mod openai_routes;
 mod proxies;
 mod secrets;
+mod stats_volume;
 
 /// Runs `$body(mode, backend)` once per run mode and database, as four tests in a module.
 #[macro_export]

@@ -1,0 +1,318 @@
+//! The statistics over more upstream attempts than the old 500,000-row cap, loaded through the
+//! logging service's own write path (`WriteRecords`, in batches as the chat service sends
+//! them), each statistic of the admin API checked against the test's own count of what it
+//! wrote: calls per period, attention keys, a key's models, tokens per day by client and key.
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike, TimeZone, Utc};
+use gb_proto::keys::v1::OutcomeClass;
+use gb_proto::logging::v1 as logging;
+use serde_json::{Value, json};
+use tokio::time::Instant;
+
+use crate::harness::{ADMIN_TOKEN, Backend, Mode, TestApp, new_key};
+
+const MINUTE: i64 = 60_000;
+const HOUR: i64 = 60 * MINUTE;
+const DAY: i64 = 24 * HOUR;
+
+/// More than the old cap of 500,000 rows a statistic read.
+const ATTEMPTS: usize = 640_000;
+const BATCH: usize = 5_000;
+const MODELS: [&str; 2] = ["gemini-2.5-flash", "gemini-2.5-pro"];
+const CLIENTS: [&str; 2] = ["token-aaaa11112222", "token-bbbb33334444"];
+/// Ages of the bulk, each well inside or outside the windows (which are cut at whole minutes),
+/// 85% of them within the last day: 20 minutes, 5 hours, 23 hours, 26 hours, 3 days.
+const AGES: [i64; 20] = [
+    20 * MINUTE,
+    20 * MINUTE,
+    20 * MINUTE,
+    20 * MINUTE,
+    20 * MINUTE,
+    20 * MINUTE,
+    20 * MINUTE,
+    5 * HOUR,
+    5 * HOUR,
+    5 * HOUR,
+    5 * HOUR,
+    5 * HOUR,
+    5 * HOUR,
+    5 * HOUR,
+    23 * HOUR,
+    23 * HOUR,
+    23 * HOUR,
+    26 * HOUR,
+    26 * HOUR,
+    3 * DAY,
+];
+
+struct Written {
+    at_ms: i64,
+    key: usize,
+    model: &'static str,
+    client: &'static str,
+    status: u32,
+    prompt: u64,
+    completion: u64,
+}
+
+fn attempt(
+    index: usize,
+    now: i64,
+    age: i64,
+    keys: &[(i64, String)],
+) -> (Written, logging::RequestRecord) {
+    let key = index % keys.len();
+    let status = match index % 10 {
+        0 => 429,
+        1 => 500,
+        _ => 200,
+    };
+    let success = status == 200;
+    let written = Written {
+        at_ms: now - age - (index % 1000) as i64,
+        key,
+        model: MODELS[(index / 3) % 2],
+        client: CLIENTS[(index / 7) % 2],
+        status,
+        prompt: if success { 3 + (index % 5) as u64 } else { 0 },
+        completion: if success { 7 } else { 0 },
+    };
+    let outcome = match status {
+        200 => OutcomeClass::Success,
+        429 => OutcomeClass::Quota,
+        _ => OutcomeClass::Transient,
+    };
+    let record = logging::RequestRecord {
+        at_ms: written.at_ms,
+        kind: logging::RecordKind::Attempt.into(),
+        method: "POST".into(),
+        path: format!("/v1beta/models/{}:generateContent", written.model),
+        model: written.model.into(),
+        key_id: keys[key].0,
+        key_masked: keys[key].1.clone(),
+        status_code: status,
+        latency_ms: 50 + (index % 1000) as u32,
+        prompt_tokens: written.prompt,
+        completion_tokens: written.completion,
+        client: written.client.into(),
+        outcome: outcome.into(),
+    };
+    (written, record)
+}
+
+async fn write(
+    client: &mut logging::logging_service_client::LoggingServiceClient<tonic::transport::Channel>,
+    records: Vec<logging::RequestRecord>,
+) {
+    let mut request = tonic::Request::new(logging::WriteRecordsRequest {
+        requests: records,
+        errors: Vec::new(),
+    });
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    client.write_records(request).await.unwrap();
+}
+
+fn counts(written: &[Written], since: i64) -> Value {
+    let inside: Vec<&Written> = written.iter().filter(|w| w.at_ms >= since).collect();
+    let success = inside.iter().filter(|w| w.status == 200).count();
+    json!({"total": inside.len(), "success": success, "failure": inside.len() - success})
+}
+
+fn day_of(at_ms: i64) -> String {
+    Utc.timestamp_millis_opt(at_ms)
+        .unwrap()
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// An admin GET, its time added to the slowest seen.
+async fn timed(app: &TestApp, path: &str, slowest: &mut std::time::Duration) -> (u16, Value) {
+    let started = Instant::now();
+    let answer = app.admin_get(path).await;
+    *slowest = (*slowest).max(started.elapsed());
+    answer
+}
+
+async fn statistics_are_exact_past_the_old_cap(mode: Mode, backend: Backend) {
+    let keys = vec![new_key(), new_key(), new_key()];
+    let app = TestApp::builder(mode, backend)
+        .keys(keys.clone())
+        .spawn()
+        .await;
+    let listed = app.key_states().await;
+    let pool: Vec<(i64, String)> = listed
+        .iter()
+        .map(|key| {
+            (
+                key["id"].as_i64().unwrap(),
+                key["key_value"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut client = logging::logging_service_client::LoggingServiceClient::new(
+        tonic::transport::Endpoint::from_shared(format!("http://{}", app.logging_addr.unwrap()))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap(),
+    );
+    let started = Instant::now();
+    let now = Utc::now().timestamp_millis();
+    let mut written = Vec::with_capacity(ATTEMPTS + 100);
+    let mut batch = Vec::with_capacity(BATCH);
+    for index in 0..ATTEMPTS {
+        let (facts, record) = attempt(index, now, AGES[(index / 10) % AGES.len()], &pool);
+        written.push(facts);
+        batch.push(record);
+        if batch.len() == BATCH {
+            write(&mut client, std::mem::take(&mut batch)).await;
+        }
+    }
+    write(&mut client, batch).await;
+    // The last minute's attempts, written last so that they are seconds old when read.
+    let now = Utc::now().timestamp_millis();
+    let recent: Vec<logging::RequestRecord> = (0..100)
+        .map(|index| {
+            let (facts, record) = attempt(ATTEMPTS + index, now, 5_000, &pool);
+            written.push(facts);
+            record
+        })
+        .collect();
+    write(&mut client, recent).await;
+    let loaded = started.elapsed();
+
+    let mut slowest = std::time::Duration::ZERO;
+    let (status, calls) = timed(&app, "/api/stats/calls", &mut slowest).await;
+    assert_eq!(status, 200, "{calls}");
+    let now = Utc::now().timestamp_millis();
+    let month_start = Utc
+        .with_ymd_and_hms(Utc::now().year(), Utc::now().month(), 1, 0, 0, 0)
+        .unwrap()
+        .timestamp_millis();
+    assert_eq!(calls["calls_1m"], counts(&written, now - MINUTE + 30_000));
+    assert_eq!(calls["calls_1h"], counts(&written, now - HOUR + 30_000));
+    assert_eq!(calls["calls_24h"], counts(&written, now - DAY + 30_000));
+    assert_eq!(calls["calls_month"], counts(&written, month_start));
+    assert!(
+        calls["calls_24h"]["total"].as_u64().unwrap() > 500_000,
+        "more than the old cap in one window: {calls}"
+    );
+
+    let day_ago = now - DAY + 30_000;
+    let (_, attention) = timed(
+        &app,
+        "/api/stats/attention-keys?status_code=429&period=24h&limit=10",
+        &mut slowest,
+    )
+    .await;
+    let mut expected: Vec<(u64, i64)> = (0..pool.len())
+        .map(|key| {
+            let count = written
+                .iter()
+                .filter(|w| w.key == key && w.status == 429 && w.at_ms >= day_ago)
+                .count() as u64;
+            (count, pool[key].0)
+        })
+        .collect();
+    expected.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+    let expected: Vec<Value> = expected
+        .iter()
+        .map(|(count, id)| {
+            let masked = &pool.iter().find(|(key_id, _)| key_id == id).unwrap().1;
+            json!({"key": masked, "key_id": id, "count": count})
+        })
+        .collect();
+    assert_eq!(attention, Value::Array(expected));
+
+    let (_, usage) = timed(
+        &app,
+        &format!("/api/key-usage-details/{}", keys[1]),
+        &mut slowest,
+    )
+    .await;
+    for model in MODELS {
+        let of_model: Vec<&Written> = written
+            .iter()
+            .filter(|w| w.key == 1 && w.model == model && w.at_ms >= day_ago)
+            .collect();
+        let listed = usage["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|entry| entry["model"] == model)
+            .unwrap();
+        let success = of_model.iter().filter(|w| w.status == 200).count();
+        assert_eq!(listed["calls"], of_model.len(), "{model}: {listed}");
+        assert_eq!(listed["success"], success, "{model}");
+        assert_eq!(
+            listed["prompt_tokens"],
+            of_model.iter().map(|w| w.prompt).sum::<u64>()
+        );
+        assert_eq!(
+            listed["completion_tokens"],
+            of_model.iter().map(|w| w.completion).sum::<u64>()
+        );
+        // Latencies 50..1049 ms: the median in the (300, 1000] bucket, p99 in (1000, 3000].
+        assert_eq!(listed["latency_p50_ms"], 1000, "{listed}");
+        assert_eq!(listed["latency_p99_ms"], 3000, "{listed}");
+    }
+
+    let today_start = now - now.rem_euclid(DAY);
+    let week_start = today_start - 6 * DAY;
+    for group_by in ["client", "key"] {
+        let (_, tokens) = timed(
+            &app,
+            &format!("/api/stats/tokens?group_by={group_by}&days=7"),
+            &mut slowest,
+        )
+        .await;
+        let mut expected: BTreeMap<(String, String), (u64, u64, u64)> = BTreeMap::new();
+        for w in written
+            .iter()
+            .filter(|w| w.status == 200 && w.at_ms >= week_start)
+        {
+            let group = if group_by == "client" {
+                w.client.to_owned()
+            } else {
+                pool[w.key].1.clone()
+            };
+            let entry = expected.entry((day_of(w.at_ms), group)).or_default();
+            entry.0 += 1;
+            entry.1 += w.prompt;
+            entry.2 += w.completion;
+        }
+        let got: BTreeMap<(String, String), (u64, u64, u64)> = tokens["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                (
+                    (
+                        row["day"].as_str().unwrap().to_owned(),
+                        row[group_by].as_str().unwrap().to_owned(),
+                    ),
+                    (
+                        row["calls"].as_u64().unwrap(),
+                        row["prompt_tokens"].as_u64().unwrap(),
+                        row["completion_tokens"].as_u64().unwrap(),
+                    ),
+                )
+            })
+            .collect();
+        assert_eq!(got, expected, "tokens by {group_by}");
+    }
+    eprintln!(
+        "{mode:?} on {backend:?}: {} attempts loaded through WriteRecords in {loaded:.1?}; the slowest statistic answered in {slowest:.1?}",
+        written.len(),
+    );
+    app.stop().await;
+}
+crate::microservices_only!(
+    statistics_past_the_old_cap,
+    statistics_are_exact_past_the_old_cap
+);
