@@ -44,6 +44,10 @@ fuzz: tools ## Run each fuzz target for FUZZ_SECONDS (default 20); corpora and l
 	  fi; \
 	done
 
+bench: ## Release build, then the benchmark (BASELINE=path/to/an/earlier/gemini-balance adds it as a same-run baseline): reports in target/bench/report.md and report.json
+	cargo build --release -p gb-launcher -p gb-bench --bins
+	$(CARGO_TARGET_DIR)/release/gb-bench run --gateway $(CARGO_TARGET_DIR)/release/gemini-balance --out $(CURDIR)/target/bench $(if $(BASELINE),--baseline $(BASELINE))
+
 lint: deny ## rustfmt check, clippy with warnings as errors, cargo-deny
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings

@@ -26,6 +26,7 @@ struct Plan {
     streams: u64,
     open_streams: usize,
     select_iterations: u64,
+    one_core_duration: Duration,
 }
 
 impl Plan {
@@ -39,6 +40,7 @@ impl Plan {
                 streams: 10,
                 open_streams: 100,
                 select_iterations: 10_000,
+                one_core_duration: Duration::from_millis(400),
             }
         } else {
             Plan {
@@ -49,12 +51,13 @@ impl Plan {
                 streams: 200,
                 open_streams: 10_000,
                 select_iterations: 2_000_000,
+                one_core_duration: Duration::from_secs(5),
             }
         }
     }
 }
 
-fn free_address() -> anyhow::Result<SocketAddr> {
+pub(crate) fn free_address() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?)
 }
 
@@ -133,12 +136,13 @@ async fn body_peak_growth_mb(
     Some(status_mb(pid, "VmHWM:") - before)
 }
 
-struct Processes {
+#[derive(Default)]
+pub(crate) struct Processes {
     children: Vec<Child>,
 }
 
 impl Processes {
-    fn spawn(&mut self, command: &mut Command) -> anyhow::Result<Option<u32>> {
+    pub(crate) fn spawn(&mut self, command: &mut Command) -> anyhow::Result<Option<u32>> {
         let child = command
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -150,7 +154,7 @@ impl Processes {
     }
 }
 
-async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
+pub(crate) async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
     for _ in 0..600 {
         let request = hyper::Request::get(url).body(http_body_util::Full::new(Bytes::new()))?;
         if let Ok(response) = client.request(request).await
@@ -163,7 +167,7 @@ async fn wait_for(client: &HttpClient, url: &str) -> anyhow::Result<()> {
     anyhow::bail!("{url} never answered")
 }
 
-fn gateway_env(command: &mut Command, upstream: SocketAddr, data: &Path, keys: usize) {
+pub(crate) fn gateway_env(command: &mut Command, upstream: SocketAddr, data: &Path, keys: usize) {
     let keys: Vec<String> = (0..keys)
         .map(|index| format!("AIzaSyBench{index:029}"))
         .collect();
@@ -193,7 +197,7 @@ pub fn gemini(base: &str, model: &str, action: &str) -> Target {
     }
 }
 
-fn openai(base: &str, model: &str, stream: bool) -> Target {
+pub(crate) fn openai(base: &str, model: &str, stream: bool) -> Target {
     Target {
         url: format!("{base}/v1/chat/completions"),
         body: Bytes::from(json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "Hello, bench"}]}).to_string()),
@@ -349,6 +353,18 @@ pub async fn run(
     }
     let rss_idle_mb = rss_mb(all_in_one_pid);
 
+    // Memory per body, before any load has grown the heap: the peak grows by about the
+    // body's size times this, plus a constant.
+    let body_sizes_mb: &[usize] = if smoke { &[4] } else { &[16, 48] };
+    let mut body_peaks = Vec::new();
+    if let Some(pid) = all_in_one_pid {
+        for &size in body_sizes_mb {
+            if let Some(growth) = body_peak_growth_mb(&client, &all_in_one_base, pid, size).await {
+                body_peaks.push((size, growth));
+            }
+        }
+    }
+
     let mut targets: Vec<(&str, Target)> = vec![
         (
             "direct",
@@ -399,7 +415,9 @@ pub async fn run(
             } else {
                 None
             };
-            let measured = load::open_loop(&client, target, rate, plan.warmup, plan.duration).await;
+            // A client of its own per phase: no connection of a phase is left to the next.
+            let measured =
+                load::open_loop(&load::client(), target, rate, plan.warmup, plan.duration).await;
             if let Some(sampler) = sampler {
                 sampler.abort();
                 rss_5k_mb = rss_mb(all_in_one_pid).max(rss_5k_mb);
@@ -418,7 +436,7 @@ pub async fn run(
     for (name, target) in &targets {
         peak.insert(
             (*name).to_owned(),
-            load::closed_loop(&client, target, 64, plan.peak_duration).await,
+            load::closed_loop(&load::client(), target, 64, plan.peak_duration).await,
         );
     }
 
@@ -448,7 +466,7 @@ pub async fn run(
     for (name, target) in &stream_targets {
         streams.insert(
             (*name).to_owned(),
-            load::stream_timings(&client, target, plan.streams).await,
+            load::stream_timings(&load::client(), target, plan.streams).await,
         );
     }
 
@@ -466,21 +484,13 @@ pub async fn run(
     .await;
     let rss_streams_mb = rss_mb(all_in_one_pid);
 
-    // Memory per body: the peak grows by about the body's size times this, plus a constant.
-    let body_sizes_mb: &[usize] = if smoke { &[4] } else { &[16, 48] };
-    let mut body_peaks = Vec::new();
-    if let Some(pid) = all_in_one_pid {
-        for &size in body_sizes_mb {
-            if let Some(growth) = body_peak_growth_mb(&client, &all_in_one_base, pid, size).await {
-                body_peaks.push((size, growth));
-            }
-        }
-    }
-
     let select_10 = select_cost_ns(10, plan.select_iterations);
     let select_10000 = select_cost_ns(10_000, plan.select_iterations);
 
     drop(processes);
+    // The targets pinned to one core, alone on the machine but for their load and upstream.
+    let one_core =
+        crate::one_core::run(&this, gateway, &data, plan.one_core_duration, plan.rates[0]).await?;
     let _ = std::fs::remove_dir_all(&data);
 
     let report = Report {
@@ -493,13 +503,20 @@ pub async fn run(
         rss_5k_mb,
         rss_streams_mb,
         body_peaks,
+        one_core,
         held,
         open_streams,
         select_10,
         select_10000,
         file_limit,
     };
-    report.write(out)
+    report.write(out)?;
+    report.check().map_err(|problems| {
+        anyhow::anyhow!(
+            "this run is broken, its figures are not results:\n  {}",
+            problems.join("\n  ")
+        )
+    })
 }
 
 struct Report<'a> {
@@ -513,6 +530,7 @@ struct Report<'a> {
     rss_streams_mb: f64,
     /// (body MB, peak growth MB) for single large bodies.
     body_peaks: Vec<(usize, f64)>,
+    one_core: [(String, crate::one_core::OneCore); 3],
     held: usize,
     open_streams: usize,
     select_10: f64,
@@ -525,7 +543,67 @@ fn round(value: f64, places: i32) -> f64 {
     (value * factor).round() / factor
 }
 
+/// The share of failed requests past which a row is not a measurement.
+const MAX_ERROR_SHARE: f64 = 0.01;
+
 impl Report<'_> {
+    /// What makes the run unfit to report: a row with more than 1% errors, a peak below what
+    /// the same target sustained at a fixed rate earlier in the run, streams not held.
+    fn check(&self) -> Result<(), Vec<String>> {
+        let mut problems = Vec::new();
+        for (name, runs) in &self.latency {
+            for run in runs {
+                if run.sent == 0 || run.errors as f64 > MAX_ERROR_SHARE * run.sent as f64 {
+                    problems.push(format!(
+                        "{name} at {} requests/s: {} errors of {} sent",
+                        run.rate, run.errors, run.sent
+                    ));
+                }
+            }
+        }
+        for (name, (rps, errors)) in &self.peak {
+            let completed = rps * self.plan.peak_duration.as_secs_f64();
+            if *errors as f64 > MAX_ERROR_SHARE * (completed + *errors as f64) {
+                problems.push(format!(
+                    "{name} peak: {errors} errors beside {completed:.0} answers"
+                ));
+            }
+            let sustained = self
+                .latency
+                .get(name)
+                .and_then(|runs| runs.iter().map(|run| run.achieved_rps).reduce(f64::max))
+                .unwrap_or(0.0);
+            if *rps < 0.5 * sustained {
+                problems.push(format!(
+                    "{name} peak: {rps:.0} requests/s, below half of the {sustained:.0} it sustained at a fixed rate in this run"
+                ));
+            }
+        }
+        for (name, measured) in &self.one_core {
+            let run = measured.at_1k;
+            if measured.requests == 0
+                || run.sent == 0
+                || run.errors as f64 > MAX_ERROR_SHARE * run.sent as f64
+            {
+                problems.push(format!(
+                    "{name} on one core: {} requests measured, {} errors of {} sent at {} requests/s",
+                    measured.requests, run.errors, run.sent, run.rate
+                ));
+            }
+        }
+        if self.held < self.open_streams * 9 / 10 {
+            problems.push(format!(
+                "{} of {} open streams held",
+                self.held, self.open_streams
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(problems)
+        }
+    }
+
     fn at(&self, name: &str, rate_index: usize) -> Latency {
         self.latency
             .get(name)
@@ -552,6 +630,11 @@ impl Report<'_> {
             "rss_5k_mb": round(self.rss_5k_mb, 1),
             "open_streams_held": self.held,
             "body_peak_growth_per_body_byte": self.body_peaks.last().map(|(size, growth)| round(growth / *size as f64, 2)),
+            "cpu_ms_per_request_gemini_1core": round(self.one_core[0].1.cpu_ms_per_request, 4),
+            "cpu_ms_per_request_openai_1core": round(self.one_core[1].1.cpu_ms_per_request, 4),
+            "cpu_ms_per_request_passthrough_1core": round(self.one_core[2].1.cpu_ms_per_request, 4),
+            "p99_ms_1k_1core_gateway": round(self.one_core[0].1.at_1k.p99_ms, 3),
+            "p99_ms_1k_1core_passthrough": round(self.one_core[2].1.at_1k.p99_ms, 3),
             "select_ns_10_keys": round(self.select_10, 1),
             "select_ns_10000_keys": round(self.select_10000, 1),
         })
@@ -598,6 +681,16 @@ impl Report<'_> {
                 timings.chunks_per_stream
             ));
         }
+        text.push_str("\n| pinned to one core (load and upstream on the other) | CPU ms per request | requests measured | p50 @1000 | p99 @1000 |\n|---|---|---|---|---|\n");
+        for (name, measured) in &self.one_core {
+            text.push_str(&format!(
+                "| {name} | {:.4} | {} | {:.3} | {:.3} |\n",
+                measured.cpu_ms_per_request,
+                measured.requests,
+                measured.at_1k.p50_ms,
+                measured.at_1k.p99_ms
+            ));
+        }
         for (size, growth) in &self.body_peaks {
             text.push_str(&format!(
                 "\nOne {size} MB body alone through the all-in-one gateway: peak RSS grows by {growth:.1} MB ({:.2} × the body).\n",
@@ -622,6 +715,8 @@ impl Report<'_> {
             "peak_rps": self.peak.iter().map(|(name, (rps, errors))| (name.clone(), json!({"rps": round(*rps, 0), "errors": errors}))).collect::<BTreeMap<_, _>>(),
             "streams": self.streams,
             "rss_streams_mb": round(self.rss_streams_mb, 1),
+            "one_core": self.one_core.iter().map(|(name, measured)| (name.clone(), json!(measured))).collect::<BTreeMap<_, _>>(),
+            "body_peaks_mb": self.body_peaks,
             "file_limit": self.file_limit,
         });
         std::fs::write(
