@@ -86,7 +86,7 @@ pub(crate) async fn model_action(
         model: model.to_owned(),
         body,
     };
-    let mut chat = state.chat.clone();
+    let chat = state.chat.clone();
     let answer = match action {
         "generateContent" => chat.generate_content(request).await,
         "countTokens" => chat.count_tokens(request).await,
@@ -118,7 +118,7 @@ fn stream_error_body(status: &tonic::Status) -> Bytes {
 }
 
 /// Frames chunks as they arrive: SSE events, or the elements of a JSON array.
-fn stream_answer(chunks: tonic::Streaming<pb::GeminiChunk>, sse: bool) -> Response {
+fn stream_answer(chunks: gb_proto::chat::ChunkStream, sse: bool) -> Response {
     let mut first = true;
     let mut ended = false;
     let framed = chunks

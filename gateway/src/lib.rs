@@ -5,6 +5,7 @@
 
 pub mod auth;
 mod body;
+pub mod chat_client;
 mod config_routes;
 pub mod errors;
 mod gemini_routes;

@@ -2,7 +2,7 @@
 //! settings (both kept current with the live settings), and the request-log shipper. No
 //! business state.
 
-use gb_proto::chat::v1::chat_service_client::ChatServiceClient;
+use gb_proto::chat::Chat;
 use gb_proto::config::v1::config_service_client::ConfigServiceClient;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
 use gb_proto::logging::v1::logging_service_client::LoggingServiceClient;
@@ -43,9 +43,10 @@ impl Translation {
     }
 }
 
-/// The channels to the services the gateway fronts.
+/// The services the gateway fronts: the chat contract (the service itself in the same
+/// process, else `chat_client::remote`), channels to the others.
 pub struct Services {
-    pub chat: GrpcChannel,
+    pub chat: Chat,
     pub keys: GrpcChannel,
     pub config: GrpcChannel,
     pub logging: GrpcChannel,
@@ -65,7 +66,7 @@ impl std::ops::Deref for GatewayState {
 }
 
 pub struct Shared {
-    pub chat: ChatServiceClient<GrpcChannel>,
+    pub chat: Chat,
     pub keys: KeysServiceClient<GrpcChannel>,
     pub config: ConfigServiceClient<GrpcChannel>,
     pub logging: LoggingServiceClient<GrpcChannel>,
@@ -89,9 +90,7 @@ impl GatewayState {
         // Callers are named under the server's secret (the same on every replica).
         let names = gb_runtime::secrets::resolve_cipher(&live.current())?;
         Ok(GatewayState(std::sync::Arc::new(Shared {
-            chat: ChatServiceClient::new(services.chat)
-                .max_decoding_message_size(MAX_MESSAGE)
-                .max_encoding_message_size(MAX_MESSAGE),
+            chat: services.chat,
             keys: KeysServiceClient::new(services.keys),
             config: ConfigServiceClient::new(services.config),
             logging: LoggingServiceClient::new(services.logging)

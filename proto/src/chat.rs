@@ -26,6 +26,65 @@ pub struct ChatError {
 
 pub type ChatResult<T> = Result<T, ChatError>;
 
+/// A server stream of the chat contract, as its service yields it and its callers read it.
+pub type ChunkStream = std::pin::Pin<
+    Box<
+        dyn tonic::codegen::tokio_stream::Stream<Item = Result<v1::GeminiChunk, tonic::Status>>
+            + Send,
+    >,
+>;
+
+/// The chat contract as its callers hold it: the service itself in the same process (no
+/// encoding, no copy of a body), or a gRPC client behind the same trait across processes. Its
+/// methods take what a generated client's take (a message or a `Request`).
+#[derive(Clone)]
+pub struct Chat(
+    std::sync::Arc<
+        dyn v1::chat_service_server::ChatService<
+                StreamGenerateContentStream = ChunkStream,
+                StreamOpenAiStream = ChunkStream,
+            >,
+    >,
+);
+
+/// The client-style methods of [`Chat`], each the trait's.
+macro_rules! chat_calls {
+    ($($method:ident($request:ty) -> $response:ty;)*) => {
+        impl Chat {
+            pub fn new(
+                service: impl v1::chat_service_server::ChatService<
+                    StreamGenerateContentStream = ChunkStream,
+                    StreamOpenAiStream = ChunkStream,
+                >,
+            ) -> Self {
+                Chat(std::sync::Arc::new(service))
+            }
+            $(
+                pub async fn $method(
+                    &self,
+                    request: impl tonic::IntoRequest<$request>,
+                ) -> Result<tonic::Response<$response>, tonic::Status> {
+                    self.0.$method(request.into_request()).await
+                }
+            )*
+        }
+    };
+}
+
+chat_calls! {
+    generate_content(v1::GeminiRequest) -> v1::GeminiResponse;
+    stream_generate_content(v1::GeminiRequest) -> ChunkStream;
+    count_tokens(v1::GeminiRequest) -> v1::GeminiResponse;
+    embed_content(v1::GeminiRequest) -> v1::GeminiResponse;
+    batch_embed_contents(v1::GeminiRequest) -> v1::GeminiResponse;
+    list_models(v1::ListModelsRequest) -> v1::GeminiResponse;
+    get_model(v1::GetModelRequest) -> v1::GeminiResponse;
+    chat(v1::ChatRequest) -> v1::ChatResponse;
+    predict(v1::GeminiRequest) -> v1::GeminiResponse;
+    forward_open_ai(v1::OpenAiRequest) -> v1::GeminiResponse;
+    stream_open_ai(v1::OpenAiRequest) -> ChunkStream;
+}
+
 impl ChatError {
     /// An error of the chat service's own making (a refused model, an empty message).
     pub fn local(http_status: u16, message: impl Into<String>) -> Self {

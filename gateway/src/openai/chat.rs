@@ -58,7 +58,7 @@ pub async fn chat_completions(
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = unix_now();
-    let mut chat = state.chat.clone();
+    let chat = state.chat.clone();
     if !request.stream {
         return match chat.generate_content(grpc_request).await {
             Ok(answer) => {
@@ -96,7 +96,7 @@ pub async fn chat_completions(
 }
 
 struct StreamState {
-    chunks: tonic::Streaming<pb::GeminiChunk>,
+    chunks: gb_proto::chat::ChunkStream,
     translator: StreamTranslator,
     finished: bool,
 }
@@ -104,7 +104,7 @@ struct StreamState {
 /// The SSE events of a translated stream: the chunks as they come, then the usage chunk (when
 /// asked for) and `data: [DONE]`; a stream that fails ends with its error event instead.
 fn translated_events(
-    chunks: tonic::Streaming<pb::GeminiChunk>,
+    chunks: gb_proto::chat::ChunkStream,
     translator: StreamTranslator,
 ) -> impl futures::Stream<Item = Result<Bytes, std::convert::Infallible>> {
     let state = StreamState {
@@ -246,9 +246,7 @@ async fn image_chat(
 /// empty chunk every `interval` keeps the client's connection (and its read timeout) alive.
 fn fake_stream(
     tasks: &gb_runtime::tasks::Tasks,
-    mut chat: gb_proto::chat::v1::chat_service_client::ChatServiceClient<
-        gb_runtime::grpc::GrpcChannel,
-    >,
+    chat: gb_proto::chat::Chat,
     request: pb::GeminiRequest,
     mut translator: StreamTranslator,
     interval: std::time::Duration,

@@ -7,6 +7,7 @@
 
 pub mod attempts;
 pub mod chat_settings;
+mod direct;
 pub mod models;
 pub mod outcomes;
 pub mod pool;
@@ -88,6 +89,15 @@ impl ChatService {
         .max_decoding_message_size(64 * 1024 * 1024)
         .max_encoding_message_size(64 * 1024 * 1024);
         InterceptedService::new(server, RequireToken::new(admin_token))
+    }
+
+    /// The contract served in this process, called without the gRPC hop (the all-in-one
+    /// mode's gateway holds this).
+    pub fn direct(&self) -> gb_proto::chat::Chat {
+        gb_proto::chat::Chat::new(direct::DirectChat(ChatGrpc {
+            attempts: self.attempts.clone(),
+            settings: self.settings.clone(),
+        }))
     }
 
     /// Sends the outcomes still buffered; call after the servers have stopped.

@@ -1,13 +1,12 @@
 //! The `ChatService` gRPC contract: Gemini-native bodies through the attempt loop.
 
-use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use futures::{Stream, StreamExt};
-use gb_proto::chat::ChatError;
+use futures::StreamExt;
 use gb_proto::chat::v1 as pb;
 use gb_proto::chat::v1::chat_service_server::ChatService;
+use gb_proto::chat::{ChatError, ChunkStream};
 use gb_runtime::live::Live;
 use tonic::{Request, Response, Status};
 
@@ -24,8 +23,6 @@ pub struct ChatGrpc {
 fn refused(refusal: Refusal) -> ChatError {
     ChatError::local(refusal.status, refusal.message)
 }
-
-type ChunkStream = Pin<Box<dyn Stream<Item = Result<pb::GeminiChunk, Status>> + Send>>;
 
 impl ChatGrpc {
     /// The current settings; a request reads one version throughout.

@@ -1,7 +1,8 @@
 //! Starts gemini-balance in either run mode, on listeners the caller has already bound (so that
 //! tests bind port 0 without a race).
 //!
-//! - all-in-one: config, logging, keys, chat and gateway in one process; they reach each other
+//! - all-in-one: config, logging, keys, chat and gateway in one process; the gateway calls the
+//!   chat service's handlers directly (`ChatService::direct`), the others reach each other
 //!   through in-process channels (same gRPC clients, no socket);
 //! - one service: `config`, `logging`, `keys`, `chat` or `gateway` on its own address, the
 //!   others over gRPC.
@@ -247,16 +248,13 @@ pub async fn run_all_in_one(
     let logs = process.log_shipper(logging_channel.clone());
     let keys = keys_routes(&mut process, &live, db, &token).await?;
     let keys_channel = grpc::in_process(keys.routes, token.clone());
-    let chat = chat_routes(
-        &mut process,
-        &live,
-        keys_channel.clone(),
-        logs.clone(),
-        &token,
-    )
-    .await?;
+    // The gateway calls the chat service's handlers directly: no gRPC hop in one process.
+    let chat_tasks = process.owner("chat");
+    let chat = ChatService::start(&live, keys_channel.clone(), logs.clone(), &chat_tasks).await?;
+    let direct_chat = chat.direct();
+    process.chat = Some(chat);
     let services = Services {
-        chat: grpc::in_process(chat.routes, token.clone()),
+        chat: direct_chat,
         keys: keys_channel,
         config: config_channel,
         logging: logging_channel,
@@ -376,7 +374,7 @@ pub async fn run_gateway(
     let token = internal_token(&settings, false)?;
     let shared = &settings.shared;
     let services = Services {
-        chat: channel_to(&shared.chat_url(), "CHAT_URL", &token)?,
+        chat: gb_gateway::chat_client::remote(channel_to(&shared.chat_url(), "CHAT_URL", &token)?),
         keys: channel_to(&shared.keys_url(), "KEYS_URL", &token)?,
         config: channel_to(&shared.config_url(), "CONFIG_URL", &token)?,
         logging: channel_to(&shared.logging_url(), "LOGGING_URL", &token)?,

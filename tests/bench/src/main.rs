@@ -6,6 +6,7 @@
 //!   microservices), measures them side by side, writes `report.md` and `report.json`.
 
 mod load;
+mod log_volume;
 mod one_core;
 mod passthrough;
 mod run;

@@ -59,9 +59,8 @@ fn pin_self(core: usize) {
     }
 }
 
-/// Unpins every thread of this process (all cores again).
-fn unpin_self() {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+/// Lets every thread of this process run on `cores` cores again.
+fn unpin_self(cores: usize) {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return;
     };
@@ -114,7 +113,9 @@ pub async fn run(
     duration: Duration,
     rate: u64,
 ) -> anyhow::Result<[(String, OneCore); 3]> {
-    if std::thread::available_parallelism().map_or(1, usize::from) < 2 {
+    // Read before pinning: the count follows this process's affinity.
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    if cores < 2 {
         anyhow::bail!("the one-core phase needs two cores");
     }
     let mut processes = Processes::default();
@@ -177,7 +178,7 @@ pub async fn run(
         rate,
     )
     .await;
-    unpin_self();
+    unpin_self(cores);
     Ok([
         ("gateway, Gemini route".to_owned(), gemini_route),
         ("gateway, OpenAI route".to_owned(), openai_route),

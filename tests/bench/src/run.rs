@@ -15,7 +15,7 @@ use tokio::process::{Child, Command};
 use crate::load::{self, HttpClient, Latency, StreamTimings, Target};
 
 pub const CLIENT_TOKEN: &str = "bench-client-token";
-const ADMIN_TOKEN: &str = "bench-admin-token";
+pub(crate) const ADMIN_TOKEN: &str = "bench-admin-token";
 
 /// The sizes of one run.
 struct Plan {
@@ -27,6 +27,9 @@ struct Plan {
     open_streams: usize,
     select_iterations: u64,
     one_core_duration: Duration,
+    /// Client requests whose records the logging-volume phase writes.
+    log_requests: u64,
+    stats_reads: usize,
 }
 
 impl Plan {
@@ -41,6 +44,8 @@ impl Plan {
                 open_streams: 100,
                 select_iterations: 10_000,
                 one_core_duration: Duration::from_millis(400),
+                log_requests: 20_000,
+                stats_reads: 5,
             }
         } else {
             Plan {
@@ -52,6 +57,8 @@ impl Plan {
                 open_streams: 10_000,
                 select_iterations: 2_000_000,
                 one_core_duration: Duration::from_secs(5),
+                log_requests: 10_000_000,
+                stats_reads: 50,
             }
         }
     }
@@ -491,6 +498,17 @@ pub async fn run(
     // The targets pinned to one core, alone on the machine but for their load and upstream.
     let one_core =
         crate::one_core::run(&this, gateway, &data, plan.one_core_duration, plan.rates[0]).await?;
+    // The logging service alone at volume, on both backends.
+    let postgres_admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let log_volume = crate::log_volume::run(
+        gateway,
+        &data,
+        &postgres_admin,
+        plan.log_requests,
+        plan.stats_reads,
+    )
+    .await?;
     let _ = std::fs::remove_dir_all(&data);
 
     let report = Report {
@@ -504,6 +522,7 @@ pub async fn run(
         rss_streams_mb,
         body_peaks,
         one_core,
+        log_volume,
         held,
         open_streams,
         select_10,
@@ -531,6 +550,7 @@ struct Report<'a> {
     /// (body MB, peak growth MB) for single large bodies.
     body_peaks: Vec<(usize, f64)>,
     one_core: [(String, crate::one_core::OneCore); 3],
+    log_volume: Vec<crate::log_volume::LogVolume>,
     held: usize,
     open_streams: usize,
     select_10: f64,
@@ -635,6 +655,10 @@ impl Report<'_> {
             "cpu_ms_per_request_passthrough_1core": round(self.one_core[2].1.cpu_ms_per_request, 4),
             "p99_ms_1k_1core_gateway": round(self.one_core[0].1.at_1k.p99_ms, 3),
             "p99_ms_1k_1core_passthrough": round(self.one_core[2].1.at_1k.p99_ms, 3),
+            "log_volume_requests": self.plan.log_requests,
+            "stats_p99_ms_10m": round(self.log_volume.iter().map(|volume| volume.stats_p99_ms).fold(0.0, f64::max), 2),
+            "log_write_rps_postgres": round(self.log_volume.iter().find(|volume| volume.backend == "postgres").map_or(0.0, |volume| volume.write_rps), 0),
+            "log_write_rps_sqlite": round(self.log_volume.iter().find(|volume| volume.backend == "sqlite").map_or(0.0, |volume| volume.write_rps), 0),
             "select_ns_10_keys": round(self.select_10, 1),
             "select_ns_10000_keys": round(self.select_10000, 1),
         })
@@ -691,6 +715,17 @@ impl Report<'_> {
                 measured.at_1k.p99_ms
             ));
         }
+        text.push_str("\n| logging service alone (records of client requests, 2 each) | requests written | write requests/s | statistics p50 ms | p99 ms |\n|---|---|---|---|---|\n");
+        for volume in &self.log_volume {
+            text.push_str(&format!(
+                "| {} | {} | {:.0} | {:.2} | {:.2} |\n",
+                volume.backend,
+                volume.requests,
+                volume.write_rps,
+                volume.stats_p50_ms,
+                volume.stats_p99_ms
+            ));
+        }
         for (size, growth) in &self.body_peaks {
             text.push_str(&format!(
                 "\nOne {size} MB body alone through the all-in-one gateway: peak RSS grows by {growth:.1} MB ({:.2} × the body).\n",
@@ -717,6 +752,7 @@ impl Report<'_> {
             "rss_streams_mb": round(self.rss_streams_mb, 1),
             "one_core": self.one_core.iter().map(|(name, measured)| (name.clone(), json!(measured))).collect::<BTreeMap<_, _>>(),
             "body_peaks_mb": self.body_peaks,
+            "log_volume": self.log_volume,
             "file_limit": self.file_limit,
         });
         std::fs::write(

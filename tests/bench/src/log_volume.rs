@@ -1,0 +1,270 @@
+//! The logging service at volume, on each backend: `requests` client requests' records (a
+//! client record and an upstream attempt each, as the hot path sends them) written through its
+//! own write path (`WriteRecords` batches of 512 from four senders, as a gateway and chat
+//! replicas send them), then every statistic read repeatedly over that volume. Gives the
+//! requests per second the write path sustains and the statistics' p99.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use gb_proto::keys::v1::OutcomeClass;
+use gb_proto::logging::v1 as pb;
+use gb_proto::logging::v1::logging_service_client::LoggingServiceClient;
+use tokio::process::Command;
+
+use crate::run::{ADMIN_TOKEN, Processes, free_address};
+
+/// What one backend measured.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct LogVolume {
+    pub backend: String,
+    pub requests: u64,
+    pub write_rps: f64,
+    pub stats_p50_ms: f64,
+    pub stats_p99_ms: f64,
+}
+
+const SENDERS: usize = 4;
+/// Records per batch, as the shippers send them (two per request).
+const BATCH: usize = 512;
+const KEYS: i64 = 100;
+const MODELS: [&str; 3] = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash"];
+
+fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Ok(value) = format!("Bearer {ADMIN_TOKEN}").parse() {
+        request.metadata_mut().insert("authorization", value);
+    }
+    request
+}
+
+/// The records of request `index`, spread over the last 30 days.
+fn records(index: u64, now_ms: i64) -> [pb::RequestRecord; 2] {
+    let at_ms = now_ms - (index as i64 * 7_919) % (30 * 86_400_000);
+    let key_id = 1 + (index as i64 % KEYS);
+    let model = MODELS[(index % 3) as usize];
+    let status = if index.is_multiple_of(20) { 429 } else { 200 };
+    let client = format!("token-{:012x}", index % 8);
+    let attempt = pb::RequestRecord {
+        at_ms,
+        kind: pb::RecordKind::Attempt.into(),
+        method: "POST".into(),
+        path: format!("/v1beta/models/{model}:generateContent"),
+        model: model.into(),
+        key_id,
+        key_masked: format!("AIzaSy…{key_id:04}"),
+        status_code: status,
+        latency_ms: 200 + (index % 3_000) as u32,
+        prompt_tokens: if status == 200 { 12 } else { 0 },
+        completion_tokens: if status == 200 { 40 } else { 0 },
+        client: client.clone(),
+        outcome: if status == 200 {
+            OutcomeClass::Success.into()
+        } else {
+            OutcomeClass::Quota.into()
+        },
+    };
+    let request = pb::RequestRecord {
+        kind: pb::RecordKind::Client.into(),
+        key_id: 0,
+        key_masked: String::new(),
+        outcome: OutcomeClass::Unspecified.into(),
+        path: format!("/v1beta/models/{model}:generateContent"),
+        ..attempt.clone()
+    };
+    [request, attempt]
+}
+
+async fn connect(
+    address: std::net::SocketAddr,
+) -> anyhow::Result<LoggingServiceClient<tonic::transport::Channel>> {
+    for _ in 0..200 {
+        if let Ok(endpoint) = tonic::transport::Endpoint::from_shared(format!("http://{address}"))
+            && let Ok(channel) = endpoint.connect().await
+        {
+            return Ok(
+                LoggingServiceClient::new(channel).max_decoding_message_size(64 * 1024 * 1024)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    anyhow::bail!("the logging service at {address} never answered")
+}
+
+/// Writes `requests` requests' records and reads the statistics, on the service at `address`.
+async fn measure(
+    backend: &str,
+    address: std::net::SocketAddr,
+    requests: u64,
+    reads: usize,
+) -> anyhow::Result<LogVolume> {
+    let client = connect(address).await?;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as i64);
+    let started = Instant::now();
+    let per_sender = requests / SENDERS as u64;
+    let senders: Vec<_> = (0..SENDERS as u64)
+        .map(|sender| {
+            let mut client = client.clone();
+            tokio::spawn(async move {
+                let mut batch = Vec::with_capacity(BATCH);
+                for index in sender * per_sender..(sender + 1) * per_sender {
+                    batch.extend(records(index, now_ms));
+                    if batch.len() >= BATCH {
+                        let requests = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+                        client
+                            .write_records(authorized(pb::WriteRecordsRequest {
+                                requests,
+                                errors: Vec::new(),
+                            }))
+                            .await?;
+                    }
+                }
+                if !batch.is_empty() {
+                    client
+                        .write_records(authorized(pb::WriteRecordsRequest {
+                            requests: batch,
+                            errors: Vec::new(),
+                        }))
+                        .await?;
+                }
+                Ok::<_, tonic::Status>(())
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await??;
+    }
+    let written = per_sender * SENDERS as u64;
+    let write_rps = written as f64 / started.elapsed().as_secs_f64();
+
+    let mut client = client;
+    let day_ago = now_ms - 86_400_000;
+    let mut timings = Vec::with_capacity(reads * 4);
+    for round in 0..reads {
+        let timed = Instant::now();
+        client
+            .call_counts(authorized(pb::CallCountsRequest {}))
+            .await?;
+        timings.push(timed.elapsed());
+        let timed = Instant::now();
+        client
+            .attention_keys(authorized(pb::AttentionKeysRequest {
+                since_ms: day_ago,
+                status_code: 429,
+                limit: 20,
+            }))
+            .await?;
+        timings.push(timed.elapsed());
+        let timed = Instant::now();
+        client
+            .key_model_usage(authorized(pb::KeyModelUsageRequest {
+                key_id: 1 + (round as i64 % KEYS),
+                since_ms: day_ago,
+            }))
+            .await?;
+        timings.push(timed.elapsed());
+        let timed = Instant::now();
+        client
+            .token_usage(authorized(pb::TokenUsageRequest {
+                group_by: pb::TokenGrouping::Client.into(),
+                since_ms: now_ms - 30 * 86_400_000,
+            }))
+            .await?;
+        timings.push(timed.elapsed());
+    }
+    timings.sort();
+    let at = |quantile: f64| {
+        timings
+            .get(((timings.len() as f64 * quantile) as usize).min(timings.len().saturating_sub(1)))
+            .map_or(0.0, |elapsed| elapsed.as_secs_f64() * 1000.0)
+    };
+    Ok(LogVolume {
+        backend: backend.to_owned(),
+        requests: written,
+        write_rps,
+        stats_p50_ms: at(0.5),
+        stats_p99_ms: at(0.99),
+    })
+}
+
+/// A logging service on `database`.
+fn logging_process(
+    processes: &mut Processes,
+    gateway: &Path,
+    database: &str,
+) -> anyhow::Result<std::net::SocketAddr> {
+    let address = free_address()?;
+    processes.spawn(
+        Command::new(gateway)
+            .arg("logging")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("DATABASE_URL", database)
+            .env("AUTH_TOKEN", ADMIN_TOKEN)
+            .env(
+                "ENCRYPTION_KEY",
+                "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+            )
+            .env("LOGGING_ADDR", address.to_string())
+            .env("CONFIG_URL", format!("http://{}", free_address()?))
+            .env("METRICS_ADDR", free_address()?.to_string())
+            .env("LOG_LEVEL", "warn"),
+    )?;
+    Ok(address)
+}
+
+/// Both backends: SQLite in `data`, Postgres in a database of its own on `postgres_admin_url`
+/// (created and dropped here with `psql`).
+pub async fn run(
+    gateway: &Path,
+    data: &Path,
+    postgres_admin_url: &str,
+    requests: u64,
+    reads: usize,
+) -> anyhow::Result<Vec<LogVolume>> {
+    let mut results = Vec::new();
+    let mut processes = Processes::default();
+    let dir = data.join("log-volume");
+    std::fs::create_dir_all(&dir)?;
+    let sqlite = logging_process(
+        &mut processes,
+        gateway,
+        &format!("sqlite://{}", dir.join("logs.db").display()),
+    )?;
+    results.push(measure("sqlite", sqlite, requests, reads).await?);
+    drop(processes);
+
+    let name = format!("gb_bench_{}", std::process::id());
+    let created = Command::new("psql")
+        .args([
+            postgres_admin_url,
+            "-qc",
+            &format!("CREATE DATABASE {name}"),
+        ])
+        .status()
+        .await?;
+    anyhow::ensure!(
+        created.success(),
+        "psql could not create the bench database on {postgres_admin_url}"
+    );
+    let database = match postgres_admin_url.rsplit_once('/') {
+        Some((server, _)) => format!("{server}/{name}"),
+        None => anyhow::bail!("{postgres_admin_url}: not a postgres:// URL"),
+    };
+    let mut processes = Processes::default();
+    let postgres = logging_process(&mut processes, gateway, &database)?;
+    let measured = measure("postgres", postgres, requests, reads).await;
+    drop(processes);
+    let _ = Command::new("psql")
+        .args([
+            postgres_admin_url,
+            "-qc",
+            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+        ])
+        .status()
+        .await;
+    results.push(measured?);
+    Ok(results)
+}
