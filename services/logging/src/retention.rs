@@ -1,7 +1,7 @@
 //! Retention: error logs older than `AUTO_DELETE_ERROR_LOGS_DAYS` (when
 //! `AUTO_DELETE_ERROR_LOGS_ENABLED`), request logs older than `AUTO_DELETE_REQUEST_LOGS_DAYS`
 //! (when `AUTO_DELETE_REQUEST_LOGS_ENABLED`) are deleted every hour, and at once when those
-//! settings change. Counter buckets go too: minutes after 3 days, hours after 40, days with the
+//! settings change. Counter buckets go too: minutes after 26 hours, hours after 40 days, days with the
 //! request logs (kept forever when those are).
 
 use std::time::Duration;

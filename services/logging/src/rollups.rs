@@ -20,7 +20,8 @@ pub const DAY_S: i32 = 86_400;
 const WIDTHS_S: [i32; 3] = [MINUTE_S, HOUR_S, DAY_S];
 
 /// How long buckets of each width are kept (days are kept as long as request logs are).
-pub const MINUTE_BUCKETS_KEPT_MS: i64 = 3 * 86_400_000;
+/// Minutes serve only the partial hours at the edges of windows of up to a day.
+pub const MINUTE_BUCKETS_KEPT_MS: i64 = 26 * 3_600_000;
 pub const HOUR_BUCKETS_KEPT_MS: i64 = 40 * 86_400_000;
 
 /// Upper bounds (ms) of the latency histogram's buckets; the last bucket holds the rest.

@@ -22,6 +22,11 @@ pub struct LogVolume {
     pub write_rps: f64,
     pub stats_p50_ms: f64,
     pub stats_p99_ms: f64,
+    /// On disk after the writes: request and error logs (with their index) per request, and
+    /// the counters in all (Postgres: `pg_total_relation_size`; SQLite: the whole file).
+    pub log_bytes_per_request: f64,
+    pub rollup_bytes: u64,
+    pub rollup_rows: u64,
 }
 
 const SENDERS: usize = 4;
@@ -186,6 +191,7 @@ async fn measure(
         write_rps,
         stats_p50_ms: at(0.5),
         stats_p99_ms: at(0.99),
+        ..LogVolume::default()
     })
 }
 
@@ -228,13 +234,18 @@ pub async fn run(
     let mut processes = Processes::default();
     let dir = data.join("log-volume");
     std::fs::create_dir_all(&dir)?;
+    let file = dir.join("logs.db");
     let sqlite = logging_process(
         &mut processes,
         gateway,
-        &format!("sqlite://{}", dir.join("logs.db").display()),
+        &format!("sqlite://{}", file.display()),
     )?;
-    results.push(measure("sqlite", sqlite, requests, reads).await?);
+    let mut measured = measure("sqlite", sqlite, requests, reads).await?;
     drop(processes);
+    let size = |path: &Path| std::fs::metadata(path).map_or(0, |metadata| metadata.len());
+    let file_bytes = size(&file) + size(&dir.join("logs.db-wal"));
+    measured.log_bytes_per_request = file_bytes as f64 / measured.requests.max(1) as f64;
+    results.push(measured);
 
     let name = format!("gb_bench_{}", std::process::id());
     let created = Command::new("psql")
@@ -255,8 +266,29 @@ pub async fn run(
     };
     let mut processes = Processes::default();
     let postgres = logging_process(&mut processes, gateway, &database)?;
-    let measured = measure("postgres", postgres, requests, reads).await;
+    let mut measured = measure("postgres", postgres, requests, reads).await;
     drop(processes);
+    if let Ok(measured) = &mut measured {
+        let sizes = Command::new("psql")
+            .args([
+                database.as_str(),
+                "-tAc",
+                "SELECT pg_total_relation_size('request_logs') + pg_total_relation_size('error_logs'), pg_total_relation_size('call_rollups'), (SELECT count(*) FROM call_rollups)",
+            ])
+            .output()
+            .await?;
+        let text = String::from_utf8_lossy(&sizes.stdout);
+        let numbers: Vec<u64> = text
+            .trim()
+            .split('|')
+            .filter_map(|part| part.parse().ok())
+            .collect();
+        if let [logs, rollups, rows] = numbers[..] {
+            measured.log_bytes_per_request = logs as f64 / measured.requests.max(1) as f64;
+            measured.rollup_bytes = rollups;
+            measured.rollup_rows = rows;
+        }
+    }
     let _ = Command::new("psql")
         .args([
             postgres_admin_url,

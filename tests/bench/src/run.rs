@@ -715,15 +715,18 @@ impl Report<'_> {
                 measured.at_1k.p99_ms
             ));
         }
-        text.push_str("\n| logging service alone (records of client requests, 2 each) | requests written | write requests/s | statistics p50 ms | p99 ms |\n|---|---|---|---|---|\n");
+        text.push_str("\n| logging service alone (records of client requests, 2 each) | requests written | write requests/s | statistics p50 ms | p99 ms | log bytes per request | counter rows (bytes) |\n|---|---|---|---|---|---|---|\n");
         for volume in &self.log_volume {
             text.push_str(&format!(
-                "| {} | {} | {:.0} | {:.2} | {:.2} |\n",
+                "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} ({}) |\n",
                 volume.backend,
                 volume.requests,
                 volume.write_rps,
                 volume.stats_p50_ms,
-                volume.stats_p99_ms
+                volume.stats_p99_ms,
+                volume.log_bytes_per_request,
+                volume.rollup_rows,
+                volume.rollup_bytes
             ));
         }
         for (size, growth) in &self.body_peaks {
