@@ -41,8 +41,8 @@ fn cpu_ms(pid: u32) -> f64 {
     (ticks(11) + ticks(12)) * 1000.0 / per_second.max(1.0)
 }
 
-/// Pins every thread of this process to `core`.
-fn pin_self(core: usize) {
+/// Lets every thread of this process run only on `cores`.
+fn run_on(cores: impl Iterator<Item = usize> + Clone) {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return;
     };
@@ -53,25 +53,7 @@ fn pin_self(core: usize) {
         // SAFETY: the set is a plain bit set on the stack, passed by pointer with its size.
         unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(core, &mut set);
-            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
-        }
-    }
-}
-
-/// Lets every thread of this process run on `cores` cores again.
-fn unpin_self(cores: usize) {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return;
-    };
-    for task in tasks.flatten() {
-        let Ok(tid) = task.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        // SAFETY: as in `pin_self`.
-        unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            for core in 0..cores {
+            for core in cores.clone() {
                 libc::CPU_SET(core, &mut set);
             }
             libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set);
@@ -162,7 +144,7 @@ pub async fn run(
     let (Some(gateway_pid), Some(passthrough_pid)) = (gateway_pid, passthrough_pid) else {
         anyhow::bail!("a pinned process has no pid");
     };
-    pin_self(1);
+    run_on(std::iter::once(1));
     let gemini_route = measure(gateway_pid, &warm, duration, rate).await;
     let openai_route = measure(
         gateway_pid,
@@ -178,7 +160,7 @@ pub async fn run(
         rate,
     )
     .await;
-    unpin_self(cores);
+    run_on(0..cores);
     Ok([
         ("gateway, Gemini route".to_owned(), gemini_route),
         ("gateway, OpenAI route".to_owned(), openai_route),
