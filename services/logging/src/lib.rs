@@ -14,6 +14,7 @@ mod schema;
 mod service;
 mod stats;
 mod store;
+mod write;
 
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use gb_proto::logging::v1::logging_service_server::LoggingServiceServer;

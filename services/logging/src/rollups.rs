@@ -118,7 +118,7 @@ impl Sums {
 }
 
 #[derive(Insertable)]
-// Many rows in one INSERT on SQLite too (see `store::NewRequest`).
+// Many rows in one INSERT on SQLite too (see `write::NewRequest`).
 #[diesel(table_name = call_rollups, treat_none_as_default_value = false)]
 pub struct RollupRow {
     width_s: i32,

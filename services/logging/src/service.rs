@@ -11,7 +11,7 @@ use gb_runtime::now_ms;
 use tonic::{Request, Response, Status};
 
 use crate::retention::Retention;
-use crate::{stats, store};
+use crate::{stats, store, write};
 
 pub struct LoggingGrpc {
     pub db: Database,
@@ -41,7 +41,7 @@ impl LoggingService for LoggingGrpc {
         request: Request<pb::WriteRecordsRequest>,
     ) -> Result<Response<pb::WriteRecordsResponse>, Status> {
         let request = request.into_inner();
-        let written = store::write(&self.db, request.requests, request.errors)
+        let written = write::write(&self.db, request.requests, request.errors)
             .await
             .map_err(LoggingError::from)?;
         Ok(Response::new(pb::WriteRecordsResponse {
