@@ -86,7 +86,7 @@ pub(crate) async fn model_action(
         model: model.to_owned(),
         body,
     };
-    let chat = state.chat.clone();
+    let chat = &state.chat;
     let answer = match action {
         "generateContent" => chat.generate_content(request).await,
         "countTokens" => chat.count_tokens(request).await,

@@ -58,7 +58,7 @@ pub async fn chat_completions(
     };
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = unix_now();
-    let chat = state.chat.clone();
+    let chat = &state.chat;
     if !request.stream {
         return match chat.generate_content(grpc_request).await {
             Ok(answer) => {
@@ -84,7 +84,7 @@ pub async fn chat_completions(
     if let Some(interval) = translation.fake_stream_interval {
         let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
             .show_sources(translation.show_search_link);
-        return fake_stream(&state.tasks, chat, grpc_request, translator, interval);
+        return fake_stream(&state.tasks, chat.clone(), grpc_request, translator, interval);
     }
     let chunks = match chat.stream_generate_content(grpc_request).await {
         Ok(chunks) => chunks.into_inner(),

@@ -95,7 +95,7 @@ async fn embed(
     batch: bool,
     dimensions: Option<u32>,
 ) -> Result<tonic::Response<pb::GeminiResponse>, tonic::Status> {
-    let chat = state.chat.clone();
+    let chat = &state.chat;
     if !batch {
         let body = content(&texts[0], dimensions);
         return chat

@@ -20,7 +20,7 @@ pub async fn list(
     State(state): State<GatewayState>,
     Extension(caller): Extension<Caller>,
 ) -> Response {
-    let chat = state.chat.clone();
+    let chat = &state.chat;
     let mut data = Vec::new();
     let mut page_token = String::new();
     // Follow the upstream's pages: OpenAI clients expect the whole list at once.
