@@ -84,7 +84,13 @@ pub async fn chat_completions(
     if let Some(interval) = translation.fake_stream_interval {
         let translator = StreamTranslator::new(id, request.model.clone(), created, include_usage)
             .show_sources(translation.show_search_link);
-        return fake_stream(&state.tasks, chat.clone(), grpc_request, translator, interval);
+        return fake_stream(
+            &state.tasks,
+            chat.clone(),
+            grpc_request,
+            translator,
+            interval,
+        );
     }
     let chunks = match chat.stream_generate_content(grpc_request).await {
         Ok(chunks) => chunks.into_inner(),

@@ -316,3 +316,56 @@ crate::microservices_only!(
     statistics_past_the_old_cap,
     statistics_are_exact_past_the_old_cap
 );
+
+/// An upgrade: a database whose attempts were logged before the counters existed gets them
+/// filled by the migration, so that the statistics read the same before and after.
+async fn counters_are_filled_from_the_attempts_already_logged(mode: Mode, backend: Backend) {
+    let mut app = TestApp::builder(mode, backend).spawn().await;
+    app.mock.set_behavior(
+        &app.keys[1],
+        gb_tests::mock_gemini::Behavior::Quota {
+            retry_delay_seconds: Some(1.0),
+        },
+    );
+    for index in 0..6 {
+        assert_eq!(
+            app.generate(&format!("before the upgrade {index}")).await.0,
+            200
+        );
+    }
+    let attempts = || {
+        app.db
+            .texts("SELECT CAST(COUNT(*) AS TEXT) AS text FROM request_logs WHERE kind = 'attempt'")
+    };
+    app.eventually("every attempt is logged", || async {
+        attempts()
+            .await
+            .first()
+            .and_then(|count| count.parse::<usize>().ok())
+            == Some(app.mock.calls().len())
+    })
+    .await;
+    let (_, calls_before) = app.admin_get("/api/stats/calls").await;
+    let (_, tokens_before) = app.admin_get("/api/stats/tokens?group_by=key").await;
+    assert!(
+        calls_before["calls_24h"]["total"].as_u64().unwrap() >= 6,
+        "{calls_before}"
+    );
+
+    // The state of a database from before this version: no counters, their migration not run.
+    app.db
+        .execute(
+            "DROP TABLE call_rollups; DELETE FROM __diesel_schema_migrations WHERE version = '20261201000004';",
+        )
+        .await;
+    app.restart().await;
+    let (_, calls_after) = app.admin_get("/api/stats/calls").await;
+    let (_, tokens_after) = app.admin_get("/api/stats/tokens?group_by=key").await;
+    assert_eq!(calls_after, calls_before);
+    assert_eq!(tokens_after, tokens_before);
+    app.stop().await;
+}
+crate::two_setups!(
+    counters_filled_on_upgrade,
+    counters_are_filled_from_the_attempts_already_logged
+);
