@@ -229,23 +229,29 @@ pub async fn run(
     postgres_admin_url: &str,
     requests: u64,
     reads: usize,
+    backends: &str,
 ) -> anyhow::Result<Vec<LogVolume>> {
     let mut results = Vec::new();
-    let mut processes = Processes::default();
-    let dir = data.join("log-volume");
-    std::fs::create_dir_all(&dir)?;
-    let file = dir.join("logs.db");
-    let sqlite = logging_process(
-        &mut processes,
-        gateway,
-        &format!("sqlite://{}", file.display()),
-    )?;
-    let mut measured = measure("sqlite", sqlite, requests, reads).await?;
-    drop(processes);
-    let size = |path: &Path| std::fs::metadata(path).map_or(0, |metadata| metadata.len());
-    let file_bytes = size(&file) + size(&dir.join("logs.db-wal"));
-    measured.log_bytes_per_request = file_bytes as f64 / measured.requests.max(1) as f64;
-    results.push(measured);
+    if backends != "postgres" {
+        let mut processes = Processes::default();
+        let dir = data.join("log-volume");
+        std::fs::create_dir_all(&dir)?;
+        let file = dir.join("logs.db");
+        let sqlite = logging_process(
+            &mut processes,
+            gateway,
+            &format!("sqlite://{}", file.display()),
+        )?;
+        let mut measured = measure("sqlite", sqlite, requests, reads).await?;
+        drop(processes);
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |metadata| metadata.len());
+        let file_bytes = size(&file) + size(&dir.join("logs.db-wal"));
+        measured.log_bytes_per_request = file_bytes as f64 / measured.requests.max(1) as f64;
+        results.push(measured);
+    }
+    if backends == "sqlite" {
+        return Ok(results);
+    }
 
     let name = format!("gb_bench_{}", std::process::id());
     let created = Command::new("psql")

@@ -55,6 +55,17 @@ enum Command {
         #[arg(long, default_value_t = 30)]
         seconds: u64,
     },
+    /// The logging service alone at volume (the bench's last phase), on one backend or both.
+    Logs {
+        /// The gemini-balance binary whose logging service is measured.
+        #[arg(long)]
+        gateway: PathBuf,
+        #[arg(long, default_value_t = 1_000_000)]
+        requests: u64,
+        /// `sqlite`, `postgres` or `both`.
+        #[arg(long, default_value = "both")]
+        backend: String,
+    },
     /// The whole measurement.
     Run {
         /// The gemini-balance binary to measure.
@@ -92,6 +103,23 @@ fn main() -> anyhow::Result<()> {
                 smoke,
                 baseline,
             } => run::run(&gateway, &out, smoke, baseline.as_deref()).await,
+            Command::Logs {
+                gateway,
+                requests,
+                backend,
+            } => {
+                let data =
+                    std::env::temp_dir().join(format!("gb-bench-logs-{}", std::process::id()));
+                let postgres_admin = std::env::var("TEST_POSTGRES_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+                let measured =
+                    log_volume::run(&gateway, &data, &postgres_admin, requests, 50, &backend).await;
+                let _ = std::fs::remove_dir_all(&data);
+                for volume in measured? {
+                    eprintln!("{}", serde_json::to_string(&volume)?);
+                }
+                Ok(())
+            }
             Command::Hold {
                 base,
                 streams,

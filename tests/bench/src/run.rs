@@ -507,6 +507,7 @@ pub async fn run(
         &postgres_admin,
         plan.log_requests,
         plan.stats_reads,
+        "both",
     )
     .await?;
     let _ = std::fs::remove_dir_all(&data);

@@ -27,7 +27,8 @@ CREATE TABLE call_rollups (
     latency_le_100000 BIGINT NOT NULL,
     latency_over BIGINT NOT NULL,
     PRIMARY KEY (width_s, bucket_ms, key_id, key_masked, model_name, client, status_code, outcome)
-);
+-- Stored in key order: a window's buckets are one range of the table, read in sequence.
+) WITHOUT ROWID;
 
 INSERT INTO call_rollups (width_s, bucket_ms, key_id, key_masked, model_name, client, status_code, outcome, calls, successes, prompt_tokens, completion_tokens, latency_ms_sum, latency_le_100, latency_le_300, latency_le_1000, latency_le_3000, latency_le_10000, latency_le_30000, latency_le_100000, latency_over)
 WITH w(width_s) AS (VALUES (60), (3600), (86400))
