@@ -253,31 +253,15 @@ pub async fn run(
         return Ok(results);
     }
 
-    let name = format!("gb_bench_{}", std::process::id());
-    let created = Command::new("psql")
-        .args([
-            postgres_admin_url,
-            "-qc",
-            &format!("CREATE DATABASE {name}"),
-        ])
-        .status()
-        .await?;
-    anyhow::ensure!(
-        created.success(),
-        "psql could not create the bench database on {postgres_admin_url}"
-    );
-    let database = match postgres_admin_url.rsplit_once('/') {
-        Some((server, _)) => format!("{server}/{name}"),
-        None => anyhow::bail!("{postgres_admin_url}: not a postgres:// URL"),
-    };
+    let database = crate::postgres::BenchDatabase::create(postgres_admin_url, "logs").await?;
     let mut processes = Processes::default();
-    let postgres = logging_process(&mut processes, gateway, &database)?;
+    let postgres = logging_process(&mut processes, gateway, &database.url)?;
     let mut measured = measure("postgres", postgres, requests, reads).await;
     drop(processes);
     if let Ok(measured) = &mut measured {
         let sizes = Command::new("psql")
             .args([
-                database.as_str(),
+                database.url.as_str(),
                 "-tAc",
                 "SELECT pg_total_relation_size('request_logs') + pg_total_relation_size('error_logs'), pg_total_relation_size('call_rollups'), (SELECT count(*) FROM call_rollups)",
             ])
@@ -295,14 +279,7 @@ pub async fn run(
             measured.rollup_rows = rows;
         }
     }
-    let _ = Command::new("psql")
-        .args([
-            postgres_admin_url,
-            "-qc",
-            &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-        ])
-        .status()
-        .await;
+    database.drop_database().await;
     results.push(measured?);
     Ok(results)
 }

@@ -9,6 +9,7 @@ mod load;
 mod log_volume;
 mod one_core;
 mod passthrough;
+mod postgres;
 mod run;
 mod upstream;
 
@@ -81,6 +82,9 @@ enum Command {
         /// measured and loaded the same way: a same-run baseline for a change.
         #[arg(long)]
         baseline: Option<PathBuf>,
+        /// Client requests the logging-volume phase writes (default: 10,000,000; smoke: 20,000).
+        #[arg(long)]
+        log_requests: Option<u64>,
     },
 }
 
@@ -102,7 +106,8 @@ fn main() -> anyhow::Result<()> {
                 out,
                 smoke,
                 baseline,
-            } => run::run(&gateway, &out, smoke, baseline.as_deref()).await,
+                log_requests,
+            } => run::run(&gateway, &out, smoke, baseline.as_deref(), log_requests).await,
             Command::Logs {
                 gateway,
                 requests,
@@ -110,8 +115,7 @@ fn main() -> anyhow::Result<()> {
             } => {
                 let data =
                     std::env::temp_dir().join(format!("gb-bench-logs-{}", std::process::id()));
-                let postgres_admin = std::env::var("TEST_POSTGRES_URL")
-                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+                let postgres_admin = postgres::admin_url();
                 let measured =
                     log_volume::run(&gateway, &data, &postgres_admin, requests, 50, &backend).await;
                 let _ = std::fs::remove_dir_all(&data);

@@ -248,8 +248,12 @@ pub async fn run(
     out: &Path,
     smoke: bool,
     baseline: Option<&Path>,
+    log_requests: Option<u64>,
 ) -> anyhow::Result<()> {
-    let plan = Plan::new(smoke);
+    let mut plan = Plan::new(smoke);
+    if let Some(requests) = log_requests {
+        plan.log_requests = requests;
+    }
     let file_limit = raise_file_limit();
     // Each open stream costs the gateway two sockets (client side, upstream side).
     let open_streams = plan
@@ -303,8 +307,11 @@ pub async fn run(
         None => None,
     };
 
-    // Microservices: config, logging, keys, chat, gateway as five processes over gRPC.
+    // Microservices: config, logging, keys, chat, gateway as five processes over gRPC, on a
+    // Postgres database of their own (as a cluster runs them).
     std::fs::create_dir_all(data.join("microservices"))?;
+    let postgres_admin = crate::postgres::admin_url();
+    let micro_database = crate::postgres::BenchDatabase::create(&postgres_admin, "split").await?;
     let addresses: Vec<(&str, std::net::SocketAddr)> =
         ["config", "logging", "keys", "chat", "gateway"]
             .into_iter()
@@ -314,7 +321,10 @@ pub async fn run(
     for (service, _) in &addresses {
         let mut command = Command::new(gateway);
         gateway_env(&mut command, upstream, &data.join("microservices"), 10);
-        command.arg(service);
+        command
+            .env("DATABASE_URL", &micro_database.url)
+            .env("ENCRYPTION_KEY", crate::postgres::ENCRYPTION_KEY)
+            .arg(service);
         for (other, address) in &addresses {
             let name = other.to_uppercase();
             command.env(format!("{name}_URL"), format!("http://{address}"));
@@ -329,7 +339,7 @@ pub async fn run(
         command.env("METRICS_ADDR", free_address()?.to_string());
         processes.spawn(&mut command)?;
         if *service != "gateway" {
-            // Each one starts before what depends on it (one SQLite file among them).
+            // Each one starts before what depends on it (one database among them).
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
     }
@@ -495,12 +505,11 @@ pub async fn run(
     let select_10000 = select_cost_ns(10_000, plan.select_iterations);
 
     drop(processes);
+    micro_database.drop_database().await;
     // The targets pinned to one core, alone on the machine but for their load and upstream.
     let one_core =
         crate::one_core::run(&this, gateway, &data, plan.one_core_duration, plan.rates[0]).await?;
     // The logging service alone at volume, on both backends.
-    let postgres_admin = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
     let log_volume = crate::log_volume::run(
         gateway,
         &data,
