@@ -85,6 +85,10 @@ enum Command {
         /// Client requests the logging-volume phase writes (default: 10,000,000; smoke: 20,000).
         #[arg(long)]
         log_requests: Option<u64>,
+        /// Run the split services on a Postgres database of their own (`TEST_POSTGRES_URL`)
+        /// instead of one SQLite file.
+        #[arg(long)]
+        split_on_postgres: bool,
     },
 }
 
@@ -107,7 +111,18 @@ fn main() -> anyhow::Result<()> {
                 smoke,
                 baseline,
                 log_requests,
-            } => run::run(&gateway, &out, smoke, baseline.as_deref(), log_requests).await,
+                split_on_postgres,
+            } => {
+                run::run(
+                    &gateway,
+                    &out,
+                    smoke,
+                    baseline.as_deref(),
+                    log_requests,
+                    split_on_postgres,
+                )
+                .await
+            }
             Command::Logs {
                 gateway,
                 requests,

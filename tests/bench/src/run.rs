@@ -249,6 +249,7 @@ pub async fn run(
     smoke: bool,
     baseline: Option<&Path>,
     log_requests: Option<u64>,
+    split_on_postgres: bool,
 ) -> anyhow::Result<()> {
     let mut plan = Plan::new(smoke);
     if let Some(requests) = log_requests {
@@ -307,11 +308,15 @@ pub async fn run(
         None => None,
     };
 
-    // Microservices: config, logging, keys, chat, gateway as five processes over gRPC, on a
-    // Postgres database of their own (as a cluster runs them).
+    // Microservices: config, logging, keys, chat, gateway as five processes over gRPC, on one
+    // SQLite file, or (`--split-on-postgres`) on a Postgres database of their own.
     std::fs::create_dir_all(data.join("microservices"))?;
     let postgres_admin = crate::postgres::admin_url();
-    let micro_database = crate::postgres::BenchDatabase::create(&postgres_admin, "split").await?;
+    let micro_database = if split_on_postgres {
+        Some(crate::postgres::BenchDatabase::create(&postgres_admin, "split").await?)
+    } else {
+        None
+    };
     let addresses: Vec<(&str, std::net::SocketAddr)> =
         ["config", "logging", "keys", "chat", "gateway"]
             .into_iter()
@@ -321,10 +326,12 @@ pub async fn run(
     for (service, _) in &addresses {
         let mut command = Command::new(gateway);
         gateway_env(&mut command, upstream, &data.join("microservices"), 10);
-        command
-            .env("DATABASE_URL", &micro_database.url)
-            .env("ENCRYPTION_KEY", crate::postgres::ENCRYPTION_KEY)
-            .arg(service);
+        if let Some(database) = &micro_database {
+            command
+                .env("DATABASE_URL", &database.url)
+                .env("ENCRYPTION_KEY", crate::postgres::ENCRYPTION_KEY);
+        }
+        command.arg(service);
         for (other, address) in &addresses {
             let name = other.to_uppercase();
             command.env(format!("{name}_URL"), format!("http://{address}"));
@@ -505,7 +512,9 @@ pub async fn run(
     let select_10000 = select_cost_ns(10_000, plan.select_iterations);
 
     drop(processes);
-    micro_database.drop_database().await;
+    if let Some(database) = micro_database {
+        database.drop_database().await;
+    }
     // The targets pinned to one core, alone on the machine but for their load and upstream.
     let one_core =
         crate::one_core::run(&this, gateway, &data, plan.one_core_duration, plan.rates[0]).await?;
