@@ -13,16 +13,32 @@ pub struct Auth {
     names: KeyCipher,
 }
 
-/// An authenticated caller, named without its token.
+/// An authenticated caller, named without its token, with its request's log entry.
 #[derive(Clone, Debug)]
-pub struct Caller(pub String);
+pub struct Caller {
+    pub name: String,
+    pub(crate) request: Option<std::sync::Arc<crate::request_log::RequestEntry>>,
+}
 
 impl Caller {
+    pub fn named(name: String) -> Self {
+        Caller {
+            name,
+            request: None,
+        }
+    }
+
     /// Who asks, as every call to the chat service carries it (a fresh request id each call).
+    /// The first call of a request also carries the request itself: the chat service writes
+    /// its request-log row, with the key, tokens and attempts that answered it.
     pub fn call_context(&self) -> Option<gb_proto::chat::v1::CallContext> {
         Some(gb_proto::chat::v1::CallContext {
-            caller: self.0.clone(),
+            caller: self.name.clone(),
             request_id: uuid::Uuid::new_v4().to_string(),
+            client_request: self
+                .request
+                .as_deref()
+                .and_then(crate::request_log::RequestEntry::hand_over),
         })
     }
 }
@@ -65,7 +81,7 @@ impl Auth {
     pub fn client(&self, headers: &HeaderMap, query: Option<&str>) -> Option<Caller> {
         let presented = presented_client_token(headers, query)?;
         self.is_client_token(&presented)
-            .then(|| Caller(self.names.caller_id(&presented)))
+            .then(|| Caller::named(self.names.caller_id(&presented)))
     }
 
     /// Whether the request carries the admin token (`Authorization`, `Bearer` optional).
@@ -141,7 +157,7 @@ mod tests {
         let by_bearer = auth.client(&headers(&[("authorization", "Bearer sk-client-1")]), None);
         let names: Vec<String> = [by_header, by_query, by_bearer]
             .into_iter()
-            .map(|caller| caller.map(|caller| caller.0).unwrap_or_default())
+            .map(|caller| caller.map(|caller| caller.name).unwrap_or_default())
             .collect();
         assert!(names[0].starts_with("token-") && names[0].len() == "token-".len() + 12);
         assert!(
@@ -153,7 +169,7 @@ mod tests {
             "the name never carries the token"
         );
         let other = auth.client(&headers(&[("x-goog-api-key", "sk-client-2")]), None);
-        assert_ne!(other.map(|caller| caller.0), Some(names[0].clone()));
+        assert_ne!(other.map(|caller| caller.name), Some(names[0].clone()));
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! The request log of the gateway: one record per client request (method, path without the
 //! `key` parameter, status, latency, the client token's name), sent to the logging service in
-//! batches off the request path. The caller's name also travels to the chat service in each
-//! call's `CallContext`, whose attempt records carry it (tokens per client token).
+//! batches off the request path. A request answered by the chat service is handed over with
+//! its first call (`Caller::call_context`): the chat service writes its row, with what the
+//! attempt that answered it knew (key, status, tokens, attempts), and the gateway writes none.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Request, State};
@@ -15,21 +17,40 @@ use gb_runtime::now_ms;
 use crate::auth::Caller;
 use crate::state::GatewayState;
 
-/// Where the auth middleware leaves the caller's name for the request log.
-#[derive(Clone, Default)]
-pub struct CallerSlot(Arc<OnceLock<String>>);
+/// A request's log entry while it runs: what the row records, the caller's name once the auth
+/// middleware knows it, and whether the chat service took the row over.
+#[derive(Debug)]
+pub struct RequestEntry {
+    method: String,
+    path: String,
+    caller: OnceLock<String>,
+    handed_over: AtomicBool,
+}
+
+impl RequestEntry {
+    /// The request, for the first call that answers it; `None` for later calls.
+    pub fn hand_over(&self) -> Option<gb_proto::chat::v1::ClientRequest> {
+        (!self.handed_over.swap(true, Ordering::Relaxed)).then(|| {
+            gb_proto::chat::v1::ClientRequest {
+                method: self.method.clone(),
+                path: self.path.clone(),
+            }
+        })
+    }
+}
 
 /// Names the caller of a request in its request-log record.
 pub fn name_caller(request: &Request, name: &str) {
-    if let Some(slot) = request.extensions().get::<CallerSlot>() {
-        let _ = slot.0.set(name.to_owned());
+    if let Some(entry) = request.extensions().get::<Arc<RequestEntry>>() {
+        let _ = entry.caller.set(name.to_owned());
     }
 }
 
 /// Runs the rest of a client request as `caller`: its name reaches the request log, and the
 /// handlers put it in the `CallContext` of their calls.
-pub async fn as_caller(caller: Caller, mut request: Request, next: Next) -> Response {
-    name_caller(&request, &caller.0);
+pub async fn as_caller(mut caller: Caller, mut request: Request, next: Next) -> Response {
+    name_caller(&request, &caller.name);
+    caller.request = request.extensions().get::<Arc<RequestEntry>>().cloned();
     request.extensions_mut().insert(caller);
     next.run(request).await
 }
@@ -78,21 +99,27 @@ pub async fn record_request(
     if request.uri().path() == "/health" {
         return next.run(request).await;
     }
-    let slot = CallerSlot::default();
-    request.extensions_mut().insert(slot.clone());
-    let method = request.method().to_string();
-    let path = recorded_path(request.uri());
+    let entry = Arc::new(RequestEntry {
+        method: request.method().to_string(),
+        path: recorded_path(request.uri()),
+        caller: OnceLock::new(),
+        handed_over: AtomicBool::new(false),
+    });
+    request.extensions_mut().insert(entry.clone());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
+    if entry.handed_over.load(Ordering::Relaxed) {
+        return response;
+    }
     state.logs.push(LogRecord::Request(pb::RequestRecord {
         at_ms: now_ms(),
         kind: pb::RecordKind::Client.into(),
-        method,
-        model: model_of(&path),
-        path,
+        method: entry.method.clone(),
+        model: model_of(&entry.path),
+        path: entry.path.clone(),
         status_code: u32::from(response.status().as_u16()),
         latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
-        client: slot.0.get().cloned().unwrap_or_default(),
+        client: entry.caller.get().cloned().unwrap_or_default(),
         ..Default::default()
     }));
     response

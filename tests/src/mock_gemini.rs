@@ -127,6 +127,11 @@ impl MockGemini {
         *lock(&self.state.stream_chunks) = chunks.max(1);
     }
 
+    /// The pause before each frame of a stream.
+    pub fn set_stream_delay(&self, millis: u64) {
+        *lock(&self.state.stream_delay_ms) = millis;
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         lock(&self.state.calls).clone()
     }

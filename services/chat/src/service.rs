@@ -10,7 +10,7 @@ use gb_proto::chat::{ChatError, ChunkStream};
 use gb_runtime::live::Live;
 use tonic::{Request, Response, Status};
 
-use crate::attempts::{Attempts, Call, OpenStream, Origin, broken_stream, stream_error};
+use crate::attempts::{Attempts, Call, Ending, OpenStream, Origin, broken_stream, stream_error};
 use crate::chat_settings::ChatSettings;
 use crate::models::Refusal;
 use crate::usage::Usage;
@@ -42,14 +42,33 @@ impl ChatGrpc {
         let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), operation);
-        let model = settings.rules.check(&request.model).map_err(refused)?;
-        let path = format!("models/{model}:{action}");
-        let body = prepare(request.body, &model);
-        self.unary(
-            &settings,
-            Call::native(origin, reqwest::Method::POST, &path, Some(body), &model),
-        )
+        self.logged(&origin.clone(), &request.model, async {
+            let model = settings.rules.check(&request.model).map_err(refused)?;
+            let path = format!("models/{model}:{action}");
+            let body = prepare(request.body.clone(), &model);
+            self.unary(
+                &settings,
+                Call::native(origin, reqwest::Method::POST, &path, Some(body), &model),
+            )
+            .await
+        })
         .await
+    }
+
+    /// Runs a handler's answer: a call it refuses before any attempt still gets its client
+    /// request's row (the attempt loop writes it otherwise).
+    async fn logged<T>(
+        &self,
+        origin: &Origin,
+        model: &str,
+        answer: impl std::future::Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let answer = answer.await;
+        if let Err(status) = &answer {
+            let status = gb_proto::chat::http_status(status);
+            self.attempts.report_refusal(origin, model, status);
+        }
+        answer
     }
 
     async fn unary(
@@ -83,11 +102,32 @@ impl ChatGrpc {
 
     /// Turns an opened upstream stream into chunks; reports the outcome when it ends.
     fn chunks(&self, open: OpenStream) -> ChunkStream {
+        /// A stream in flight; one dropped before its end (the client went away) is reported
+        /// as the success it was so far.
         struct State {
             open: OpenStream,
             attempts: Attempts,
             usage: Usage,
             done: bool,
+        }
+        impl State {
+            fn report_success(&mut self) {
+                self.done = true;
+                self.attempts.report_success(
+                    &self.open.record,
+                    &self.open.key,
+                    self.open.started,
+                    self.usage,
+                    self.open.attempts,
+                );
+            }
+        }
+        impl Drop for State {
+            fn drop(&mut self) {
+                if !self.done {
+                    self.report_success();
+                }
+            }
         }
         let first = Bytes::clone(&open.first);
         let initial_usage = Usage::from_body(&first).unwrap_or_default();
@@ -117,12 +157,7 @@ impl ChatGrpc {
                 },
                 Some(Err(error)) => Err(broken_stream(&error)),
                 None => {
-                    state.attempts.report_success(
-                        &state.open.record,
-                        &state.open.key,
-                        state.open.started,
-                        state.usage,
-                    );
+                    state.report_success();
                     return None;
                 }
             };
@@ -131,11 +166,20 @@ impl ChatGrpc {
                 Err(failure) => {
                     // Output has reached the client: no retry, the stream ends with the error.
                     state.done = true;
-                    state.attempts.report_failure(
-                        &state.open.record,
-                        &state.open.key,
-                        state.open.started,
-                        &failure,
+                    let open = &state.open;
+                    state
+                        .attempts
+                        .report_failure(&open.record, &open.key, open.started, &failure);
+                    state.attempts.report_call_failed(
+                        &open.record,
+                        Ending {
+                            key: Some(&open.key),
+                            started: open.started,
+                            status: failure.status,
+                            outcome: failure.class.outcome_class(),
+                            usage: state.usage,
+                            attempts: open.attempts,
+                        },
                     );
                     Some((Err(failure.into_chat_error().into()), state))
                 }
@@ -163,18 +207,15 @@ fn answer_text(body: &[u8]) -> Option<String> {
 /// tools applied): who asked, the upstream path of `action`, the model and body to send.
 fn generation(
     settings: &ChatSettings,
-    request: Request<pb::GeminiRequest>,
-    operation: &'static str,
+    request: &pb::GeminiRequest,
     action: &str,
-) -> Result<(Origin, String, crate::models::Resolved), ChatError> {
-    let request = request.into_inner();
-    let origin = Origin::of(request.context.as_ref(), operation);
+) -> Result<(String, crate::models::Resolved), ChatError> {
     let resolved = settings
         .rules
-        .resolve(&request.model, request.body)
+        .resolve(&request.model, request.body.clone())
         .map_err(refused)?;
     let path = format!("models/{}:{action}", resolved.model);
-    Ok((origin, path, resolved))
+    Ok((path, resolved))
 }
 
 /// A body that passes through as the client sent it.
@@ -219,11 +260,15 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<pb::GeminiResponse>, Status> {
         let settings = self.settings();
-        let (origin, path, resolved) =
-            generation(&settings, request, "gemini-generate", "generateContent")?;
-        let body = Some(resolved.body);
-        let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
-        self.unary(&settings, call).await
+        let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-generate");
+        self.logged(&origin.clone(), &request.model, async {
+            let (path, resolved) = generation(&settings, &request, "generateContent")?;
+            let body = Some(resolved.body);
+            let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
+            self.unary(&settings, call).await
+        })
+        .await
     }
 
     type StreamGenerateContentStream = ChunkStream;
@@ -233,12 +278,16 @@ impl ChatService for ChatGrpc {
         request: Request<pb::GeminiRequest>,
     ) -> Result<Response<Self::StreamGenerateContentStream>, Status> {
         let settings = self.settings();
-        let action = "streamGenerateContent?alt=sse";
-        let (origin, path, resolved) =
-            generation(&settings, request, "gemini-stream-generate", action)?;
-        let body = Some(resolved.body);
-        let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
-        self.stream(&settings, call).await
+        let request = request.into_inner();
+        let origin = Origin::of(request.context.as_ref(), "gemini-stream-generate");
+        self.logged(&origin.clone(), &request.model, async {
+            let action = "streamGenerateContent?alt=sse";
+            let (path, resolved) = generation(&settings, &request, action)?;
+            let body = Some(resolved.body);
+            let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
+            self.stream(&settings, call).await
+        })
+        .await
     }
 
     async fn count_tokens(
@@ -302,10 +351,13 @@ impl ChatService for ChatGrpc {
         let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "gemini-get-model");
-        let model = settings.rules.check(&request.model).map_err(refused)?;
-        let path = format!("models/{model}");
-        let call = Call::native(origin, reqwest::Method::GET, &path, None, &model);
-        self.unary(&settings, call).await
+        self.logged(&origin.clone(), &request.model, async {
+            let model = settings.rules.check(&request.model).map_err(refused)?;
+            let path = format!("models/{model}");
+            let call = Call::native(origin, reqwest::Method::GET, &path, None, &model);
+            self.unary(&settings, call).await
+        })
+        .await
     }
 
     async fn chat(
@@ -315,37 +367,40 @@ impl ChatService for ChatGrpc {
         let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "simple-chat");
-        if request.message.trim().is_empty() {
-            return Err(ChatError::local(400, "message must not be empty").into());
-        }
         let requested = request.model.as_deref().filter(|model| !model.is_empty());
         let model = requested.unwrap_or(&settings.chat_model).to_owned();
-        let body = serde_json::json!({
-            "contents": [{"role": "user", "parts": [{"text": request.message}]}]
-        });
-        let resolved = settings
-            .rules
-            .resolve(&model, Bytes::from(body.to_string()))
-            .map_err(refused)?;
-        let path = format!("models/{}:generateContent", resolved.model);
-        let call = Call::native(
-            origin,
-            reqwest::Method::POST,
-            &path,
-            Some(resolved.body),
-            &resolved.model,
-        );
-        let answer = self
-            .attempts
-            .unary(&settings, call)
-            .await
-            .map_err(ChatError::from)?;
-        let text = answer_text(&answer.body)
-            .ok_or_else(|| ChatError::local(502, "the model answered without text"))?;
-        Ok(Response::new(pb::ChatResponse {
-            response: text,
-            model,
-        }))
+        self.logged(&origin.clone(), &model.clone(), async {
+            if request.message.trim().is_empty() {
+                return Err(ChatError::local(400, "message must not be empty").into());
+            }
+            let body = serde_json::json!({
+                "contents": [{"role": "user", "parts": [{"text": request.message}]}]
+            });
+            let resolved = settings
+                .rules
+                .resolve(&model, Bytes::from(body.to_string()))
+                .map_err(refused)?;
+            let path = format!("models/{}:generateContent", resolved.model);
+            let call = Call::native(
+                origin,
+                reqwest::Method::POST,
+                &path,
+                Some(resolved.body),
+                &resolved.model,
+            );
+            let answer = self
+                .attempts
+                .unary(&settings, call)
+                .await
+                .map_err(ChatError::from)?;
+            let text = answer_text(&answer.body)
+                .ok_or_else(|| ChatError::local(502, "the model answered without text"))?;
+            Ok(Response::new(pb::ChatResponse {
+                response: text,
+                model,
+            }))
+        })
+        .await
     }
 
     async fn predict(
@@ -355,17 +410,15 @@ impl ChatService for ChatGrpc {
         let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "imagen-predict");
-        let model = settings.rules.check(&request.model).map_err(refused)?;
-        let path = format!("models/{model}:predict");
-        let mut call = Call::native(
-            origin,
-            reqwest::Method::POST,
-            &path,
-            Some(request.body),
-            &model,
-        );
-        call.fixed_key = settings.paid_key.as_deref();
-        self.unary(&settings, call).await
+        self.logged(&origin.clone(), &request.model, async {
+            let model = settings.rules.check(&request.model).map_err(refused)?;
+            let path = format!("models/{model}:predict");
+            let body = Some(request.body.clone());
+            let mut call = Call::native(origin, reqwest::Method::POST, &path, body, &model);
+            call.fixed_key = settings.paid_key.as_deref();
+            self.unary(&settings, call).await
+        })
+        .await
     }
 
     async fn forward_open_ai(
@@ -375,9 +428,12 @@ impl ChatService for ChatGrpc {
         let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "openai");
-        let path = openai_path(&request)?;
-        let call = openai_call(&settings, origin, &request, &path)?;
-        self.unary(&settings, call).await
+        self.logged(&origin.clone(), &request.model, async {
+            let path = openai_path(&request)?;
+            let call = openai_call(&settings, origin, &request, &path)?;
+            self.unary(&settings, call).await
+        })
+        .await
     }
 
     type StreamOpenAiStream = ChunkStream;
@@ -389,9 +445,12 @@ impl ChatService for ChatGrpc {
         let settings = self.settings();
         let request = request.into_inner();
         let origin = Origin::of(request.context.as_ref(), "openai-stream");
-        let path = openai_path(&request)?;
-        let call = openai_call(&settings, origin, &request, &path)?;
-        self.stream(&settings, call).await
+        self.logged(&origin.clone(), &request.model, async {
+            let path = openai_path(&request)?;
+            let call = openai_call(&settings, origin, &request, &path)?;
+            self.stream(&settings, call).await
+        })
+        .await
     }
 }
 

@@ -13,6 +13,7 @@ diesel::table! {
         error_class -> Text,
         error_code -> Integer,
         client -> Text,
+        latency_ms -> Integer,
     }
 }
 
@@ -34,6 +35,7 @@ diesel::table! {
         completion_tokens -> BigInt,
         client -> Text,
         outcome -> Text,
+        attempts -> Integer,
     }
 }
 

@@ -137,16 +137,10 @@ impl LoggingService for LoggingGrpc {
     ) -> Result<Response<pb::ListCallsResponse>, Status> {
         let request = request.into_inner();
         let limit = (request.limit > 0).then_some(i64::from(request.limit));
-        let rows = store::attempts_since(&self.db, request.since_ms, request.key_id, limit)
+        let calls = store::attempts_since(&self.db, request.since_ms, request.key_id, limit)
             .await
             .map_err(LoggingError::from)?;
-        Ok(Response::new(pb::ListCallsResponse {
-            calls: rows
-                .into_iter()
-                .map(store::AttemptRow::into_record)
-                .collect::<Result<_, _>>()
-                .map_err(LoggingError::from)?,
-        }))
+        Ok(Response::new(pb::ListCallsResponse { calls }))
     }
 
     async fn attention_keys(

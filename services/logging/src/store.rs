@@ -51,6 +51,7 @@ struct ErrorRow {
     error_class: String,
     error_code: i32,
     client: String,
+    latency_ms: i32,
 }
 
 impl ErrorRow {
@@ -68,6 +69,7 @@ impl ErrorRow {
                 error_message: self.error_message,
                 request_body: self.request_context.unwrap_or_default(),
                 client: self.client,
+                latency_ms: u32::try_from(self.latency_ms).unwrap_or(0),
             }),
         })
     }
@@ -246,26 +248,27 @@ pub async fn delete_older(
     })
 }
 
-/// An upstream attempt, as a listing shows it.
+/// A successful upstream attempt, as a listing shows it: the request-log row it ended.
 #[derive(Queryable, Selectable)]
 #[diesel(table_name = request_logs)]
-pub struct AttemptRow {
-    pub request_time: NaiveDateTime,
-    pub request_method: String,
-    pub request_path: String,
-    pub model_name: String,
-    pub key_id: i64,
-    pub key_masked: String,
-    pub status_code: i32,
-    pub latency_ms: i32,
-    pub prompt_tokens: i64,
-    pub completion_tokens: i64,
-    pub client: String,
-    pub outcome: String,
+struct SuccessRow {
+    request_time: NaiveDateTime,
+    request_method: String,
+    request_path: String,
+    model_name: String,
+    key_id: i64,
+    key_masked: String,
+    status_code: i32,
+    latency_ms: i32,
+    prompt_tokens: i64,
+    completion_tokens: i64,
+    client: String,
+    outcome: String,
+    attempts: i32,
 }
 
-impl AttemptRow {
-    pub fn into_record(self) -> Result<pb::RequestRecord, DbError> {
+impl SuccessRow {
+    fn into_record(self) -> Result<pb::RequestRecord, DbError> {
         Ok(pb::RequestRecord {
             at_ms: to_ms(self.request_time),
             kind: pb::RecordKind::Attempt.into(),
@@ -280,34 +283,92 @@ impl AttemptRow {
             completion_tokens: u64::try_from(self.completion_tokens).unwrap_or(0),
             client: self.client,
             outcome: stored_class(&self.outcome)?.into(),
+            attempts: u32::try_from(self.attempts).unwrap_or(0),
+        })
+    }
+}
+
+/// A failed upstream attempt, as a listing shows it: its error log.
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = error_logs)]
+struct FailureRow {
+    error_time: NaiveDateTime,
+    model_name: String,
+    key_id: i64,
+    key_masked: String,
+    error_type: String,
+    error_class: String,
+    error_code: i32,
+    latency_ms: i32,
+    client: String,
+}
+
+impl FailureRow {
+    fn into_record(self) -> Result<pb::RequestRecord, DbError> {
+        Ok(pb::RequestRecord {
+            at_ms: to_ms(self.error_time),
+            kind: pb::RecordKind::Attempt.into(),
+            method: self.error_type,
+            model: self.model_name,
+            key_id: self.key_id,
+            key_masked: self.key_masked,
+            status_code: u32::try_from(self.error_code).unwrap_or(0),
+            latency_ms: u32::try_from(self.latency_ms).unwrap_or(0),
+            client: self.client,
+            outcome: stored_class(&self.error_class)?.into(),
+            ..Default::default()
         })
     }
 }
 
 /// Upstream attempts since a time, newest first, for one key (`key_id` > 0) or all: at most
-/// `limit` (and [`MAX_LISTED_CALLS`]).
+/// `limit` (and [`MAX_LISTED_CALLS`]). The successes are the request-log rows whose attempt
+/// succeeded (each client request's row is its last attempt's), the failures the error logs:
+/// every attempt once, the same calls the counters count.
 pub async fn attempts_since(
     db: &Database,
     since_ms: i64,
     key_id: i64,
     limit: Option<i64>,
-) -> Result<Vec<AttemptRow>, DbError> {
+) -> Result<Vec<pb::RequestRecord>, DbError> {
     let since = to_time(since_ms);
     let limit = limit.unwrap_or(MAX_LISTED_CALLS).min(MAX_LISTED_CALLS);
-    with_connection!(db, |conn| {
-        let mut query = request_logs::table
-            .filter(request_logs::kind.eq(KIND_ATTEMPT))
+    let success = OutcomeClass::Success.label();
+    let (successes, failures): (Vec<SuccessRow>, Vec<FailureRow>) = with_connection!(db, |conn| {
+        let mut successes = request_logs::table
             .filter(request_logs::request_time.ge(since))
-            .select(AttemptRow::as_select())
+            .filter(request_logs::outcome.eq(success))
+            .select(SuccessRow::as_select())
+            .into_boxed();
+        let mut failures = error_logs::table
+            .filter(error_logs::error_time.ge(since))
+            .select(FailureRow::as_select())
             .into_boxed();
         if key_id > 0 {
-            query = query.filter(request_logs::key_id.eq(key_id));
+            successes = successes.filter(request_logs::key_id.eq(key_id));
+            failures = failures.filter(error_logs::key_id.eq(key_id));
         }
-        Ok(query
+        let successes = successes
             .order(request_logs::request_time.desc())
             .then_order_by(request_logs::id.desc())
             .limit(limit)
             .load(conn)
-            .await?)
-    })
+            .await?;
+        let failures = failures
+            .order(error_logs::error_time.desc())
+            .then_order_by(error_logs::id.desc())
+            .limit(limit)
+            .load(conn)
+            .await?;
+        (successes, failures)
+    });
+    let mut calls = successes
+        .into_iter()
+        .map(SuccessRow::into_record)
+        .chain(failures.into_iter().map(FailureRow::into_record))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Newest first; the sort is stable, so rows of one time keep their table's order.
+    calls.sort_by_key(|call| std::cmp::Reverse(call.at_ms));
+    calls.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    Ok(calls)
 }

@@ -1,5 +1,8 @@
 //! Writes of `error_logs` and `request_logs`: a batch in one transaction, as a few multi-row
 //! INSERTs, with its attempts added to the counters (`rollups.rs`) in the same transaction.
+//!
+//! Each upstream attempt is counted once: a success from its request record (the client
+//! request's row, or an ATTEMPT record, which keeps no row), a failure from its error record.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -35,6 +38,7 @@ struct NewError {
     error_class: String,
     error_code: i32,
     client: String,
+    latency_ms: i32,
 }
 
 #[derive(Insertable)]
@@ -57,6 +61,7 @@ struct NewRequest {
     completion_tokens: i64,
     client: String,
     outcome: String,
+    attempts: i32,
 }
 
 impl NewRequest {
@@ -87,7 +92,13 @@ impl NewRequest {
             completion_tokens: big(record.completion_tokens),
             client: record.client,
             outcome,
+            attempts: small(record.attempts),
         }
+    }
+
+    /// Whether the record brings a successful attempt to the counters.
+    fn counts(&self) -> bool {
+        self.outcome == gb_proto::keys::v1::OutcomeClass::Success.label()
     }
 }
 
@@ -110,6 +121,22 @@ impl NewRequest {
 }
 
 impl NewError {
+    fn as_attempt(&self) -> rollups::Attempt<'_> {
+        rollups::Attempt {
+            at_ms: to_ms(self.error_time),
+            key_id: self.key_id,
+            key_masked: &self.key_masked,
+            model: &self.model_name,
+            client: &self.client,
+            status_code: self.error_code,
+            outcome: &self.error_class,
+            success: false,
+            latency_ms: self.latency_ms,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+        }
+    }
+
     fn from(record: pb::ErrorRecord) -> Self {
         let error_class = stored_label(record.error_class());
         NewError {
@@ -123,11 +150,12 @@ impl NewError {
             error_class,
             error_code: small(record.error_code),
             client: record.client,
+            latency_ms: small(record.latency_ms),
         }
     }
 }
 
-/// Rows per INSERT statement: well under SQLite's bound-parameter limit (16 columns a row).
+/// Rows per INSERT statement: well under SQLite's bound-parameter limit (17 columns a row).
 const ROWS_PER_INSERT: usize = 200;
 
 /// Writes a batch in one transaction (one fsync on SQLite), as a few multi-row INSERTs.
@@ -140,13 +168,19 @@ pub async fn write(
 ) -> Result<usize, DbError> {
     let requests: Vec<NewRequest> = requests.into_iter().map(NewRequest::from).collect();
     let errors: Vec<NewError> = errors.into_iter().map(NewError::from).collect();
-    let written = requests.len() + errors.len();
     let counters = rollups::rows_of(
         requests
             .iter()
-            .filter(|request| request.kind == KIND_ATTEMPT)
-            .map(NewRequest::as_attempt),
+            .filter(|request| request.counts())
+            .map(NewRequest::as_attempt)
+            .chain(errors.iter().map(NewError::as_attempt)),
     );
+    // ATTEMPT records are counted only.
+    let requests: Vec<NewRequest> = requests
+        .into_iter()
+        .filter(|request| request.kind == KIND_CLIENT)
+        .collect();
+    let written = requests.len() + errors.len();
     match db {
         Database::Postgres(pool) => {
             let (requests, errors, counters) = (&requests, &errors, &counters);

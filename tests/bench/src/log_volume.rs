@@ -30,7 +30,7 @@ pub struct LogVolume {
 }
 
 const SENDERS: usize = 4;
-/// Records per batch, as the shippers send them (two per request).
+/// Records per batch, as the shippers send them.
 const BATCH: usize = 512;
 const KEYS: i64 = 100;
 const MODELS: [&str; 3] = ["gemini-2.5-flash", "gemini-2.5-pro", "gemini-2.0-flash"];
@@ -43,41 +43,52 @@ fn authorized<T>(message: T) -> tonic::Request<T> {
     request
 }
 
-/// The records of request `index`, spread over the last 30 days.
-fn records(index: u64, now_ms: i64) -> [pb::RequestRecord; 2] {
+/// The records of request `index`, spread over the last 30 days, as the chat service sends
+/// them: the request's row, with its attempt's key, status and tokens; one in 20 failed (429),
+/// which also leaves an error log.
+fn records(index: u64, now_ms: i64, batch: &mut pb::WriteRecordsRequest) {
     let at_ms = now_ms - (index as i64 * 7_919) % (30 * 86_400_000);
     let key_id = 1 + (index as i64 % KEYS);
     let model = MODELS[(index % 3) as usize];
     let status = if index.is_multiple_of(20) { 429 } else { 200 };
     let client = format!("token-{:012x}", index % 8);
-    let attempt = pb::RequestRecord {
+    let outcome = if status == 200 {
+        OutcomeClass::Success
+    } else {
+        OutcomeClass::Quota
+    };
+    let latency_ms = 200 + (index % 3_000) as u32;
+    if status != 200 {
+        batch.errors.push(pb::ErrorRecord {
+            at_ms,
+            key_id,
+            key_masked: format!("AIzaSy…{key_id:04}"),
+            model: model.into(),
+            error_type: "gemini-generate".into(),
+            error_class: outcome.into(),
+            error_code: status,
+            error_message: "Resource has been exhausted (e.g. check quota).".into(),
+            request_body: String::new(),
+            client: client.clone(),
+            latency_ms,
+        });
+    }
+    batch.requests.push(pb::RequestRecord {
         at_ms,
-        kind: pb::RecordKind::Attempt.into(),
+        kind: pb::RecordKind::Client.into(),
         method: "POST".into(),
         path: format!("/v1beta/models/{model}:generateContent"),
         model: model.into(),
         key_id,
         key_masked: format!("AIzaSy…{key_id:04}"),
         status_code: status,
-        latency_ms: 200 + (index % 3_000) as u32,
+        latency_ms,
         prompt_tokens: if status == 200 { 12 } else { 0 },
         completion_tokens: if status == 200 { 40 } else { 0 },
-        client: client.clone(),
-        outcome: if status == 200 {
-            OutcomeClass::Success.into()
-        } else {
-            OutcomeClass::Quota.into()
-        },
-    };
-    let request = pb::RequestRecord {
-        kind: pb::RecordKind::Client.into(),
-        key_id: 0,
-        key_masked: String::new(),
-        outcome: OutcomeClass::Unspecified.into(),
-        path: format!("/v1beta/models/{model}:generateContent"),
-        ..attempt.clone()
-    };
-    [request, attempt]
+        client,
+        outcome: outcome.into(),
+        attempts: 1,
+    });
 }
 
 async fn connect(
@@ -113,26 +124,16 @@ async fn measure(
         .map(|sender| {
             let mut client = client.clone();
             tokio::spawn(async move {
-                let mut batch = Vec::with_capacity(BATCH);
+                let mut batch = pb::WriteRecordsRequest::default();
                 for index in sender * per_sender..(sender + 1) * per_sender {
-                    batch.extend(records(index, now_ms));
-                    if batch.len() >= BATCH {
-                        let requests = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
-                        client
-                            .write_records(authorized(pb::WriteRecordsRequest {
-                                requests,
-                                errors: Vec::new(),
-                            }))
-                            .await?;
+                    records(index, now_ms, &mut batch);
+                    if batch.requests.len() + batch.errors.len() >= BATCH {
+                        let full = std::mem::take(&mut batch);
+                        client.write_records(authorized(full)).await?;
                     }
                 }
-                if !batch.is_empty() {
-                    client
-                        .write_records(authorized(pb::WriteRecordsRequest {
-                            requests: batch,
-                            errors: Vec::new(),
-                        }))
-                        .await?;
+                if !batch.requests.is_empty() {
+                    client.write_records(authorized(batch)).await?;
                 }
                 Ok::<_, tonic::Status>(())
             })

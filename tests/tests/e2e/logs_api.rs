@@ -282,6 +282,126 @@ async fn the_error_log_api(mode: Mode, backend: Backend) {
 }
 two_setups!(error_logs, the_error_log_api);
 
+/// One row per client request, carrying what its last attempt knew: the retried request's row
+/// names the key that answered, its two attempts and its tokens; no row is written per attempt
+/// (the failed attempt is its error log, with its latency); a request the chat service refuses
+/// before any attempt, and one the gateway refuses, have a row with no key and no attempt.
+async fn one_row_per_client_request(mode: Mode, backend: Backend) {
+    let (
+        app,
+        Traffic {
+            first,
+            second,
+            prompt,
+            completion,
+            ..
+        },
+    ) = traffic(mode, backend).await;
+    let invalid = app
+        .http
+        .post(app.url("/v1beta/models/gemini-2.5-flash%20x:generateContent"))
+        .header("x-goog-api-key", CLIENT_TOKEN)
+        .json(&json!({"contents": [{"parts": [{"text": "hi"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(invalid.status(), 400);
+    let rows = || {
+        app.db.texts(
+            "SELECT CAST(attempts AS TEXT) || ' ' || key_masked || ' ' || CAST(status_code AS TEXT) \
+             || ' ' || outcome || ' ' || CAST(prompt_tokens AS TEXT) || ' ' \
+             || CAST(completion_tokens AS TEXT) AS text FROM request_logs \
+             WHERE request_path LIKE '/v1beta/models/gemini-2.5-flash%' ORDER BY id",
+        )
+    };
+    app.eventually("six client requests are recorded", || async {
+        rows().await.len() == 6
+    })
+    .await;
+    let rows = rows().await;
+    let fields: Vec<Vec<&str>> = rows.iter().map(|row| row.split(' ').collect()).collect();
+    let answered: Vec<&Vec<&str>> = fields.iter().filter(|row| row[2] == "200").collect();
+    assert_eq!(answered.len(), 4, "{rows:?}");
+    let retried: Vec<&&Vec<&str>> = answered.iter().filter(|row| row[0] == "2").collect();
+    assert_eq!(retried.len(), 1, "{rows:?}");
+    assert_eq!(retried[0][1], mask_key(&second), "{rows:?}");
+    assert!(
+        answered
+            .iter()
+            .all(|row| row[3] == "success" && (row[0] == "1" || row[0] == "2")),
+        "{rows:?}"
+    );
+    let tokens = |column: usize| -> u64 {
+        answered
+            .iter()
+            .map(|row| row[column].parse::<u64>().unwrap())
+            .sum()
+    };
+    assert_eq!((tokens(4), tokens(5)), (prompt, completion), "{rows:?}");
+    // Refused: by the gateway (401, no caller) and by the chat service (400, invalid model).
+    let mut refused: Vec<String> = fields
+        .iter()
+        .filter(|row| row[2] != "200")
+        .map(|row| row.join(" "))
+        .collect();
+    refused.sort();
+    assert_eq!(refused, ["0  400  0 0", "0  401  0 0"], "{rows:?}");
+    // The failed attempt: its error log, listed among the calls with its key and status.
+    let (_, logs) = app.admin_get("/api/logs/errors").await;
+    assert_eq!(logs["total"], 1, "{logs}");
+    let (_, details) = app.admin_get("/api/stats/details?period=1h").await;
+    let failed: Vec<&Value> = details
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|call| call["is_success"] == false)
+        .collect();
+    assert_eq!(failed.len(), 1, "{details}");
+    assert_eq!(failed[0]["key"], mask_key(&first));
+    app.stop().await;
+}
+two_setups!(request_rows, one_row_per_client_request);
+
+/// A stream the client leaves after its first chunk still has its row, written when the
+/// gateway lets go of it: its key, one attempt, the success it was so far, counted once.
+async fn a_stream_left_early_has_its_row(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend).spawn().await;
+    // A long stream: 50 chunks, 200 ms apart.
+    app.mock.set_stream_chunks(50);
+    app.mock.set_stream_delay(200);
+    let mut response = app
+        .http
+        .post(app.url("/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse"))
+        .header("x-goog-api-key", CLIENT_TOKEN)
+        .json(&json!({"contents": [{"parts": [{"text": "a long story to leave early"}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(String::from_utf8_lossy(&first).starts_with("data: "));
+    drop(response);
+    let row = || {
+        app.db.texts(
+            "SELECT CAST(attempts AS TEXT) || ' ' || key_masked || ' ' || CAST(status_code AS TEXT) \
+             || ' ' || outcome AS text FROM request_logs WHERE request_path LIKE '%streamGenerateContent%'",
+        )
+    };
+    app.eventually("the stream left early is recorded", || async {
+        !row().await.is_empty()
+    })
+    .await;
+    let key = mask_key(&app.mock.calls()[0].key);
+    assert_eq!(row().await, [format!("1 {key} 200 success")]);
+    app.eventually("and counted", || async {
+        app.admin_get("/api/stats/calls").await.1["calls_1m"]
+            == json!({"total": 1, "success": 1, "failure": 0})
+    })
+    .await;
+    app.stop().await;
+}
+two_setups!(stream_left_early, a_stream_left_early_has_its_row);
+
 /// Every client request has its row (the refused one too), and no row holds the token.
 async fn client_requests_are_recorded_without_the_token(mode: Mode, backend: Backend) {
     let (app, _) = traffic(mode, backend).await;
@@ -496,6 +616,16 @@ async fn a_logging_outage_loses_no_row(mode: Mode, backend: Backend) {
         for index in 0..20 {
             let (status, body) = app.generate(&format!("during the outage {index}")).await;
             assert_eq!(status, 200, "serving goes on: {body}");
+            // A request the gateway refuses: its row is the gateway's own to ship (the chat
+            // service ships the rows of the requests it answers).
+            let refused = app
+                .http
+                .get(app.url("/v1beta/models"))
+                .header("x-goog-api-key", "not-a-token")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(refused.status(), 401);
         }
         // The outage lasts until both shippers (gateway, chat) have retried past the point
         // where their batches were once dropped.
@@ -506,20 +636,17 @@ async fn a_logging_outage_loses_no_row(mode: Mode, backend: Backend) {
     })
     .await;
     app.eventually("every request of the outage is recorded", || async {
-        app.db
-            .texts("SELECT request_path AS text FROM request_logs WHERE kind = 'client' AND request_path LIKE '/v1beta/%'")
-            .await
-            .len()
-            == 20
+        let statuses = app
+            .db
+            .texts("SELECT CAST(status_code AS TEXT) AS text FROM request_logs WHERE kind = 'client' AND request_path LIKE '/v1beta/%'")
+            .await;
+        let of = |status: &str| statuses.iter().filter(|row| *row == status).count();
+        of("200") == 20 && of("401") == 20
     })
     .await;
-    // The attempts come from the chat service's own shipper, on their own time.
-    app.eventually("and every attempt", || async {
-        app.db
-            .texts("SELECT model_name AS text FROM request_logs WHERE kind = 'attempt'")
-            .await
-            .len()
-            == 20
+    // Every answered request's attempt is counted too.
+    app.eventually("and every attempt counted", || async {
+        app.admin_get("/api/stats/calls").await.1["calls_1h"]["success"] == 20
     })
     .await;
     app.stop().await;

@@ -57,12 +57,29 @@ struct Written {
     completion: u64,
 }
 
+/// A batch as the chat service sends it.
+#[derive(Default)]
+struct Records {
+    requests: Vec<logging::RequestRecord>,
+    errors: Vec<logging::ErrorRecord>,
+}
+
+impl Records {
+    fn len(&self) -> usize {
+        self.requests.len() + self.errors.len()
+    }
+}
+
+/// The records of a client request that took one attempt, as the chat service writes them:
+/// the request's row (with the attempt's key, status and tokens), and an error log when the
+/// attempt failed.
 fn attempt(
     index: usize,
     now: i64,
     age: i64,
     keys: &[(i64, String)],
-) -> (Written, logging::RequestRecord) {
+    records: &mut Records,
+) -> Written {
     let key = index % keys.len();
     let status = match index % 10 {
         0 => 429,
@@ -86,7 +103,7 @@ fn attempt(
     };
     let record = logging::RequestRecord {
         at_ms: written.at_ms,
-        kind: logging::RecordKind::Attempt.into(),
+        kind: logging::RecordKind::Client.into(),
         method: "POST".into(),
         path: format!("/v1beta/models/{}:generateContent", written.model),
         model: written.model.into(),
@@ -98,17 +115,34 @@ fn attempt(
         completion_tokens: written.completion,
         client: written.client.into(),
         outcome: outcome.into(),
+        attempts: 1,
     };
-    (written, record)
+    if !success {
+        records.errors.push(logging::ErrorRecord {
+            at_ms: record.at_ms,
+            key_id: record.key_id,
+            key_masked: record.key_masked.clone(),
+            model: record.model.clone(),
+            error_type: "gemini-generate".into(),
+            error_class: outcome.into(),
+            error_code: status,
+            error_message: "failed".into(),
+            request_body: String::new(),
+            client: record.client.clone(),
+            latency_ms: record.latency_ms,
+        });
+    }
+    records.requests.push(record);
+    written
 }
 
 async fn write(
     client: &mut logging::logging_service_client::LoggingServiceClient<tonic::transport::Channel>,
-    records: Vec<logging::RequestRecord>,
+    records: Records,
 ) {
     let mut request = tonic::Request::new(logging::WriteRecordsRequest {
-        requests: records,
-        errors: Vec::new(),
+        requests: records.requests,
+        errors: records.errors,
     });
     request.metadata_mut().insert(
         "authorization",
@@ -164,25 +198,21 @@ async fn statistics_are_exact_past_the_old_cap(mode: Mode, backend: Backend) {
     let started = Instant::now();
     let now = Utc::now().timestamp_millis();
     let mut written = Vec::with_capacity(ATTEMPTS + 100);
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut batch = Records::default();
     for index in 0..ATTEMPTS {
-        let (facts, record) = attempt(index, now, AGES[(index / 10) % AGES.len()], &pool);
-        written.push(facts);
-        batch.push(record);
-        if batch.len() == BATCH {
+        let age = AGES[(index / 10) % AGES.len()];
+        written.push(attempt(index, now, age, &pool, &mut batch));
+        if batch.len() >= BATCH {
             write(&mut client, std::mem::take(&mut batch)).await;
         }
     }
     write(&mut client, batch).await;
     // The last minute's attempts, written last so that they are seconds old when read.
     let now = Utc::now().timestamp_millis();
-    let recent: Vec<logging::RequestRecord> = (0..100)
-        .map(|index| {
-            let (facts, record) = attempt(ATTEMPTS + index, now, 5_000, &pool);
-            written.push(facts);
-            record
-        })
-        .collect();
+    let mut recent = Records::default();
+    for index in 0..100 {
+        written.push(attempt(ATTEMPTS + index, now, 5_000, &pool, &mut recent));
+    }
     write(&mut client, recent).await;
     let loaded = started.elapsed();
 
@@ -333,9 +363,12 @@ async fn counters_are_filled_from_the_attempts_already_logged(mode: Mode, backen
             200
         );
     }
+    // Every attempt once: a success as its request's row, a failure as its error log.
     let attempts = || {
-        app.db
-            .texts("SELECT CAST(COUNT(*) AS TEXT) AS text FROM request_logs WHERE kind = 'attempt'")
+        app.db.texts(
+            "SELECT CAST((SELECT COUNT(*) FROM request_logs WHERE outcome = 'success') \
+             + (SELECT COUNT(*) FROM error_logs) AS TEXT) AS text",
+        )
     };
     app.eventually("every attempt is logged", || async {
         attempts()
@@ -352,10 +385,30 @@ async fn counters_are_filled_from_the_attempts_already_logged(mode: Mode, backen
         "{calls_before}"
     );
 
-    // The state of a database from before this version: no counters, their migration not run.
+    // The state of a database from before the counters: a row per attempt (kind 'attempt')
+    // beside each client request's row (no key, no outcome), no counters, no attempt counts,
+    // the two migrations since not run.
     app.db
         .execute(
-            "DROP TABLE call_rollups; DELETE FROM __diesel_schema_migrations WHERE version = '20261201000004';",
+            "INSERT INTO request_logs (request_time, request_method, request_path, kind, \
+               model_name, key_id, key_masked, status_code, is_success, latency_ms, \
+               prompt_tokens, completion_tokens, client, outcome) \
+             SELECT error_time, 'POST', '/v1beta/models', 'attempt', model_name, key_id, \
+               key_masked, error_code, FALSE, 0, 0, 0, client, error_class FROM error_logs; \
+             INSERT INTO request_logs (request_time, request_method, request_path, kind, \
+               model_name, key_id, key_masked, status_code, is_success, latency_ms, \
+               prompt_tokens, completion_tokens, client, outcome) \
+             SELECT request_time, request_method, request_path, 'attempt', model_name, key_id, \
+               key_masked, status_code, is_success, latency_ms, prompt_tokens, \
+               completion_tokens, client, outcome FROM request_logs WHERE kind = 'client' \
+               AND outcome = 'success'; \
+             UPDATE request_logs SET key_id = 0, key_masked = '', outcome = '', \
+               prompt_tokens = 0, completion_tokens = 0 WHERE kind = 'client'; \
+             DROP TABLE call_rollups; \
+             ALTER TABLE request_logs DROP COLUMN attempts; \
+             ALTER TABLE error_logs DROP COLUMN latency_ms; \
+             DELETE FROM __diesel_schema_migrations \
+               WHERE version IN ('20261201000004', '20261201000005');",
         )
         .await;
     app.restart().await;

@@ -27,6 +27,30 @@ pub struct Origin {
     pub client: String,
     /// The operation, e.g. `gemini-generate`, `openai-chat-stream`.
     pub operation: &'static str,
+    /// The client request this call answers, when the call writes its request-log row.
+    pub client_request: Option<Arc<ClientRow>>,
+}
+
+/// The client request a call answers: its request-log row is written once, by the attempt loop
+/// when an attempt was made, else by the handler that refused the call.
+#[derive(Debug)]
+pub struct ClientRow {
+    pub request: gb_proto::chat::v1::ClientRequest,
+    pub started: Instant,
+    written: std::sync::atomic::AtomicBool,
+}
+
+impl ClientRow {
+    /// Whether the row is this caller's to write (true once).
+    pub fn take(&self) -> bool {
+        !self
+            .written
+            .swap(true, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn is_written(&self) -> bool {
+        self.written.load(std::sync::atomic::Ordering::Relaxed)
+    }
 }
 
 impl Origin {
@@ -36,6 +60,15 @@ impl Origin {
                 .map(|context| context.caller.chars().take(64).collect())
                 .unwrap_or_default(),
             operation,
+            client_request: context
+                .and_then(|context| context.client_request.clone())
+                .map(|request| {
+                    Arc::new(ClientRow {
+                        request,
+                        started: Instant::now(),
+                        written: Default::default(),
+                    })
+                }),
         }
     }
 }
@@ -103,6 +136,17 @@ impl<'a> Call<'a> {
 pub struct Answer {
     pub body: Bytes,
     pub attempts: u32,
+}
+
+impl CallError {
+    /// The status the client gets for it.
+    pub fn status(&self) -> u16 {
+        match self {
+            CallError::Upstream(failure) => failure.status,
+            CallError::NoKey(NoKey::AllCooling { .. }) => 429,
+            CallError::NoKey(_) => 503,
+        }
+    }
 }
 
 /// A stream whose first event has arrived: the rest is read on demand.

@@ -29,6 +29,7 @@ use crate::chat_settings::ChatSettings;
 use crate::outcomes::OutcomeReporter;
 use crate::pool::{LocalKey, LocalPool, NoKey};
 use crate::usage::Usage;
+pub(crate) use reports::Ending;
 use reports::{attempt_span, record_attempt};
 
 /// A successful attempt: its result, its key, when it started, how many attempts it took.
@@ -72,20 +73,68 @@ impl Attempts {
 
     /// The attempt loop shared by unary calls and streams: up to `MAX_RETRIES` attempts, each
     /// on another key, until one succeeds or fails with the client's own error. Each failure is
-    /// reported; the success is the caller's to report (a stream's only ends later).
+    /// reported, and a call that fails its client request's row; the success is the caller's
+    /// to report (a stream's only ends later).
     async fn attempt<T, Send, Sent>(
         &self,
         settings: &ChatSettings,
         call: &Call<'_>,
-        mut send: Send,
+        send: Send,
     ) -> Result<Attempted<T>, CallError>
+    where
+        Send: FnMut(Arc<LocalKey>) -> Sent,
+        Sent: Future<Output = Result<T, UpstreamFailure>>,
+    {
+        let record = call.record(settings.record_request_body, settings.max_failures);
+        let mut last = None;
+        let began = Instant::now();
+        match self
+            .try_keys(settings, call, &record, send, &mut last)
+            .await
+        {
+            Ok((value, key, started, attempts)) => Ok(Attempted {
+                value,
+                record,
+                key,
+                started,
+                attempts,
+            }),
+            Err(error) => {
+                let (key, outcome, attempts) = match &last {
+                    Some((key, outcome, attempts)) => (Some(&**key), *outcome, *attempts),
+                    None => (None, OutcomeClass::Unspecified, 0),
+                };
+                self.report_call_failed(
+                    &record,
+                    Ending {
+                        key,
+                        started: began,
+                        status: error.status(),
+                        outcome,
+                        usage: Usage::default(),
+                        attempts,
+                    },
+                );
+                Err(error)
+            }
+        }
+    }
+
+    /// The attempts themselves; `last` keeps the last failed attempt's key, outcome and number.
+    async fn try_keys<T, Send, Sent>(
+        &self,
+        settings: &ChatSettings,
+        call: &Call<'_>,
+        record: &CallRecord,
+        mut send: Send,
+        last: &mut Option<(Arc<LocalKey>, OutcomeClass, u32)>,
+    ) -> Result<(T, Arc<LocalKey>, Instant, u32), CallError>
     where
         Send: FnMut(Arc<LocalKey>) -> Sent,
         Sent: Future<Output = Result<T, UpstreamFailure>>,
     {
         let mut tried = Vec::new();
         let mut last_failure = None;
-        let record = call.record(settings.record_request_body, settings.max_failures);
         for attempt in 1..=settings.max_retries {
             let key = self.pick(call, &tried, &mut last_failure)?;
             tried.push(key.id);
@@ -98,20 +147,15 @@ impl Attempts {
                     span.record("outcome", outcome);
                     span.record("http.response.status_code", 200);
                     record_attempt(outcome, started);
-                    return Ok(Attempted {
-                        value,
-                        record,
-                        key,
-                        started,
-                        attempts: attempt,
-                    });
+                    return Ok((value, key, started, attempt));
                 }
                 Err(failure) => {
-                    let outcome = failure.class.outcome_class().label();
-                    span.record("outcome", outcome);
+                    let class = failure.class.outcome_class();
+                    span.record("outcome", class.label());
                     span.record("http.response.status_code", failure.status);
-                    record_attempt(outcome, started);
-                    self.report_failure(&record, &key, started, &failure);
+                    record_attempt(class.label(), started);
+                    self.report_failure(record, &key, started, &failure);
+                    *last = Some((key, class, attempt));
                     if !failure.class.is_retryable() {
                         return Err(CallError::Upstream(failure));
                     }
@@ -138,7 +182,7 @@ impl Attempts {
             })
             .await?;
         let usage = Usage::from_body(&done.value).unwrap_or_default();
-        self.report_success(&done.record, &done.key, done.started, usage);
+        self.report_success(&done.record, &done.key, done.started, usage, done.attempts);
         Ok(Answer {
             body: done.value,
             attempts: done.attempts,

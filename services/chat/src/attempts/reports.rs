@@ -1,5 +1,6 @@
-//! What an attempt leaves behind: its request-log row, an error log when it failed, the
-//! outcome report for the keys service, metrics and the attempt span. A failure's verdict is
+//! What an attempt leaves behind: an error log when it failed, the outcome report for the keys
+//! service, metrics and the attempt span; what a call leaves: one request record, its client
+//! request's row when it answers one. A failure's verdict is
 //! applied to this replica's view of the pool at once.
 
 use std::time::Instant;
@@ -12,34 +13,60 @@ use gb_runtime::secrets::{mask_key, redact};
 use gb_upstream::{FailureClass, UpstreamFailure};
 
 use super::Attempts;
-use super::call::CallRecord;
+use super::call::{CallRecord, Origin};
 use crate::pool::LocalKey;
 use crate::usage::Usage;
 
+/// How a call ended, as its request record tells it.
+pub(crate) struct Ending<'a> {
+    /// `None` when no key could be tried.
+    pub key: Option<&'a LocalKey>,
+    pub started: Instant,
+    pub status: u16,
+    pub outcome: pb::OutcomeClass,
+    pub usage: Usage,
+    pub attempts: u32,
+}
+
 impl Attempts {
-    /// The request-log row of an attempt.
-    fn attempt_record(
-        record: &CallRecord,
-        key: &LocalKey,
-        started: Instant,
-        status: u16,
-        outcome: pb::OutcomeClass,
-        usage: Usage,
-    ) -> logs::RequestRecord {
+    /// The request record of a call's last attempt: the client request's row when the call
+    /// answers one (with the client's method and path), else a successful attempt to count.
+    fn request_record(record: &CallRecord, ending: &Ending<'_>) -> logs::RequestRecord {
+        let row = record
+            .origin
+            .client_request
+            .as_deref()
+            .filter(|row| row.take());
+        let (kind, method, path) = match row {
+            Some(row) => (
+                logs::RecordKind::Client,
+                row.request.method.clone(),
+                row.request.path.clone(),
+            ),
+            None => (
+                logs::RecordKind::Attempt,
+                record.method.clone(),
+                record.path.clone(),
+            ),
+        };
         logs::RequestRecord {
             at_ms: now_ms(),
-            kind: logs::RecordKind::Attempt.into(),
-            method: record.method.clone(),
-            path: record.path.clone(),
+            kind: kind.into(),
+            method,
+            path,
             model: record.model.clone(),
-            key_id: key.id,
-            key_masked: mask_key(&key.value),
-            status_code: u32::from(status),
-            latency_ms: latency_ms(started),
-            prompt_tokens: usage.prompt,
-            completion_tokens: usage.completion,
+            key_id: ending.key.map_or(0, |key| key.id),
+            key_masked: ending
+                .key
+                .map(|key| mask_key(&key.value))
+                .unwrap_or_default(),
+            status_code: u32::from(ending.status),
+            latency_ms: latency_ms(ending.started),
+            prompt_tokens: ending.usage.prompt,
+            completion_tokens: ending.usage.completion,
             client: record.origin.client.clone(),
-            outcome: outcome.into(),
+            outcome: ending.outcome.into(),
+            attempts: ending.attempts,
         }
     }
 
@@ -49,14 +76,18 @@ impl Attempts {
         key: &LocalKey,
         started: Instant,
         usage: Usage,
+        attempts: u32,
     ) {
-        self.logs.push(LogRecord::Request(Self::attempt_record(
+        self.logs.push(LogRecord::Request(Self::request_record(
             record,
-            key,
-            started,
-            200,
-            pb::OutcomeClass::Success,
-            usage,
+            &Ending {
+                key: Some(key),
+                started,
+                status: 200,
+                outcome: pb::OutcomeClass::Success,
+                usage,
+                attempts,
+            },
         )));
         if !key.in_pool() {
             return;
@@ -72,6 +103,39 @@ impl Attempts {
             completion_tokens: usage.completion,
             ..Default::default()
         });
+    }
+
+    /// The client request's row of a call that failed (its failed attempts are error logs,
+    /// counted there): nothing when the call answers no client request, or it is written.
+    pub(crate) fn report_call_failed(&self, record: &CallRecord, ending: Ending<'_>) {
+        if record
+            .origin
+            .client_request
+            .as_deref()
+            .is_some_and(|row| !row.is_written())
+        {
+            self.logs
+                .push(LogRecord::Request(Self::request_record(record, &ending)));
+        }
+    }
+
+    /// The client request's row of a call refused before any attempt (a model the rules do
+    /// not allow, a path not forwarded), unless an attempt wrote it.
+    pub fn report_refusal(&self, origin: &Origin, model: &str, status: u16) {
+        let Some(row) = origin.client_request.as_deref().filter(|row| row.take()) else {
+            return;
+        };
+        self.logs.push(LogRecord::Request(logs::RequestRecord {
+            at_ms: now_ms(),
+            kind: logs::RecordKind::Client.into(),
+            method: row.request.method.clone(),
+            path: row.request.path.clone(),
+            model: model.to_owned(),
+            status_code: u32::from(status),
+            latency_ms: latency_ms(row.started),
+            client: origin.client.clone(),
+            ..Default::default()
+        }));
     }
 
     /// Reports a failed attempt and applies its verdict to this replica's view at once.
@@ -102,14 +166,6 @@ impl Attempts {
             model,
             "upstream attempt failed"
         );
-        self.logs.push(LogRecord::Request(Self::attempt_record(
-            record,
-            key,
-            started,
-            failure.status,
-            class,
-            Usage::default(),
-        )));
         self.logs.push(LogRecord::Error(logs::ErrorRecord {
             at_ms: now_ms(),
             key_id: key.id,
@@ -126,6 +182,7 @@ impl Attempts {
                 .map(recorded_body)
                 .unwrap_or_default(),
             client: record.origin.client.clone(),
+            latency_ms: latency_ms(started),
         }));
         if !key.in_pool() {
             return;
