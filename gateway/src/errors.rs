@@ -83,6 +83,17 @@ fn with_retry_after(mut response: Response, status: &tonic::Status) -> Response 
     response
 }
 
+/// A failed call whose status carries no upstream error never reached a chat handler (the
+/// service was unreachable, or refused the caller): the gateway writes that request's row.
+fn marked_if_unrecorded(mut response: Response, status: &tonic::Status) -> Response {
+    if upstream_error(status).is_none() {
+        response
+            .extensions_mut()
+            .insert(crate::request_log::CallNotRecorded);
+    }
+    response
+}
+
 /// A service's status as a Google-shaped answer (the upstream's own body when it has one).
 pub fn google_from_status(status: &tonic::Status) -> Response {
     let code = http_status(status);
@@ -105,14 +116,15 @@ pub fn google_from_status(status: &tonic::Status) -> Response {
         }
         None => google_error(code, status.message()),
     };
-    with_retry_after(response, status)
+    marked_if_unrecorded(with_retry_after(response, status), status)
 }
 
 /// A service's status as an OpenAI-shaped answer (the upstream's status, `Retry-After` kept).
 pub fn openai_from_status(status: &tonic::Status) -> Response {
     let code = http_status(status);
     log_if_internal(status, code);
-    with_retry_after(openai_error(code, status.message()), status)
+    let response = with_retry_after(openai_error(code, status.message()), status);
+    marked_if_unrecorded(response, status)
 }
 
 /// Marks an error answer whose body is the upstream's own page, passed on as it is (not

@@ -39,6 +39,11 @@ impl RequestEntry {
     }
 }
 
+/// On an error answer: the call it answers never reached a chat handler, so the chat service
+/// wrote no row for it (`errors.rs` marks it).
+#[derive(Clone, Copy)]
+pub struct CallNotRecorded;
+
 /// Names the caller of a request in its request-log record.
 pub fn name_caller(request: &Request, name: &str) {
     if let Some(entry) = request.extensions().get::<Arc<RequestEntry>>() {
@@ -108,7 +113,9 @@ pub async fn record_request(
     request.extensions_mut().insert(entry.clone());
     let started = std::time::Instant::now();
     let response = next.run(request).await;
-    if entry.handed_over.load(Ordering::Relaxed) {
+    if entry.handed_over.load(Ordering::Relaxed)
+        && response.extensions().get::<CallNotRecorded>().is_none()
+    {
         return response;
     }
     state.logs.push(LogRecord::Request(pb::RequestRecord {

@@ -1,13 +1,16 @@
 //! The logging service: owner of `error_logs`, `request_logs` and the counters the statistics
 //! are read from (`call_rollups`).
 //!
-//! The gateway records every client request and the chat service every upstream attempt (and,
-//! for a failed one, an error log); both send them here in batches. The admin API reads the
+//! The chat service records each client request it answers (one row, with the attempt that
+//! ended it) and each failed attempt (an error log), the gateway the requests it answers alone;
+//! both send them here in batches. On Postgres, request logs are partitioned by day
+//! (`partitions.rs`). The admin API reads the
 //! error logs and the statistics (calls per period, attention keys, per-key models, tokens per
 //! key and per client token and day) from here; the statistics come from counters kept per
 //! time bucket as the records arrive (`rollups.rs`, `stats.rs`), never from the raw rows.
 //! Old logs (and buckets) are deleted as the retention settings say.
 
+mod partitions;
 pub mod retention;
 mod rollups;
 mod schema;
@@ -39,6 +42,9 @@ impl LoggingService {
     pub async fn start(live: LiveSettings, db: Database, tasks: &Tasks) -> anyhow::Result<Self> {
         db.run_migrations(POSTGRES_MIGRATIONS, SQLITE_MIGRATIONS)
             .await?;
+        // Today's partition before the first row (after a stop of days, rows of a day without
+        // one would fill the default partition and keep that day from getting its own).
+        partitions::ensure(&db, gb_runtime::now_ms()).await?;
         let retention = retention::Retention {
             db: db.clone(),
             live,

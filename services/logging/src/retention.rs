@@ -1,7 +1,8 @@
 //! Retention: error logs older than `AUTO_DELETE_ERROR_LOGS_DAYS` (when
 //! `AUTO_DELETE_ERROR_LOGS_ENABLED`), request logs older than `AUTO_DELETE_REQUEST_LOGS_DAYS`
 //! (when `AUTO_DELETE_REQUEST_LOGS_ENABLED`) are deleted every hour, and at once when those
-//! settings change. Counter buckets go too: minutes after 26 hours, hours after 40 days, days with the
+//! settings change; on Postgres a day's partition of request logs is dropped whole once its day
+//! is past (`partitions.rs`). Counter buckets go too: minutes after 26 hours, hours after 40 days, days with the
 //! request logs (kept forever when those are).
 
 use std::time::Duration;
@@ -11,7 +12,7 @@ use gb_runtime::live::LiveSettings;
 use gb_runtime::now_ms;
 use tokio_util::sync::CancellationToken;
 
-use crate::store;
+use crate::{partitions, store};
 
 #[derive(Clone)]
 pub struct Retention {
@@ -21,16 +22,24 @@ pub struct Retention {
 
 impl Retention {
     /// Deletes what the current settings say is too old: (error logs, request logs) deleted.
+    /// On Postgres, the day partitions of request logs are made ahead first, and those wholly
+    /// too old dropped.
     pub async fn apply(&self) -> Result<(u64, u64), DbError> {
+        partitions::ensure(&self.db, now_ms()).await?;
         let settings = self.live.current();
         let cutoff = |age: Option<Duration>| age.map(|age| now_ms() - age.as_millis() as i64);
         let requests_before = cutoff(settings.logging.request_log_retention().max_age());
-        let (errors, requests) = store::delete_older(
+        let dropped = match requests_before {
+            Some(before_ms) => partitions::drop_older(&self.db, before_ms).await?,
+            None => 0,
+        };
+        let (errors, deleted) = store::delete_older(
             &self.db,
             cutoff(settings.logging.error_log_retention().max_age()),
             requests_before,
         )
         .await?;
+        let requests = dropped + deleted;
         // The counters outlive the raw rows: minutes and hours for their fixed time, days as
         // long as request logs are kept.
         let buckets = crate::stats::delete_old_buckets(&self.db, now_ms(), requests_before).await?;

@@ -605,6 +605,112 @@ async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
 }
 two_setups!(retention, retention_deletes_what_it_should);
 
+/// On Postgres, request logs live in day partitions made ahead, and retention drops a day's
+/// partition whole once its day is past; the rows of other days stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn request_log_partitions_are_made_ahead_and_dropped_whole() {
+    let app = TestApp::builder(Mode::Microservices, Backend::Postgres)
+        .spawn()
+        .await;
+    let partitions = || {
+        app.db.texts(
+            "SELECT c.relname::text AS text FROM pg_inherits i JOIN pg_class c \
+             ON c.oid = i.inhrelid WHERE i.inhparent = 'request_logs'::regclass ORDER BY 1",
+        )
+    };
+    let day = |days: i64| {
+        format!(
+            "request_logs_p{}",
+            (Utc::now() + Days::days(days)).format("%Y%m%d")
+        )
+    };
+    let made = partitions().await;
+    for ahead in [1, 2] {
+        assert!(made.contains(&day(ahead)), "{made:?}");
+    }
+    // The rows from before partitioning (here: since the migration today) are one partition.
+    assert!(made.contains(&"request_logs_before".to_owned()), "{made:?}");
+    assert!(
+        made.contains(&"request_logs_default".to_owned()),
+        "{made:?}"
+    );
+
+    // As a database partitioned for months looks: a partition per day, 40 and 10 days ago and
+    // today, each with rows.
+    let bounds = |days: i64| {
+        let from = (Utc::now() + Days::days(days)).date_naive();
+        (day(days), from, from + Days::days(1))
+    };
+    let mut setup = String::from(
+        "ALTER TABLE request_logs DETACH PARTITION request_logs_before; \
+         DROP TABLE request_logs_before;",
+    );
+    for days in [-40, -10, 0] {
+        let (name, from, to) = bounds(days);
+        setup.push_str(&format!(
+            "CREATE TABLE {name} PARTITION OF request_logs FOR VALUES FROM ('{from}') TO ('{to}');"
+        ));
+    }
+    setup.push_str(&format!(
+        "INSERT INTO request_logs (request_time, kind, request_path) VALUES \
+         ('{}', 'client', '/forty'), ('{}', 'client', '/forty'), ('{}', 'client', '/ten');",
+        days_ago(40),
+        days_ago(40),
+        days_ago(10),
+    ));
+    app.db.execute(&setup).await;
+    // A request now lands in today's partition.
+    assert_eq!(app.generate("today").await.0, 200);
+    app.eventually("today's row is in today's partition", || async {
+        app.db
+            .texts("SELECT tableoid::regclass::text AS text FROM request_logs WHERE request_path LIKE '/v1beta/%'")
+            .await
+            == vec![day(0)]
+    })
+    .await;
+
+    let paths = || {
+        app.db
+            .texts("SELECT request_path AS text FROM request_logs WHERE request_path IN ('/forty', '/ten') ORDER BY 1")
+    };
+    app.put_setting("AUTO_DELETE_REQUEST_LOGS_ENABLED", json!(true))
+        .await;
+    app.eventually("the partition of 40 days ago is dropped", || async {
+        !partitions().await.contains(&day(-40))
+    })
+    .await;
+    assert_eq!(paths().await, ["/ten"]);
+    assert!(partitions().await.contains(&day(-10)));
+    let (status, body) = app
+        .admin_send(
+            reqwest::Method::PUT,
+            "/api/config",
+            Some(&json!({"AUTO_DELETE_REQUEST_LOGS_DAYS": 5})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    app.eventually("and that of 10 days ago", || async {
+        !partitions().await.contains(&day(-10))
+    })
+    .await;
+    assert!(paths().await.is_empty());
+    let kept = partitions().await;
+    for days in [0, 1, 2] {
+        assert!(kept.contains(&day(days)), "{kept:?}");
+    }
+    assert_eq!(
+        app.db
+            .texts(
+                "SELECT request_path AS text FROM request_logs WHERE request_path LIKE '/v1beta/%'"
+            )
+            .await
+            .len(),
+        1,
+        "today's row stays"
+    );
+    app.stop().await;
+}
+
 /// A logging service outage shorter than the buffers loses no row: the records wait in the
 /// gateway's and the chat service's buffers, retried with backoff, and arrive once it is back.
 async fn a_logging_outage_loses_no_row(mode: Mode, backend: Backend) {

@@ -224,8 +224,12 @@ async fn split_services_killed_and_postgres_restarted_under_load() {
         postgres.count("SELECT count(*) FROM request_logs WHERE kind = 'client' AND request_path LIKE '/v1beta/models/%'")
     })
     .await;
+    // Each upstream call once: a success as its request's row, a failure as its error log.
     let attempt_rows = rows_reaching(calls, || {
-        postgres.count("SELECT count(*) FROM request_logs WHERE kind = 'attempt'")
+        postgres.count(
+            "SELECT (SELECT count(*) FROM request_logs WHERE outcome = 'success') \
+             + (SELECT count(*) FROM error_logs)",
+        )
     })
     .await;
     eprintln!("split mode on Postgres, {OUTAGE:?} outages under load:");
@@ -244,7 +248,7 @@ async fn split_services_killed_and_postgres_restarted_under_load() {
         );
     }
     eprintln!(
-        "  request-log rows: {client_rows} for {answered} answered requests (lost {}, duplicated {}); attempt rows: {attempt_rows} for {calls} upstream calls (lost {})",
+        "  request-log rows: {client_rows} for {answered} answered requests (lost {}, duplicated {}); attempts logged (successful rows and error logs): {attempt_rows} for {calls} upstream calls (lost {})",
         (answered as i64 - client_rows).max(0),
         (client_rows - answered as i64).max(0),
         (calls - attempt_rows).max(0),
@@ -303,6 +307,23 @@ async fn split_services_killed_and_postgres_restarted_under_load() {
     assert_eq!(
         phases[4].failed, 0,
         "served again after the gateway restarted"
+    );
+    // The requests that failed while the chat service was down have their rows all the same:
+    // the gateway writes those the chat service could not.
+    let failed_with_chat_down = (phases[1].failed + phases[2].failed) as i64;
+    let failed_rows = rows_reaching(failed_with_chat_down, || {
+        postgres.count(
+            "SELECT count(*) FROM request_logs WHERE status_code >= 500 \
+             AND request_path LIKE '/v1beta/models/gemini-2.5-pro:%'",
+        )
+    })
+    .await;
+    eprintln!(
+        "  rows of the requests failed with the chat service down: {failed_rows} for {failed_with_chat_down}"
+    );
+    assert!(
+        failed_rows >= failed_with_chat_down,
+        "rows of failed requests lost"
     );
     admin
         .wait_for_statuses(&keys, &["active", "active", "disabled"])
