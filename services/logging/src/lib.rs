@@ -15,6 +15,7 @@ pub mod retention;
 mod rollups;
 mod schema;
 mod service;
+mod sqlite_writer;
 mod stats;
 mod store;
 mod write;
@@ -34,6 +35,7 @@ const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqli
 
 pub struct LoggingService {
     db: Database,
+    writer: write::Writer,
     retention: retention::Retention,
 }
 
@@ -45,12 +47,17 @@ impl LoggingService {
         // Today's partition before the first row (after a stop of days, rows of a day without
         // one would fill the default partition and keep that day from getting its own).
         partitions::ensure(&db, gb_runtime::now_ms()).await?;
+        let writer = write::Writer::start(&db, &live.current().shared.database)?;
         let retention = retention::Retention {
             db: db.clone(),
             live,
         };
         tasks.spawn(retention.clone().run(tasks.shutdown().clone()));
-        Ok(LoggingService { db, retention })
+        Ok(LoggingService {
+            db,
+            writer,
+            retention,
+        })
     }
 
     /// The gRPC service, behind the admin-token check.
@@ -61,6 +68,7 @@ impl LoggingService {
         InterceptedService::new(
             LoggingServiceServer::new(LoggingGrpc {
                 db: self.db.clone(),
+                writer: self.writer.clone(),
                 retention: self.retention.clone(),
             })
             .max_decoding_message_size(64 * 1024 * 1024),

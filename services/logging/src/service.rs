@@ -15,6 +15,7 @@ use crate::{stats, store, write};
 
 pub struct LoggingGrpc {
     pub db: Database,
+    pub writer: write::Writer,
     pub retention: Retention,
 }
 
@@ -41,7 +42,9 @@ impl LoggingService for LoggingGrpc {
         request: Request<pb::WriteRecordsRequest>,
     ) -> Result<Response<pb::WriteRecordsResponse>, Status> {
         let request = request.into_inner();
-        let written = write::write(&self.db, request.requests, request.errors)
+        let written = self
+            .writer
+            .write(request.requests, request.errors)
             .await
             .map_err(LoggingError::from)?;
         Ok(Response::new(pb::WriteRecordsResponse {

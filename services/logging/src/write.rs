@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncConnection, RunQueryDsl};
 use gb_proto::logging::v1 as pb;
 use gb_runtime::database::{Database, DbError};
+use gb_runtime::settings::DatabaseLocation;
 use gb_runtime::time::{from_ms as to_time, to_ms};
 
 use crate::rollups::{self, ROWS_PER_UPSERT, upsert_rollups};
@@ -158,78 +159,152 @@ impl NewError {
 /// Rows per INSERT statement: well under SQLite's bound-parameter limit (17 columns a row).
 const ROWS_PER_INSERT: usize = 200;
 
-/// Writes a batch in one transaction (one fsync on SQLite), as a few multi-row INSERTs.
-/// diesel-async builds those for Postgres only; on SQLite the batch goes to diesel's own
-/// (blocking) connection in one blocking task, where they build too.
-pub async fn write(
-    db: &Database,
-    requests: Vec<pb::RequestRecord>,
-    errors: Vec<pb::ErrorRecord>,
-) -> Result<usize, DbError> {
-    let requests: Vec<NewRequest> = requests.into_iter().map(NewRequest::from).collect();
-    let errors: Vec<NewError> = errors.into_iter().map(NewError::from).collect();
-    let counters = rollups::rows_of(
-        requests
-            .iter()
-            .filter(|request| request.counts())
-            .map(NewRequest::as_attempt)
-            .chain(errors.iter().map(NewError::as_attempt)),
-    );
-    // ATTEMPT records are counted only.
-    let requests: Vec<NewRequest> = requests
-        .into_iter()
-        .filter(|request| request.kind == KIND_CLIENT)
-        .collect();
-    let written = requests.len() + errors.len();
-    match db {
-        Database::Postgres(pool) => {
-            let (requests, errors, counters) = (&requests, &errors, &counters);
-            let mut conn = pool.get().await?;
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                for chunk in requests.chunks(ROWS_PER_INSERT) {
-                    diesel::insert_into(request_logs::table)
-                        .values(chunk)
-                        .execute(conn)
-                        .await?;
-                }
-                for chunk in errors.chunks(ROWS_PER_INSERT) {
-                    diesel::insert_into(error_logs::table)
-                        .values(chunk)
-                        .execute(conn)
-                        .await?;
-                }
-                for chunk in counters.chunks(ROWS_PER_UPSERT) {
-                    upsert_rollups!(chunk).execute(conn).await?;
-                }
-                Ok(())
-            })
-            .await?;
-        }
-        Database::Sqlite(pool) => {
-            let mut conn = pool.get().await?;
-            conn.spawn_blocking(move |conn| {
-                use diesel::Connection as _;
-                conn.transaction(|conn| {
-                    for chunk in requests.chunks(ROWS_PER_INSERT) {
-                        diesel::RunQueryDsl::execute(
-                            diesel::insert_into(request_logs::table).values(chunk),
-                            conn,
-                        )?;
-                    }
-                    for chunk in errors.chunks(ROWS_PER_INSERT) {
-                        diesel::RunQueryDsl::execute(
-                            diesel::insert_into(error_logs::table).values(chunk),
-                            conn,
-                        )?;
-                    }
-                    for chunk in counters.chunks(ROWS_PER_UPSERT) {
-                        diesel::RunQueryDsl::execute(upsert_rollups!(chunk), conn)?;
-                    }
-                    Ok(())
-                })
-            })
-            .await?;
+/// A batch of records as rows: the client requests' rows, the error logs, and the successful
+/// attempts that are counted without a row of their own (ATTEMPT records).
+#[derive(Default)]
+pub struct Batch {
+    requests: Vec<NewRequest>,
+    errors: Vec<NewError>,
+    counted_only: Vec<NewRequest>,
+}
+
+impl Batch {
+    pub fn of(requests: Vec<pb::RequestRecord>, errors: Vec<pb::ErrorRecord>) -> Self {
+        let (requests, counted_only): (Vec<NewRequest>, Vec<NewRequest>) = requests
+            .into_iter()
+            .map(NewRequest::from)
+            .partition(|request| request.kind == KIND_CLIENT);
+        Batch {
+            requests,
+            errors: errors.into_iter().map(NewError::from).collect(),
+            counted_only: counted_only
+                .into_iter()
+                .filter(NewRequest::counts)
+                .collect(),
         }
     }
-    Ok(written)
+
+    /// The rows it writes (ATTEMPT records write none).
+    pub fn rows(&self) -> usize {
+        self.requests.len() + self.errors.len()
+    }
+
+    /// Records in all, rows or not.
+    pub fn records(&self) -> usize {
+        self.rows() + self.counted_only.len()
+    }
+
+    pub fn append(&mut self, other: Batch) {
+        self.requests.extend(other.requests);
+        self.errors.extend(other.errors);
+        self.counted_only.extend(other.counted_only);
+    }
+
+    /// Each attempt once: a success from its request record, a failure from its error log.
+    fn counters(&self) -> Vec<rollups::RollupRow> {
+        rollups::rows_of(
+            self.requests
+                .iter()
+                .filter(|request| request.counts())
+                .chain(&self.counted_only)
+                .map(NewRequest::as_attempt)
+                .chain(self.errors.iter().map(NewError::as_attempt)),
+        )
+    }
+}
+
+/// Writes a batch in one transaction on Postgres, as a few multi-row INSERTs and upserts.
+pub async fn write_postgres(
+    pool: &diesel_async::pooled_connection::deadpool::Pool<diesel_async::AsyncPgConnection>,
+    batch: &Batch,
+) -> Result<(), DbError> {
+    let counters = batch.counters();
+    let (requests, errors, counters) = (&batch.requests, &batch.errors, &counters);
+    let mut conn = pool.get().await?;
+    conn.transaction::<_, diesel::result::Error, _>(async |conn| {
+        for chunk in requests.chunks(ROWS_PER_INSERT) {
+            diesel::insert_into(request_logs::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
+        }
+        for chunk in errors.chunks(ROWS_PER_INSERT) {
+            diesel::insert_into(error_logs::table)
+                .values(chunk)
+                .execute(conn)
+                .await?;
+        }
+        for chunk in counters.chunks(ROWS_PER_UPSERT) {
+            upsert_rollups!(chunk).execute(conn).await?;
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// Writes a batch in one transaction (one commit) on SQLite, on the writer thread's own
+/// connection (`sqlite_writer.rs`), as a few multi-row INSERTs and upserts: measured 5× faster
+/// than a row a statement, although diesel prepares a multi-row statement anew each time.
+pub fn write_sqlite(conn: &mut diesel::SqliteConnection, batch: &Batch) -> QueryResult<()> {
+    use diesel::Connection as _;
+    let counters = batch.counters();
+    conn.transaction(|conn| {
+        for chunk in batch.requests.chunks(SQLITE_ROWS_PER_INSERT) {
+            diesel::RunQueryDsl::execute(
+                diesel::insert_into(request_logs::table).values(chunk),
+                conn,
+            )?;
+        }
+        for chunk in batch.errors.chunks(SQLITE_ROWS_PER_INSERT) {
+            diesel::RunQueryDsl::execute(
+                diesel::insert_into(error_logs::table).values(chunk),
+                conn,
+            )?;
+        }
+        for chunk in counters.chunks(SQLITE_ROWS_PER_INSERT) {
+            diesel::RunQueryDsl::execute(upsert_rollups!(chunk), conn)?;
+        }
+        Ok(())
+    })
+}
+
+/// Rows per statement on SQLite: under its 32,766 bound parameters at 21 columns a row.
+const SQLITE_ROWS_PER_INSERT: usize = 1_000;
+
+/// Where batches are written: a pool on Postgres (batches from several callers run side by
+/// side), the one writer thread on SQLite (which has one writer anyway).
+#[derive(Clone)]
+pub enum Writer {
+    Postgres(diesel_async::pooled_connection::deadpool::Pool<diesel_async::AsyncPgConnection>),
+    Sqlite(crate::sqlite_writer::SqliteWriter),
+}
+
+impl Writer {
+    pub fn start(db: &Database, location: &DatabaseLocation) -> Result<Self, DbError> {
+        match (db, location) {
+            (Database::Postgres(pool), _) => Ok(Writer::Postgres(pool.clone())),
+            (Database::Sqlite(_), DatabaseLocation::Sqlite(path)) => Ok(Writer::Sqlite(
+                crate::sqlite_writer::SqliteWriter::start(path)?,
+            )),
+            (Database::Sqlite(_), DatabaseLocation::Postgres(_)) => Err(DbError::Unavailable(
+                "a SQLite pool for a Postgres location".to_owned(),
+            )),
+        }
+    }
+
+    /// Writes the records; returns the rows written.
+    pub async fn write(
+        &self,
+        requests: Vec<pb::RequestRecord>,
+        errors: Vec<pb::ErrorRecord>,
+    ) -> Result<usize, DbError> {
+        let batch = Batch::of(requests, errors);
+        let rows = batch.rows();
+        match self {
+            Writer::Postgres(pool) => write_postgres(pool, &batch).await?,
+            Writer::Sqlite(writer) => writer.write(batch).await?,
+        }
+        Ok(rows)
+    }
 }

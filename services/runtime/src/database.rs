@@ -156,6 +156,21 @@ fn sqlite_connection(
     })
 }
 
+/// A SQLite connection of its own, for a thread that owns it (the logging service's writer):
+/// the pool's settings (busy timeout, WAL, foreign keys, `synchronous=NORMAL`).
+pub fn sqlite_connection_blocking(path: &std::path::Path) -> Result<SqliteConnection, DbError> {
+    use diesel::Connection as _;
+    use diesel::connection::SimpleConnection as _;
+    let mut conn = SqliteConnection::establish(&path.to_string_lossy())
+        .map_err(|error| DbError::Unavailable(error.to_string()))?;
+    conn.batch_execute(
+        "PRAGMA busy_timeout=5000; PRAGMA journal_mode=WAL; PRAGMA foreign_keys=ON; \
+         PRAGMA synchronous=NORMAL;",
+    )
+    .map_err(DbError::Query)?;
+    Ok(conn)
+}
+
 impl Database {
     /// Opens the pool (creating the SQLite file and its folder when needed), and one
     /// connection: a database that cannot be reached fails the start with a clear message

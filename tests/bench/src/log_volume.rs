@@ -23,7 +23,8 @@ pub struct LogVolume {
     pub stats_p50_ms: f64,
     pub stats_p99_ms: f64,
     /// On disk after the writes: request and error logs (with their index) per request, and
-    /// the counters in all (Postgres: `pg_total_relation_size`; SQLite: the whole file).
+    /// the counters in all (Postgres: `pg_total_relation_size` of the logs' tables and
+    /// partitions; SQLite: the whole file, counters included).
     pub log_bytes_per_request: f64,
     pub rollup_bytes: u64,
     pub rollup_rows: u64,
@@ -264,7 +265,8 @@ pub async fn run(
             .args([
                 database.url.as_str(),
                 "-tAc",
-                "SELECT pg_total_relation_size('request_logs') + pg_total_relation_size('error_logs'), pg_total_relation_size('call_rollups'), (SELECT count(*) FROM call_rollups)",
+                // Request logs are partitioned: their size is their partitions'.
+                "SELECT (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('request_logs'))::bigint + pg_total_relation_size('error_logs'), pg_total_relation_size('call_rollups'), (SELECT count(*) FROM call_rollups)",
             ])
             .output()
             .await?;
