@@ -8,7 +8,7 @@ PYTHON ?= python3
 
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help run test faults fuzz lint deny fmt postgres venv build bench tools
+.PHONY: help run test faults fuzz lint deny fmt postgres valgrind venv build bench tools
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,7 @@ run: ## Run everything in one process on :8000 (SQLite under ./data; API_KEYS, A
 build: ## Build every crate and binary (debug)
 	cargo build --workspace --bins
 
-test: postgres venv build ## Run the whole test suite: Rust unit and end-to-end tests, the bench smoke, then the Python tests
+test: postgres valgrind venv build ## Run the whole test suite: Rust unit and end-to-end tests, the bench smoke, then the Python tests
 	cargo test --workspace
 	$(CARGO_TARGET_DIR)/debug/gb-bench run --smoke --gateway $(CARGO_TARGET_DIR)/debug/gemini-balance --out $(CARGO_TARGET_DIR)/bench-smoke 2>/dev/null
 	test -s $(CARGO_TARGET_DIR)/bench-smoke/report.json && test -s $(CARGO_TARGET_DIR)/bench-smoke/report.md
@@ -68,6 +68,11 @@ postgres: ## Make sure the local PostgreSQL (127.0.0.1:5432) runs; the tests cre
 	  (command -v pg_ctlcluster >/dev/null && pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start) || \
 	  (echo "PostgreSQL is needed on 127.0.0.1:5432 (trust auth for user postgres), or set TEST_POSTGRES_URL" && exit 1)
 	@for i in $$(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && exit 0; sleep 1; done; exit 1
+
+valgrind: ## Make sure valgrind is here: the benchmark counts instructions per request with callgrind
+	@command -v callgrind_control >/dev/null || \
+	  (command -v apt-get >/dev/null && apt-get install -y -q valgrind >/dev/null) || \
+	  (echo "valgrind is needed (apt-get install valgrind): the benchmark, whose smoke run is in make test, counts instructions with callgrind" && exit 1)
 
 venv: $(VENV)/.installed ## Python venv with the official SDKs (google-genai, openai) and pytest
 

@@ -5,6 +5,7 @@
 //! - `gb-bench run --gateway PATH [--smoke]`: starts both and the gateway (all-in-one and
 //!   microservices), measures them side by side, writes `report.md` and `report.json`.
 
+mod instructions;
 mod load;
 mod log_volume;
 mod one_core;

@@ -27,6 +27,8 @@ struct Plan {
     open_streams: usize,
     select_iterations: u64,
     one_core_duration: Duration,
+    /// Sequential requests per route counted by callgrind.
+    counted_requests: u64,
     /// Client requests whose records the logging-volume phase writes.
     log_requests: u64,
     stats_reads: usize,
@@ -44,6 +46,7 @@ impl Plan {
                 open_streams: 100,
                 select_iterations: 10_000,
                 one_core_duration: Duration::from_millis(400),
+                counted_requests: 20,
                 log_requests: 20_000,
                 stats_reads: 5,
             }
@@ -57,6 +60,7 @@ impl Plan {
                 open_streams: 10_000,
                 select_iterations: 2_000_000,
                 one_core_duration: Duration::from_secs(5),
+                counted_requests: 1_000,
                 log_requests: 10_000_000,
                 stats_reads: 50,
             }
@@ -518,6 +522,9 @@ pub async fn run(
     // The targets pinned to one core, alone on the machine but for their load and upstream.
     let one_core =
         crate::one_core::run(&this, gateway, &data, plan.one_core_duration, plan.rates[0]).await?;
+    // Instructions per request, counted by callgrind (repeatable where time is not).
+    let instructions =
+        crate::instructions::run(&this, gateway, &data, plan.counted_requests).await?;
     // The logging service alone at volume, on both backends.
     let log_volume = crate::log_volume::run(
         gateway,
@@ -541,6 +548,7 @@ pub async fn run(
         rss_streams_mb,
         body_peaks,
         one_core,
+        instructions,
         log_volume,
         held,
         open_streams,
@@ -569,6 +577,7 @@ struct Report<'a> {
     /// (body MB, peak growth MB) for single large bodies.
     body_peaks: Vec<(usize, f64)>,
     one_core: [(String, crate::one_core::OneCore); 3],
+    instructions: crate::instructions::Instructions,
     log_volume: Vec<crate::log_volume::LogVolume>,
     held: usize,
     open_streams: usize,
@@ -674,6 +683,8 @@ impl Report<'_> {
             "cpu_ms_per_request_passthrough_1core": round(self.one_core[2].1.cpu_ms_per_request, 4),
             "p99_ms_1k_1core_gateway": round(self.one_core[0].1.at_1k.p99_ms, 3),
             "p99_ms_1k_1core_passthrough": round(self.one_core[2].1.at_1k.p99_ms, 3),
+            "instructions_per_request_gemini": self.instructions.gemini_per_request,
+            "instructions_per_request_openai": self.instructions.openai_per_request,
             "log_volume_requests": self.plan.log_requests,
             "stats_p99_ms_10m": round(self.log_volume.iter().map(|volume| volume.stats_p99_ms).fold(0.0, f64::max), 2),
             "log_write_rps_postgres": round(self.log_volume.iter().find(|volume| volume.backend == "postgres").map_or(0.0, |volume| volume.write_rps), 0),
@@ -734,7 +745,13 @@ impl Report<'_> {
                 measured.at_1k.p99_ms
             ));
         }
-        text.push_str("\n| logging service alone (records of client requests, 2 each) | requests written | write requests/s | statistics p50 ms | p99 ms | log bytes per request | counter rows (bytes) |\n|---|---|---|---|---|---|---|\n");
+        text.push_str(&format!(
+            "\nInstructions per request (callgrind, all-in-one with logging, {} sequential requests a route, background work included): Gemini route {}, OpenAI route {}.\n",
+            self.instructions.requests,
+            self.instructions.gemini_per_request,
+            self.instructions.openai_per_request
+        ));
+        text.push_str("\n| logging service alone (client requests' rows, an error log for one in 20) | requests written | write requests/s | statistics p50 ms | p99 ms | log bytes per request | counter rows (bytes) |\n|---|---|---|---|---|---|---|\n");
         for volume in &self.log_volume {
             text.push_str(&format!(
                 "| {} | {} | {:.0} | {:.2} | {:.2} | {:.0} | {} ({}) |\n",
@@ -773,6 +790,7 @@ impl Report<'_> {
             "streams": self.streams,
             "rss_streams_mb": round(self.rss_streams_mb, 1),
             "one_core": self.one_core.iter().map(|(name, measured)| (name.clone(), json!(measured))).collect::<BTreeMap<_, _>>(),
+            "instructions": self.instructions,
             "body_peaks_mb": self.body_peaks,
             "log_volume": self.log_volume,
             "file_limit": self.file_limit,

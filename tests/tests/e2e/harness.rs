@@ -612,13 +612,24 @@ impl TestApp {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        for _ in 0..200 {
+        self.eventually_within(what, Duration::from_secs(5), check)
+            .await
+    }
+
+    /// Waits until `check` holds, for at most `limit`.
+    pub async fn eventually_within<F, Fut>(&self, what: &str, limit: Duration, check: F)
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = bool>,
+    {
+        let started = std::time::Instant::now();
+        while started.elapsed() < limit {
             if check().await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        panic!("{what}: not within 5s");
+        panic!("{what}: not within {limit:?}");
     }
 
     pub async fn admin_post(

@@ -741,7 +741,9 @@ async fn a_logging_outage_loses_no_row(mode: Mode, backend: Backend) {
         .await;
     })
     .await;
-    app.eventually("every request of the outage is recorded", || async {
+    // After the outage each shipper retries on its backoff, up to 5 s between tries.
+    let backoff_and_more = std::time::Duration::from_secs(15);
+    app.eventually_within("every request of the outage is recorded", backoff_and_more, || async {
         let statuses = app
             .db
             .texts("SELECT CAST(status_code AS TEXT) AS text FROM request_logs WHERE kind = 'client' AND request_path LIKE '/v1beta/%'")
