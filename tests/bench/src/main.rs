@@ -68,6 +68,13 @@ enum Command {
         #[arg(long, default_value = "both")]
         backend: String,
     },
+    /// The instructions a request costs (the bench's callgrind phase) of one binary.
+    Instructions {
+        #[arg(long)]
+        gateway: PathBuf,
+        #[arg(long, default_value_t = 1_000)]
+        requests: u64,
+    },
     /// The whole measurement.
     Run {
         /// The gemini-balance binary to measure.
@@ -138,6 +145,15 @@ fn main() -> anyhow::Result<()> {
                 for volume in measured? {
                     eprintln!("{}", serde_json::to_string(&volume)?);
                 }
+                Ok(())
+            }
+            Command::Instructions { gateway, requests } => {
+                let data = std::env::temp_dir()
+                    .join(format!("gb-bench-instructions-{}", std::process::id()));
+                let this = std::env::current_exe()?;
+                let counted = instructions::run(&this, &gateway, &data, requests).await;
+                let _ = std::fs::remove_dir_all(&data);
+                eprintln!("{}", serde_json::to_string(&counted?)?);
                 Ok(())
             }
             Command::Hold {
