@@ -9,6 +9,7 @@ pub mod attempts;
 pub mod chat_settings;
 mod direct;
 pub mod models;
+mod openai_calls;
 pub mod outcomes;
 pub mod pool;
 mod service;
