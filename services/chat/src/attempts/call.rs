@@ -143,8 +143,7 @@ impl CallError {
     pub fn status(&self) -> u16 {
         match self {
             CallError::Upstream(failure) => failure.status,
-            CallError::NoKey(NoKey::AllCooling { .. }) => 429,
-            CallError::NoKey(_) => 503,
+            CallError::NoKey(no_key) => no_key_error(no_key).http_status,
         }
     }
 }
