@@ -1,6 +1,7 @@
 //! Steady client load through the gateway while the faults happen: every answer is counted by
 //! the phase it came in (which fault was on), so that a lost request names its fault.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,6 +16,8 @@ struct Tally {
     sent: Vec<usize>,
     ok: Vec<usize>,
     failed: Vec<usize>,
+    /// Per phase: the statuses of the failed requests that got an HTTP answer.
+    failed_statuses: Vec<BTreeMap<u16, usize>>,
     /// Requests that got an HTTP answer (the gateway logs each of those).
     answered: usize,
     failures: Vec<String>,
@@ -28,11 +31,13 @@ pub struct Load {
 }
 
 /// What one phase saw.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PhaseCount {
     pub sent: usize,
     pub ok: usize,
     pub failed: usize,
+    /// The failed requests that got an HTTP answer, by status (the rest got none).
+    pub failed_statuses: BTreeMap<u16, usize>,
 }
 
 impl Load {
@@ -49,6 +54,7 @@ impl Load {
             sent: vec![0; phases],
             ok: vec![0; phases],
             failed: vec![0; phases],
+            failed_statuses: vec![BTreeMap::new(); phases],
             ..Tally::default()
         }));
         let stop = CancellationToken::new();
@@ -81,6 +87,9 @@ impl Load {
                                 Ok(answer) => {
                                     tally.failed[now] += 1;
                                     tally.answered += 1;
+                                    *tally.failed_statuses[now]
+                                        .entry(answer.status().as_u16())
+                                        .or_default() += 1;
                                     tally.failures.push(format!("phase {now}: HTTP {}", answer.status()));
                                 }
                                 Err(error) => {
@@ -141,6 +150,7 @@ impl Load {
                 sent: tally.sent[phase],
                 ok: tally.ok[phase],
                 failed: tally.failed[phase],
+                failed_statuses: tally.failed_statuses[phase].clone(),
             })
             .collect();
         (phases, tally.answered, tally.failures.clone())

@@ -308,23 +308,36 @@ async fn split_services_killed_and_postgres_restarted_under_load() {
         phases[4].failed, 0,
         "served again after the gateway restarted"
     );
-    // The requests that failed while the chat service was down have their rows all the same:
-    // the gateway writes those the chat service could not.
-    let failed_with_chat_down = (phases[1].failed + phases[2].failed) as i64;
-    let failed_rows = rows_reaching(failed_with_chat_down, || {
-        postgres.count(
-            "SELECT count(*) FROM request_logs WHERE status_code >= 500 \
-             AND request_path LIKE '/v1beta/models/gemini-2.5-pro:%'",
-        )
-    })
-    .await;
+    // The requests that failed while the chat service was down have their rows all the same,
+    // each with the status its client got: the gateway writes those the chat service could not.
+    let mut failed_with_chat_down = std::collections::BTreeMap::<u16, usize>::new();
+    for phase in &phases[1..=2] {
+        for (status, count) in &phase.failed_statuses {
+            *failed_with_chat_down.entry(*status).or_default() += count;
+        }
+    }
+    let unanswered =
+        phases[1].failed + phases[2].failed - failed_with_chat_down.values().sum::<usize>();
+    let mut failed_rows = std::collections::BTreeMap::<u16, i64>::new();
+    for (status, count) in &failed_with_chat_down {
+        let rows = rows_reaching(*count as i64, || {
+            postgres.count(&format!(
+                "SELECT count(*) FROM request_logs WHERE status_code = {status} \
+                 AND request_path LIKE '/v1beta/models/gemini-2.5-pro:%'"
+            ))
+        })
+        .await;
+        failed_rows.insert(*status, rows);
+    }
     eprintln!(
-        "  rows of the requests failed with the chat service down: {failed_rows} for {failed_with_chat_down}"
+        "  requests failed with the chat service down, by status: {failed_with_chat_down:?} (no answer: {unanswered}); their rows: {failed_rows:?}"
     );
-    assert!(
-        failed_rows >= failed_with_chat_down,
-        "rows of failed requests lost"
-    );
+    for (status, count) in &failed_with_chat_down {
+        assert!(
+            failed_rows[status] >= *count as i64,
+            "rows of failed requests lost (status {status})"
+        );
+    }
     admin
         .wait_for_statuses(&keys, &["active", "active", "disabled"])
         .await;
