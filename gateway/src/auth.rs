@@ -1,5 +1,6 @@
 //! Who may call: client tokens (`ALLOWED_TOKENS`, plus the admin token) the way each client
-//! family sends them (`x-goog-api-key`, `key=` query, `Authorization: Bearer`), and the admin
+//! family sends them (`x-goog-api-key`, `key=` query, `Authorization: Bearer`, Anthropic's
+//! `x-api-key`), and the admin
 //! token (`AUTH_TOKEN`) alone on administrative routes. Comparisons take constant time.
 
 use axum::http::HeaderMap;
@@ -111,6 +112,12 @@ fn presented_client_token(headers: &HeaderMap, query: Option<&str>) -> Option<St
             }
         }
     }
+    if let Some(value) = headers
+        .get("x-api-key")
+        .and_then(|value| value.to_str().ok())
+    {
+        return Some(value.trim().to_owned());
+    }
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())
@@ -155,7 +162,8 @@ mod tests {
         let by_header = auth.client(&headers(&[("x-goog-api-key", "sk-client-1")]), None);
         let by_query = auth.client(&HeaderMap::new(), Some("alt=sse&key=sk-client-1"));
         let by_bearer = auth.client(&headers(&[("authorization", "Bearer sk-client-1")]), None);
-        let names: Vec<String> = [by_header, by_query, by_bearer]
+        let by_api_key = auth.client(&headers(&[("x-api-key", "sk-client-1")]), None);
+        let names: Vec<String> = [by_header, by_query, by_bearer, by_api_key]
             .into_iter()
             .map(|caller| caller.map(|caller| caller.name).unwrap_or_default())
             .collect();

@@ -1,6 +1,7 @@
 //! Errors in the client's own shape: Google's `{"error":{"code","message","status"}}` on the
 //! Gemini and admin routes (built by `gb_proto::error::google_error_json`, the one place),
-//! OpenAI's `{"error":{"message","type","param","code"}}` on OpenAI routes (built here, the
+//! OpenAI's `{"error":{"message","type","param","code"}}` on OpenAI routes and Anthropic's
+//! `{"type":"error","error":{"type","message"}}` on the Messages routes (both built here, the
 //! one place). A gRPC status from a service maps back through the shared code table; when it
 //! carries the upstream's own error, that status and body are what the client gets.
 
@@ -127,6 +128,49 @@ pub fn openai_from_status(status: &tonic::Status) -> Response {
     marked_if_unrecorded(response, status)
 }
 
+/// Anthropic's status for an HTTP status: Google's 503 ("the model is overloaded") is
+/// Anthropic's 529, which its clients retry.
+pub fn anthropic_status(status: u16) -> u16 {
+    if status == 503 { 529 } else { status }
+}
+
+/// Anthropic's error JSON: the one place it is built.
+pub(crate) fn anthropic_error_json(status: u16, message: &str) -> serde_json::Value {
+    let kind = match status {
+        400 | 405 | 415 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        402 => "billing_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        504 => "timeout_error",
+        529 => "overloaded_error",
+        400..=499 => "invalid_request_error",
+        _ => "api_error",
+    };
+    serde_json::json!({"type": "error", "error": {"type": kind, "message": message}})
+}
+
+/// An Anthropic-shaped error answer.
+pub fn anthropic_error(status: u16, message: &str) -> Response {
+    let status = anthropic_status(status);
+    json_response(status, anthropic_error_json(status, message).to_string())
+}
+
+/// The Anthropic-shaped error of a failed service call, as a JSON value (for stream events).
+pub fn anthropic_error_body(status: &tonic::Status) -> serde_json::Value {
+    anthropic_error_json(anthropic_status(http_status(status)), status.message())
+}
+
+/// A service's status as an Anthropic-shaped answer (the upstream's status, `retry-after` kept).
+pub fn anthropic_from_status(status: &tonic::Status) -> Response {
+    let code = http_status(status);
+    log_if_internal(status, code);
+    let response = with_retry_after(anthropic_error(code, status.message()), status);
+    marked_if_unrecorded(response, status)
+}
+
 /// Marks an error answer whose body is the upstream's own page, passed on as it is (not
 /// reshaped into JSON like the plain-text errors axum makes).
 #[derive(Clone, Copy)]
@@ -207,6 +251,38 @@ mod tests {
         let unavailable = tonic::Status::unavailable("keys service down");
         assert_eq!(google_from_status(&unavailable).status(), 503);
         assert_eq!(GoogleError::from(unavailable).0, 503);
+    }
+
+    #[tokio::test]
+    async fn anthropic_errors_keep_the_status_and_make_overloaded_a_529() {
+        let mut upstream = ChatError::local(429, "quota");
+        upstream.retry_after_seconds = Some(9);
+        let limited = anthropic_from_status(&tonic::Status::from(upstream));
+        assert_eq!(limited.status(), 429);
+        assert_eq!(limited.headers()[header::RETRY_AFTER], "9");
+        assert_eq!(
+            body_json(limited).await,
+            serde_json::json!({"type": "error", "error": {"type": "rate_limit_error", "message": "quota"}})
+        );
+        let overloaded = anthropic_from_status(&tonic::Status::from(ChatError::local(
+            503,
+            "The model is overloaded.",
+        )));
+        assert_eq!(overloaded.status(), 529);
+        assert_eq!(
+            body_json(overloaded).await["error"]["type"],
+            "overloaded_error"
+        );
+        for (status, kind) in [
+            (400, "invalid_request_error"),
+            (401, "authentication_error"),
+            (403, "permission_error"),
+            (404, "not_found_error"),
+            (413, "request_too_large"),
+            (500, "api_error"),
+        ] {
+            assert_eq!(anthropic_error_json(status, "m")["error"]["type"], kind);
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! It knows the services only by their contracts (`gb-proto`); the launcher (`gb-launcher`)
 //! hands it channels to them and a bound listener ([`serve`]).
 
+pub mod anthropic;
 pub mod auth;
 mod body;
 pub mod chat_client;

@@ -7,12 +7,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::errors::{google_error, openai_error};
+use crate::errors::{anthropic_error, google_error, openai_error};
 use crate::request_log::{as_caller, name_caller, record_request};
 use crate::state::GatewayState;
 use crate::{
-    config_routes, gemini_routes, key_admin_routes, logs_routes, openai, simple_chat_routes,
-    stats_routes,
+    anthropic, config_routes, gemini_routes, key_admin_routes, logs_routes, openai,
+    simple_chat_routes, stats_routes,
 };
 
 /// The client a request's token names, if any.
@@ -60,7 +60,22 @@ async fn require_client_any_family(
     }
 }
 
-/// `GET /v1/models`: Google's list for Gemini-family clients, OpenAI's for the others.
+async fn require_client_anthropic(
+    State(state): State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    match caller_of(&state, &request) {
+        Some(caller) => as_caller(caller, request, next).await,
+        None => anthropic_error(
+            401,
+            "invalid x-api-key: pass one of the gateway's ALLOWED_TOKENS as x-api-key or Authorization: Bearer",
+        ),
+    }
+}
+
+/// `GET /v1/models`: Google's list for Gemini-family clients, Anthropic's for Anthropic's SDKs,
+/// OpenAI's for the others.
 async fn v1_models(
     state: State<GatewayState>,
     caller: axum::Extension<crate::auth::Caller>,
@@ -70,6 +85,8 @@ async fn v1_models(
 ) -> Response {
     if gemini_family(&headers, raw_query.0.as_deref()) {
         gemini_routes::list_models(state, caller, query).await
+    } else if anthropic::sdk_headers(&headers) {
+        anthropic::messages::list_models(state, caller).await
     } else {
         openai::models::list(state, caller).await
     }
@@ -146,7 +163,9 @@ fn openai_family(request: &Request) -> bool {
 
 async fn not_found(request: Request) -> Response {
     let message = format!("no route for {} {}", request.method(), request.uri().path());
-    if openai_family(&request) {
+    if anthropic::family(&request) {
+        anthropic_error(404, &message)
+    } else if openai_family(&request) {
         openai_error(404, &message)
     } else {
         google_error(404, &message)
@@ -204,6 +223,7 @@ fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
 /// What axum answers on its own (a body over the limit, a body that could not be read in time,
 /// a method the route does not take) comes as plain text: give it the client family's JSON shape.
 async fn shape_plain_errors(request: Request, next: Next) -> Response {
+    let anthropic_family = anthropic::family(&request);
     let openai_family = openai_family(&request);
     let response = next.run(request).await;
     let status = response.status();
@@ -231,7 +251,9 @@ async fn shape_plain_errors(request: Request, next: Next) -> Response {
     } else {
         text
     };
-    if openai_family {
+    if anthropic_family {
+        anthropic_error(status.as_u16(), &message)
+    } else if openai_family {
         openai_error(status.as_u16(), &message)
     } else {
         google_error(status.as_u16(), &message)
@@ -266,6 +288,7 @@ fn record_status(response: &Response, _latency: std::time::Duration, span: &trac
 pub fn router(state: GatewayState) -> Router {
     let client = from_fn_with_state(state.clone(), require_client);
     let client_any_family = from_fn_with_state(state.clone(), require_client_any_family);
+    let client_anthropic = from_fn_with_state(state.clone(), require_client_anthropic);
     let admin = from_fn_with_state(state.clone(), require_admin);
     let admin_openai = from_fn_with_state(state.clone(), require_admin_openai);
 
@@ -288,7 +311,12 @@ pub fn router(state: GatewayState) -> Router {
         )
         .merge(openai::routes())
         .route_layer(client_any_family.clone())
+        .merge(anthropic::routes().route_layer(client_anthropic.clone()))
         .merge(key_list);
+    // /anthropic/v1: the Messages API where a base URL must not meet the OpenAI routes.
+    let anthropic_v1 = anthropic::routes()
+        .route("/models", get(anthropic::messages::list_models))
+        .route_layer(client_anthropic);
     let openai_passthrough = openai::passthrough_routes().route_layer(client_any_family.clone());
     let simple_chat = simple_chat_routes::routes().route_layer(client_any_family);
 
@@ -299,6 +327,7 @@ pub fn router(state: GatewayState) -> Router {
         .nest("/v1", v1.clone())
         .nest("/hf/v1", v1)
         .nest("/openai/v1", openai_passthrough)
+        .nest("/anthropic/v1", anthropic_v1)
         .merge(simple_chat)
         .merge(key_resource)
         .merge(operator_api)

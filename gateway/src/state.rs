@@ -22,6 +22,8 @@ pub struct Translation {
     pub tts_speed: String,
     pub create_image_model: String,
     pub show_search_link: bool,
+    /// `ANTHROPIC_MODEL_MAP`: Claude model names → Gemini models.
+    pub anthropic_models: gb_runtime::settings::ModelMap,
     pub fake_stream_interval: Option<std::time::Duration>,
     pub media: MediaFetcher,
 }
@@ -35,6 +37,7 @@ impl Translation {
             tts_speed: settings.tts_speed.clone(),
             create_image_model: settings.create_image_model.clone(),
             show_search_link: settings.show_search_link,
+            anthropic_models: settings.anthropic_model_map.clone(),
             fake_stream_interval: settings
                 .fake_stream_enabled
                 .then_some(settings.fake_stream_empty_data_interval.0),

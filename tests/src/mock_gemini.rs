@@ -789,7 +789,7 @@ fn word_count(text: &str) -> u64 {
 fn generate_answer(
     model: &str,
     text: &str,
-    prompt_tokens: u64,
+    (prompt_tokens, output_tokens): (u64, u64),
     finish: bool,
     index: usize,
 ) -> Value {
@@ -804,8 +804,8 @@ fn generate_answer(
         "candidates": [candidate],
         "usageMetadata": {
             "promptTokenCount": prompt_tokens,
-            "candidatesTokenCount": word_count(text),
-            "totalTokenCount": prompt_tokens + word_count(text),
+            "candidatesTokenCount": output_tokens,
+            "totalTokenCount": prompt_tokens + output_tokens,
             "promptTokensDetails": [{"modality": "TEXT", "tokenCount": prompt_tokens}]
         },
         "modelVersion": model,
@@ -813,6 +813,39 @@ fn generate_answer(
         // A field no client library knows yet: it must reach the client unchanged.
         "mockFutureField": {"kept": true}
     })
+}
+
+/// Gemini 3's rule: in the current turn (the contents after the last user text), the first
+/// `functionCall` part of each model step must carry the `thoughtSignature` it came with.
+fn missing_thought_signature(request: &Value) -> Option<String> {
+    let contents = request["contents"].as_array()?;
+    let turn_start = contents
+        .iter()
+        .rposition(|content| {
+            content["role"].as_str().unwrap_or("user") == "user"
+                && content["parts"]
+                    .as_array()
+                    .is_some_and(|parts| parts.iter().any(|part| part.get("text").is_some()))
+        })
+        .map_or(0, |position| position + 1);
+    for (position, content) in contents.iter().enumerate().skip(turn_start) {
+        if content["role"] != "model" {
+            continue;
+        }
+        let first_call = content["parts"]
+            .as_array()
+            .and_then(|parts| parts.iter().find(|part| part.get("functionCall").is_some()));
+        if let Some(call) = first_call
+            && !call["thoughtSignature"].is_string()
+        {
+            return Some(format!(
+                "Function call is missing a thought_signature in functionCall parts. This is required for tools to work correctly, and missing thought_signature may lead to degraded model performance. Additional data, function call `default_api:{}` , position {}. Please refer to https://ai.google.dev/gemini-api/docs/thought-signatures for more details.",
+                call["functionCall"]["name"].as_str().unwrap_or_default(),
+                position + 1
+            ));
+        }
+    }
+    None
 }
 
 fn invalid_argument(message: &str) -> Response {
@@ -868,6 +901,11 @@ async fn model_action(
                 return invalid_argument(
                     "* GenerateContentRequest.contents: contents is not specified\n",
                 );
+            }
+            if model.starts_with("gemini-3")
+                && let Some(message) = missing_thought_signature(&request)
+            {
+                return invalid_argument(&message);
             }
             let prompt_tokens = word_count(&last_user_text(&request));
             if action == "generateContent" {
@@ -985,8 +1023,16 @@ fn stream_answer(
             )));
             break;
         }
-        let chunk =
-            generate_answer(model, piece, prompt_tokens, index + 1 == total, index).to_string();
+        // Like Gemini's, each chunk's usage is the stream's so far.
+        let so_far: String = pieces[..=index].concat();
+        let chunk = generate_answer(
+            model,
+            piece,
+            (prompt_tokens, word_count(&so_far)),
+            index + 1 == total,
+            index,
+        )
+        .to_string();
         let frame = if sse {
             format!("data: {chunk}\r\n\r\n")
         } else if index == 0 {

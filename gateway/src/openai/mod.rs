@@ -58,7 +58,7 @@ pub fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, Response> {
 
 /// The message of an upstream answer that is not JSON (a 502: the gateway cannot translate
 /// it, and an empty answer would hide the failure).
-fn malformed_answer(error: &serde_json::Error) -> String {
+pub(crate) fn malformed_answer(error: &serde_json::Error) -> String {
     tracing::warn!(%error, "an upstream answer is not JSON");
     format!("the upstream answered with malformed JSON: {error}")
 }

@@ -16,38 +16,50 @@ fn model_object(id: &str) -> Value {
     json!({"id": id, "object": "model", "created": 0, "owned_by": "google"})
 }
 
-pub async fn list(
-    State(state): State<GatewayState>,
-    Extension(caller): Extension<Caller>,
-) -> Response {
-    let chat = &state.chat;
-    let mut data = Vec::new();
+/// Every model the chat service lists (the upstream's pages followed: clients expect the
+/// whole list at once), named without `models/`; a failure answered in the caller's shape
+/// (`from_status`, `error`).
+pub(crate) async fn model_names(
+    state: &GatewayState,
+    caller: &Caller,
+    from_status: fn(&tonic::Status) -> Response,
+    error: fn(u16, &str) -> Response,
+) -> Result<Vec<String>, Response> {
+    let mut names = Vec::new();
     let mut page_token = String::new();
-    // Follow the upstream's pages: OpenAI clients expect the whole list at once.
     for _ in 0..20 {
-        let answer = chat
+        let answer = state
+            .chat
             .list_models(pb::ListModelsRequest {
                 context: caller.call_context(),
                 page_size: 1000,
                 page_token: page_token.clone(),
             })
-            .await;
-        let page: Value = match answer {
-            Ok(answer) => match super::upstream_json(&answer.into_inner().body) {
-                Ok(page) => page,
-                Err(malformed) => return malformed,
-            },
-            Err(status) => return openai_from_status(&status),
-        };
+            .await
+            .map_err(|status| from_status(&status))?;
+        let page: Value = serde_json::from_slice(&answer.into_inner().body)
+            .map_err(|malformed| error(502, &super::malformed_answer(&malformed)))?;
         for model in page["models"].as_array().into_iter().flatten() {
             let name = model["name"].as_str().unwrap_or_default();
-            data.push(model_object(name.strip_prefix("models/").unwrap_or(name)));
+            names.push(name.strip_prefix("models/").unwrap_or(name).to_owned());
         }
         match page["nextPageToken"].as_str() {
             Some(token) if !token.is_empty() => page_token = token.to_owned(),
             _ => break,
         }
     }
+    Ok(names)
+}
+
+pub async fn list(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+) -> Response {
+    let names = match model_names(&state, &caller, openai_from_status, openai_error).await {
+        Ok(names) => names,
+        Err(answer) => return answer,
+    };
+    let mut data: Vec<Value> = names.iter().map(|name| model_object(name)).collect();
     // gemini-balance's image generation as a chat model.
     data.push(model_object(&format!(
         "{}-chat",

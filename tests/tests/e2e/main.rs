@@ -9,6 +9,7 @@
 mod harness;
 
 mod admin;
+mod anthropic_routes;
 mod config_api;
 mod connections;
 mod gemini_routes;

@@ -21,7 +21,9 @@ use std::sync::Arc;
 pub use declare::{Declaration, Scope, Secrecy};
 pub use dotenv::{parse_dotenv, parse_list};
 pub use secret::Secret;
-pub use values::{DatabaseLocation, Headers, Hours, Json, Kind, LogFormat, Seconds, SettingValue};
+pub use values::{
+    DatabaseLocation, Headers, Hours, Json, Kind, LogFormat, ModelMap, Seconds, SettingValue,
+};
 
 use declare::declare_settings;
 
@@ -150,6 +152,9 @@ declare_settings! {
         fake_stream_enabled: bool = "FAKE_STREAM_ENABLED", "false", No, Live;
         /// Seconds between the empty chunks of a fake stream.
         fake_stream_empty_data_interval: Seconds = "FAKE_STREAM_EMPTY_DATA_INTERVAL_SECONDS", "5", No, Live;
+        /// Anthropic clients' model names (globs, matched without case; the longest match
+        /// wins) → the Gemini model that serves them; a name matching none is sent as it is.
+        anthropic_model_map: ModelMap = "ANTHROPIC_MODEL_MAP", r#"{"*opus*":"gemini-2.5-pro","*sonnet*":"gemini-2.5-pro","*haiku*":"gemini-2.5-flash"}"#, No, Live;
         /// The model of `audio/speech`.
         tts_model: String = "TTS_MODEL", "gemini-2.5-flash-preview-tts", No, Live;
         /// The voice when the requested one is not a Gemini voice.

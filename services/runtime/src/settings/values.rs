@@ -200,6 +200,58 @@ impl<T: SettingValue> SettingValue for Secret<T> {
     }
 }
 
+/// A JSON object of model-name glob → model (`ANTHROPIC_MODEL_MAP`): `*` any run of
+/// characters, `?` one, `[…]` a class; a name matching no glob is kept as it is. Where several
+/// globs match, the longest (the most specific) wins; among equally long ones, the first in
+/// name order.
+#[derive(Clone, Debug, Default)]
+pub struct ModelMap {
+    entries: BTreeMap<String, String>,
+    /// The compiled globs, longest first.
+    matchers: Vec<(globset::GlobMatcher, String)>,
+}
+
+impl PartialEq for ModelMap {
+    fn eq(&self, other: &Self) -> bool {
+        self.entries == other.entries
+    }
+}
+
+impl ModelMap {
+    /// The model a name maps to, or `None` when no glob matches.
+    pub fn map(&self, name: &str) -> Option<&str> {
+        self.matchers
+            .iter()
+            .find(|(matcher, _)| matcher.is_match(name))
+            .map(|(_, model)| model.as_str())
+    }
+}
+
+impl SettingValue for ModelMap {
+    const KIND: Kind = Kind::Json;
+    fn parse(text: &str) -> Result<Self, String> {
+        let Json(entries) = Json::<BTreeMap<String, String>>::parse(text)?;
+        let mut matchers = Vec::with_capacity(entries.len());
+        for (pattern, model) in &entries {
+            if model.trim().is_empty() {
+                return Err(format!("{pattern:?} maps to an empty model name"));
+            }
+            let glob = globset::GlobBuilder::new(pattern)
+                .case_insensitive(true)
+                .literal_separator(false)
+                .build()
+                .map_err(|error| format!("{pattern:?} is not a glob: {error}"))?;
+            matchers.push((glob.compile_matcher(), model.clone()));
+        }
+        // Stable: equally long globs keep their name order.
+        matchers.sort_by_key(|(matcher, _)| std::cmp::Reverse(matcher.glob().glob().len()));
+        Ok(ModelMap { entries, matchers })
+    }
+    fn to_json(&self) -> Value {
+        json!(self.entries)
+    }
+}
+
 /// Where the data lives, as `DATABASE_URL` says.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseLocation {
@@ -270,6 +322,34 @@ impl SettingValue for LogFormat {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn model_maps_match_the_most_specific_glob() {
+        let map = ModelMap::parse(
+            r#"{"*sonnet*": "gemini-2.5-pro", "claude-3-5-sonnet*": "gemini-2.5-flash", "*haiku*": "gemini-2.5-flash-lite"}"#,
+        )
+        .unwrap_or_default();
+        assert_eq!(map.map("claude-sonnet-4-5"), Some("gemini-2.5-pro"));
+        assert_eq!(
+            map.map("claude-3-5-sonnet-latest"),
+            Some("gemini-2.5-flash")
+        );
+        assert_eq!(
+            map.map("Claude-3-HAIKU-20240307"),
+            Some("gemini-2.5-flash-lite")
+        );
+        assert_eq!(map.map("gemini-2.5-pro"), None);
+        assert_eq!(
+            ModelMap::parse("").map(|map| map.map("x").is_none()),
+            Ok(true)
+        );
+        assert!(
+            ModelMap::parse(r#"{"[a": "m"}"#).is_err(),
+            "an unclosed class"
+        );
+        assert!(ModelMap::parse(r#"{"*": ""}"#).is_err(), "an empty model");
+        assert!(ModelMap::parse(r#"["*"]"#).is_err(), "not an object");
+    }
 
     #[test]
     fn database_url_forms() {
