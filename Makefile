@@ -4,11 +4,14 @@
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
 VENV ?= $(CURDIR)/.venv
+# The coding agents the tests drive (npm packages, pinned), installed beside the build cache.
+AGENTS_DIR ?= $(CARGO_TARGET_DIR)/agents
+CLAUDE_CODE_VERSION = 2.1.332
 PYTHON ?= python3
 
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help run test faults fuzz lint deny fmt postgres valgrind venv build bench tools
+.PHONY: help run test faults fuzz lint deny fmt postgres valgrind venv agents build bench tools
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -19,11 +22,11 @@ run: ## Run everything in one process on :8000 (SQLite under ./data; API_KEYS, A
 build: ## Build every crate and binary (debug)
 	cargo build --workspace --bins
 
-test: postgres valgrind venv build ## Run the whole test suite: Rust unit and end-to-end tests, the bench smoke, then the Python tests
+test: postgres valgrind venv agents build ## Run the whole test suite: Rust unit and end-to-end tests, the bench smoke, then the Python tests
 	cargo test --workspace
 	$(CARGO_TARGET_DIR)/debug/gb-bench run --smoke --gateway $(CARGO_TARGET_DIR)/debug/gemini-balance --out $(CARGO_TARGET_DIR)/bench-smoke 2>/dev/null
 	test -s $(CARGO_TARGET_DIR)/bench-smoke/report.json && test -s $(CARGO_TARGET_DIR)/bench-smoke/report.md
-	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
+	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug CLAUDE_BIN=$(AGENTS_DIR)/node_modules/.bin/claude $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
 	$(MAKE) --no-print-directory faults
 
 faults: build ## Kill each service under load (split on a Postgres of the run's own, all-in-one on SQLite): no request or row lost, state kept
@@ -73,6 +76,12 @@ valgrind: ## Make sure valgrind is here: the benchmark counts instructions per r
 	@command -v callgrind_control >/dev/null || \
 	  (command -v apt-get >/dev/null && apt-get install -y -q valgrind >/dev/null) || \
 	  (echo "valgrind is needed (apt-get install valgrind): the benchmark, whose smoke run is in make test, counts instructions with callgrind" && exit 1)
+
+agents: ## Claude Code from npm (pinned), for the test that runs it against the gateway
+	@test -x $(AGENTS_DIR)/node_modules/.bin/claude || \
+	  (mkdir -p $(AGENTS_DIR) && cd $(AGENTS_DIR) && npm install --no-audit --no-fund --silent @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION))
+	@$(AGENTS_DIR)/node_modules/.bin/claude --version | grep -q '^$(CLAUDE_CODE_VERSION) ' || \
+	  (cd $(AGENTS_DIR) && npm install --no-audit --no-fund --silent @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION))
 
 venv: $(VENV)/.installed ## Python venv with the official SDKs (google-genai, openai) and pytest
 

@@ -198,21 +198,27 @@ fn tool_result(
     Ok(parts)
 }
 
-/// The messages as Gemini `contents`.
+/// The messages as Gemini `contents`, and the texts of the `system` messages among them (Claude
+/// Code sends some), which go to the system instruction.
 fn contents(
     request: &MessagesRequest,
     fetched: &HashMap<String, FetchedMedia>,
-) -> Result<Vec<Value>, InvalidRequest> {
+) -> Result<(Vec<Value>, Vec<String>), InvalidRequest> {
     let mut contents: Vec<Value> = Vec::new();
+    let mut system = Vec::new();
     // Tool-use id → the function's name, for the results that answer it.
     let mut call_names: HashMap<String, String> = HashMap::new();
     for (index, message) in request.messages.iter().enumerate() {
         let role = match message.role.as_str() {
             "user" => "user",
             "assistant" => "model",
+            "system" => {
+                system.push(text_of(&message.content));
+                continue;
+            }
             other => {
                 return Err(invalid(format!(
-                    "messages[{index}].role {other:?} is not user or assistant"
+                    "messages[{index}].role {other:?} is not user, assistant or system"
                 )));
             }
         };
@@ -299,13 +305,15 @@ fn contents(
             _ => contents.push(json!({"role": role, "parts": parts})),
         }
     }
-    Ok(contents)
+    Ok((contents, system))
 }
 
 /// `thinking` → Gemini's thinking config: a budget before Gemini 3, a level from it on.
 fn thinking_config(model: &str, thinking: &Value) -> Result<Option<Value>, InvalidRequest> {
     let gemini_3 = model.starts_with("gemini-3");
-    let config = match thinking["type"].as_str() {
+    // `display: omitted`: the client wants no thought text (the signatures still come).
+    let show = thinking["display"] != "omitted";
+    let mut config = match thinking["type"].as_str() {
         Some("enabled") => {
             let budget = thinking["budget_tokens"].as_u64().ok_or_else(|| {
                 invalid("thinking.budget_tokens is required when thinking is enabled")
@@ -330,6 +338,9 @@ fn thinking_config(model: &str, thinking: &Value) -> Result<Option<Value>, Inval
             )));
         }
     };
+    if !show && config.get("includeThoughts").is_some() {
+        config["includeThoughts"] = json!(false);
+    }
     Ok(Some(config))
 }
 
@@ -428,22 +439,26 @@ pub fn to_gemini(
         return Err(invalid("messages: at least one message is required"));
     }
     let mut body = Map::new();
-    body.insert("contents".into(), Value::Array(contents(request, fetched)?));
-    if let Some(system) = &request.system {
-        let text = match system {
-            Value::String(_) | Value::Array(_) => text_of(system),
-            _ => {
-                return Err(invalid(
-                    "system must be a string or an array of text blocks",
-                ));
-            }
-        };
-        if !text.is_empty() {
-            body.insert(
-                "systemInstruction".into(),
-                json!({"parts": [{"text": text}]}),
-            );
+    let (contents, system_messages) = contents(request, fetched)?;
+    body.insert("contents".into(), Value::Array(contents));
+    let mut system = Vec::new();
+    match &request.system {
+        None => {}
+        Some(value @ (Value::String(_) | Value::Array(_))) => system.push(text_of(value)),
+        Some(_) => {
+            return Err(invalid(
+                "system must be a string or an array of text blocks",
+            ));
         }
+    }
+    system.extend(system_messages);
+    let parts: Vec<Value> = system
+        .into_iter()
+        .filter(|text| !text.is_empty())
+        .map(|text| json!({"text": text}))
+        .collect();
+    if !parts.is_empty() {
+        body.insert("systemInstruction".into(), json!({"parts": parts}));
     }
     let config = generation_config(request, model)?;
     if !config.is_empty() {

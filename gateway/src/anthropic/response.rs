@@ -47,6 +47,10 @@ enum Piece {
     Thinking(String),
     /// A signature closing the thinking before the next piece.
     Signature(String),
+    /// The signature of a text part: Gemini does not check those it gets back, so one is
+    /// given to the client only where no text block is open (a stream has one on every chunk,
+    /// and a text must not be cut into pieces by them).
+    TextSignature(String),
     Text(String),
     ToolUse {
         id: String,
@@ -75,7 +79,11 @@ fn pieces(candidate: &Value, thinking: bool) -> Vec<Piece> {
             continue;
         }
         if thinking && let Some(signature) = signature {
-            pieces.push(Piece::Signature(signature.to_owned()));
+            pieces.push(if part.get("functionCall").is_some() {
+                Piece::Signature(signature.to_owned())
+            } else {
+                Piece::TextSignature(signature.to_owned())
+            });
         }
         if let Some(call) = part.get("functionCall") {
             let carried = if thinking { None } else { signature };
@@ -128,7 +136,9 @@ pub fn to_message(answer: &Value, id: &str, model: &str, thinking: bool) -> Valu
                 }
                 _ => content.push(json!({"type": "thinking", "thinking": text, "signature": ""})),
             },
-            Piece::Signature(signature) => match last {
+            Piece::TextSignature(_)
+                if last.as_ref().is_some_and(|block| block["type"] == "text") => {}
+            Piece::Signature(signature) | Piece::TextSignature(signature) => match last {
                 Some(block) if block["type"] == "thinking" && block["signature"] == "" => {
                     block["signature"] = json!(signature);
                 }
@@ -275,7 +285,8 @@ impl StreamTranslator {
                         json!({"type": "thinking_delta", "thinking": text}),
                     );
                 }
-                Piece::Signature(signature) => {
+                Piece::TextSignature(_) if self.open == Open::Text => {}
+                Piece::Signature(signature) | Piece::TextSignature(signature) => {
                     if self.open != Open::Thinking {
                         self.start(
                             &mut events,

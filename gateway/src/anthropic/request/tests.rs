@@ -23,6 +23,7 @@ fn plain_message_with_system_blocks_and_sampling() {
         ],
         "messages": [
             {"role": "user", "content": "Bonjour"},
+            {"role": "system", "content": [{"type": "text", "text": "The user is in Lyon."}]},
             {"role": "assistant", "content": [{"type": "text", "text": "Salut"}]},
             {"role": "user", "content": [
                 {"type": "text", "text": "Regarde", "cache_control": {"type": "ephemeral"}},
@@ -151,6 +152,13 @@ fn thinking_maps_to_a_budget_or_a_level() {
         with("gemini-2.5-pro", json!({"type": "disabled"})),
         Ok(json!({"thinkingBudget": 128}))
     );
+    assert_eq!(
+        with(
+            "gemini-2.5-pro",
+            json!({"type": "adaptive", "display": "omitted"})
+        ),
+        Ok(json!({"thinkingBudget": -1, "includeThoughts": false}))
+    );
     assert!(with("gemini-2.5-flash", json!({"type": "enabled"})).is_err());
     assert!(with("gemini-2.5-flash", json!({"type": "sometimes"})).is_err());
 }
@@ -186,7 +194,7 @@ fn bad_requests_say_what_is_wrong() {
     let error = |request: Value| translate_for("m", request).unwrap_err().0;
     assert!(error(json!({"model": "m", "messages": []})).contains("at least one message"));
     assert!(
-        error(json!({"model": "m", "messages": [{"role": "system", "content": "x"}]}))
+        error(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]}))
             .contains("messages[0].role")
     );
     assert!(

@@ -105,7 +105,7 @@ fn stream_events() {
         "candidates": [{"content": {"parts": [{"text": "Hel", "thoughtSignature": "c2lnLTI="}]}, "index": 0}]
     })));
     events.extend(translator.translate(&json!({
-        "candidates": [{"content": {"parts": [{"text": "lo"}]}, "index": 0}]
+        "candidates": [{"content": {"parts": [{"text": "lo", "thoughtSignature": "c2lnLTM="}]}, "index": 0}]
     })));
     events.extend(translator.translate(&json!({
         "candidates": [{"content": {"parts": [{"functionCall": {"name": "f", "args": {"a": 1}}}]}, "finishReason": "STOP", "index": 0}],
