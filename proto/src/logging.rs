@@ -12,6 +12,8 @@ pub enum LoggingError {
     NoErrorLog(i64),
     #[error("no error log of this key near that time")]
     NoErrorLogNear,
+    #[error("no stored response {0:?}")]
+    NoResponse(String),
     #[error("{0} is required")]
     Required(&'static str),
     #[error(
@@ -27,7 +29,9 @@ pub type LoggingResult<T> = Result<T, LoggingError>;
 impl ServiceError for LoggingError {
     fn error_code(&self) -> ErrorCode {
         match self {
-            LoggingError::NoErrorLog(_) | LoggingError::NoErrorLogNear => ErrorCode::NotFound,
+            LoggingError::NoErrorLog(_)
+            | LoggingError::NoErrorLogNear
+            | LoggingError::NoResponse(_) => ErrorCode::NotFound,
             LoggingError::Required(_) | LoggingError::UnknownSort(_) => ErrorCode::InvalidArgument,
             LoggingError::Database { code, .. } => *code,
         }

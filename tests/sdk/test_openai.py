@@ -163,3 +163,86 @@ def test_passthrough_to_googles_openai_layer(gateway):
         model="gemini-2.5-flash", messages=[{"role": "user", "content": "a b"}], stream=True
     )
     assert "".join(c.choices[0].delta.content or "" for c in streamed) == "Echo: a b"
+
+
+# The Responses API, as OpenAI's own agents and the Agents SDK call it.
+
+RESPONSE_TOOLS = [
+    {
+        "type": "function",
+        "name": "weather",
+        "description": "Current weather of a city",
+        "parameters": {
+            "type": "object",
+            "properties": {"city": {"type": "string"}},
+            "required": ["city"],
+            "additionalProperties": False,
+        },
+        "strict": True,
+    }
+]
+
+
+def test_responses_create_and_previous_response_id(client):
+    first = client.responses.create(model="gemini-2.5-flash", input="hello responses", instructions="be brief")
+    assert first.output_text == "Echo: hello responses"
+    assert first.status == "completed"
+    assert first.usage.input_tokens == 2
+    again = client.responses.retrieve(first.id)
+    assert again.output_text == first.output_text
+    second = client.responses.create(model="gemini-2.5-flash", input="and more", previous_response_id=first.id)
+    assert second.output_text == "Echo: and more"
+    assert second.previous_response_id == first.id
+    deleted = client.responses.delete(first.id)
+    assert deleted is None or getattr(deleted, "deleted", True)
+    with pytest.raises(openai.NotFoundError):
+        client.responses.retrieve(first.id)
+
+
+def test_responses_stream(client):
+    stream = client.responses.create(model="gemini-2.5-flash", input="one two three", stream=True)
+    events = list(stream)
+    assert events[0].type == "response.created"
+    text = "".join(event.delta for event in events if event.type == "response.output_text.delta")
+    assert text == "Echo: one two three"
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.output_text == "Echo: one two three"
+
+
+def test_responses_stream_helper(client):
+    with client.responses.stream(model="gemini-2.5-flash", input="four five") as stream:
+        final = stream.get_final_response()
+    assert final.output_text == "Echo: four five"
+
+
+def test_responses_function_call_round_trip(client):
+    first = client.responses.create(model="gemini-3-pro-preview", input="Paris", tools=RESPONSE_TOOLS)
+    call = next(item for item in first.output if item.type == "function_call")
+    assert call.name == "weather"
+    assert json.loads(call.arguments) == {"city": "Paris"}
+    second = client.responses.create(
+        model="gemini-3-pro-preview",
+        previous_response_id=first.id,
+        tools=RESPONSE_TOOLS,
+        input=[{"type": "function_call_output", "call_id": call.call_id, "output": "21 degrees"}],
+    )
+    assert "21 degrees" in second.output_text
+    # Without storing, the items given back whole (reasoning with its encrypted content).
+    third = client.responses.create(
+        model="gemini-3-pro-preview",
+        store=False,
+        tools=RESPONSE_TOOLS,
+        input=[{"role": "user", "content": "Paris"}]
+        + [item.model_dump(exclude_none=True) for item in first.output]
+        + [{"type": "function_call_output", "call_id": call.call_id, "output": "22 degrees"}],
+    )
+    assert "22 degrees" in third.output_text
+
+
+def test_responses_structured_output(client):
+    answer = client.responses.create(
+        model="gemini-2.5-flash",
+        input="shape",
+        text={"format": {"type": "json_schema", "name": "echo", "schema": {"type": "object", "properties": {"echo": {"type": "string"}}}}},
+    )
+    assert json.loads(answer.output_text)["echo"].startswith("Echo: shape")

@@ -184,7 +184,13 @@ fn signature_of(call: &ToolCall) -> Option<String> {
     {
         return Some(signature.to_owned());
     }
-    let (_, encoded) = call.id.split_once(SIGNATURE_MARK)?;
+    signature_in_call_id(&call.id)
+}
+
+/// The thought signature this gateway put inside a tool call id (`call_….sig.…`), as Gemini
+/// wants it back.
+pub(crate) fn signature_in_call_id(id: &str) -> Option<String> {
+    let (_, encoded) = id.split_once(SIGNATURE_MARK)?;
     let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
     Some(BASE64.encode(bytes))
 }
@@ -310,7 +316,7 @@ fn tool_config(choice: &Value) -> Result<Option<Value>, InvalidRequest> {
 }
 
 /// `reasoning_effort` → Gemini's thinking config: a level for Gemini 3, a budget before it.
-fn thinking_config(model: &str, effort: &str) -> Result<Value, InvalidRequest> {
+pub(crate) fn thinking_config(model: &str, effort: &str) -> Result<Value, InvalidRequest> {
     let gemini_3 = model.starts_with("gemini-3");
     let config = match (effort, gemini_3) {
         ("none", false) | ("minimal", false) => json!({"thinkingBudget": 0}),

@@ -47,7 +47,7 @@ pub fn usage(metadata: &Value) -> Option<Value> {
 }
 
 /// A new tool call id; the part's thought signature, when there is one, rides inside it.
-fn tool_call_id(signature: Option<&str>) -> String {
+pub(crate) fn tool_call_id(signature: Option<&str>) -> String {
     let id = uuid::Uuid::new_v4().simple().to_string();
     match signature.and_then(|signature| BASE64.decode(signature).ok()) {
         Some(bytes) => format!(

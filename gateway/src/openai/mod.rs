@@ -1,4 +1,5 @@
-//! The OpenAI-format surface (`/v1/…` and `/hf/v1/…`), translated into Gemini-native calls on
+//! The OpenAI-format surface (`/v1/…` and `/hf/v1/…`: Chat Completions, the Responses API,
+//! embeddings, images, speech), translated into Gemini-native calls on
 //! the chat service, and the pass-through to Google's own OpenAI layer (`/openai/v1/…`).
 //! Every answer and every error is in OpenAI's shape.
 
@@ -12,6 +13,9 @@ pub mod json_schema;
 pub mod media_fetch;
 pub mod models;
 pub mod passthrough;
+pub mod responses;
+pub mod responses_request;
+pub mod responses_response;
 pub mod speech;
 
 use axum::Router;
@@ -31,6 +35,11 @@ pub fn routes() -> Router<GatewayState> {
         .route("/embeddings", post(embeddings::embeddings))
         .route("/images/generations", post(images::generate_images))
         .route("/audio/speech", post(speech::speech))
+        .route("/responses", post(responses::create))
+        .route(
+            "/responses/{id}",
+            get(responses::retrieve).delete(responses::delete),
+        )
 }
 
 /// Google's OpenAI layer, mounted under `/openai/v1`.

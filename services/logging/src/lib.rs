@@ -8,9 +8,12 @@
 //! error logs and the statistics (calls per period, attention keys, per-key models, tokens per
 //! key and per client token and day) from here; the statistics come from counters kept per
 //! time bucket as the records arrive (`rollups.rs`, `stats.rs`), never from the raw rows.
-//! Old logs (and buckets) are deleted as the retention settings say.
+//! It also keeps the Responses API objects a client asked to store (`responses.rs`, for
+//! `previous_response_id`). Old logs (and buckets, and stored responses) are deleted as the
+//! retention settings say.
 
 mod partitions;
+mod responses;
 pub mod retention;
 mod rollups;
 mod schema;

@@ -2,7 +2,7 @@
 //! `AUTO_DELETE_ERROR_LOGS_ENABLED`), request logs older than `AUTO_DELETE_REQUEST_LOGS_DAYS`
 //! (when `AUTO_DELETE_REQUEST_LOGS_ENABLED`) are deleted every hour, and at once when those
 //! settings change; on Postgres a day's partition of request logs is dropped whole once its day
-//! is past (`partitions.rs`). Counter buckets go too: minutes after 26 hours, hours after 40 days, days with the
+//! is past (`partitions.rs`); stored Responses API objects go with the request logs. Counter buckets go too: minutes after 26 hours, hours after 40 days, days with the
 //! request logs (kept forever when those are).
 
 use std::time::Duration;
@@ -40,6 +40,13 @@ impl Retention {
         )
         .await?;
         let requests = dropped + deleted;
+        // Stored Responses API objects are kept as long as the request logs.
+        if let Some(before_ms) = requests_before {
+            let responses = crate::responses::delete_older(&self.db, before_ms).await?;
+            if responses > 0 {
+                tracing::info!(responses, "old stored responses deleted");
+            }
+        }
         // The counters outlive the raw rows: minutes and hours for their fixed time, days as
         // long as request logs are kept.
         let buckets = crate::stats::delete_old_buckets(&self.db, now_ms(), requests_before).await?;

@@ -64,3 +64,13 @@ diesel::table! {
         latency_over -> BigInt,
     }
 }
+
+diesel::table! {
+    responses (id) {
+        id -> Text,
+        client -> Text,
+        created_at -> Timestamp,
+        response -> Text,
+        contents -> Text,
+    }
+}

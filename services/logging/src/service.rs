@@ -11,7 +11,7 @@ use gb_runtime::now_ms;
 use tonic::{Request, Response, Status};
 
 use crate::retention::Retention;
-use crate::{stats, store, write};
+use crate::{responses, stats, store, write};
 
 pub struct LoggingGrpc {
     pub db: Database,
@@ -229,6 +229,48 @@ impl LoggingService for LoggingGrpc {
         Ok(Response::new(pb::TokenUsageResponse {
             rows: usage.into_values().collect(),
         }))
+    }
+
+    async fn put_response(
+        &self,
+        request: Request<pb::StoredResponse>,
+    ) -> Result<Response<pb::PutResponseResponse>, Status> {
+        let stored = request.into_inner();
+        if stored.id.is_empty() || stored.client.is_empty() {
+            return Err(LoggingError::Required("id and client").into());
+        }
+        responses::put(&self.db, &stored)
+            .await
+            .map_err(LoggingError::from)?;
+        Ok(Response::new(pb::PutResponseResponse {}))
+    }
+
+    async fn get_response(
+        &self,
+        request: Request<pb::ResponseKey>,
+    ) -> Result<Response<pb::StoredResponse>, Status> {
+        let key = request.into_inner();
+        let stored = responses::get(&self.db, &key)
+            .await
+            .map_err(|error| match error {
+                gb_runtime::database::DbError::NotFound => LoggingError::NoResponse(key.id.clone()),
+                other => other.into(),
+            })?;
+        Ok(Response::new(stored))
+    }
+
+    async fn delete_response(
+        &self,
+        request: Request<pb::ResponseKey>,
+    ) -> Result<Response<pb::DeleteResponseResponse>, Status> {
+        let key = request.into_inner();
+        if !responses::delete(&self.db, &key)
+            .await
+            .map_err(LoggingError::from)?
+        {
+            return Err(LoggingError::NoResponse(key.id).into());
+        }
+        Ok(Response::new(pb::DeleteResponseResponse {}))
     }
 
     async fn apply_retention(

@@ -18,6 +18,7 @@ mod key_pool;
 mod logs_api;
 mod openai_routes;
 mod proxies;
+mod responses_routes;
 mod secrets;
 mod stats_volume;
 
