@@ -533,13 +533,18 @@ async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
     app.db
         .execute(&format!(
             "INSERT INTO error_logs (error_message, error_time) VALUES ('ten days', '{}'), ('two days', '{}');
-             INSERT INTO request_logs (request_time, kind) VALUES ('{}', 'attempt'), ('{}', 'attempt');",
+             INSERT INTO request_logs (request_time, kind) VALUES ('{}', 'attempt'), ('{}', 'attempt');
+             INSERT INTO responses (id, client, created_at, response, contents) VALUES
+                 ('resp_forty_days', 'token-x', '{}', '{{}}', '[]'), ('resp_one_day', 'token-x', '{}', '{{}}', '[]');",
             days_ago(10),
             days_ago(2),
             days_ago(40),
             days_ago(10),
+            days_ago(40),
+            days_ago(1),
         ))
         .await;
+    let kept_responses = || app.db.texts("SELECT id AS text FROM responses");
     let errors = || app.db.texts("SELECT error_message AS text FROM error_logs");
     let old_attempts = || {
         app.db
@@ -572,9 +577,18 @@ async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
     let recent = client_rows().await.len();
     app.put_setting("AUTO_DELETE_REQUEST_LOGS_ENABLED", json!(true))
         .await;
-    app.eventually("request logs older than 30 days go", || async {
-        old_attempts().await.len() == 1
-    })
+    assert_eq!(
+        kept_responses().await.len(),
+        2,
+        "kept while request logs are"
+    );
+    app.eventually(
+        "request logs and stored responses older than 30 days go",
+        || async {
+            old_attempts().await.len() == 1
+                && kept_responses().await == vec!["resp_one_day".to_owned()]
+        },
+    )
     .await;
     assert!(
         client_rows().await.len() >= recent,
@@ -601,6 +615,7 @@ async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
     })
     .await;
     assert_eq!(errors().await, vec!["two days".to_owned()]);
+    assert_eq!(kept_responses().await, vec!["resp_one_day".to_owned()]);
     app.stop().await;
 }
 two_setups!(retention, retention_deletes_what_it_should);
