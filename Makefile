@@ -6,7 +6,7 @@ export CARGO_TARGET_DIR
 VENV ?= $(CURDIR)/.venv
 # The coding agents the tests drive (npm packages, pinned), installed beside the build cache.
 AGENTS_DIR ?= $(CARGO_TARGET_DIR)/agents
-CLAUDE_CODE_VERSION = 2.1.332
+AGENT_PACKAGES = @anthropic-ai/claude-code@2.1.332 @openai/codex@0.171.0 ai@7.0.173 @ai-sdk/openai@4.0.118
 PYTHON ?= python3
 
 SHELL := bash
@@ -26,7 +26,7 @@ test: postgres valgrind venv agents build ## Run the whole test suite: Rust unit
 	cargo test --workspace
 	$(CARGO_TARGET_DIR)/debug/gb-bench run --smoke --gateway $(CARGO_TARGET_DIR)/debug/gemini-balance --out $(CARGO_TARGET_DIR)/bench-smoke 2>/dev/null
 	test -s $(CARGO_TARGET_DIR)/bench-smoke/report.json && test -s $(CARGO_TARGET_DIR)/bench-smoke/report.md
-	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug CLAUDE_BIN=$(AGENTS_DIR)/node_modules/.bin/claude $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
+	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug AGENTS_DIR=$(AGENTS_DIR) $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
 	$(MAKE) --no-print-directory faults
 
 faults: build ## Kill each service under load (split on a Postgres of the run's own, all-in-one on SQLite): no request or row lost, state kept
@@ -77,11 +77,10 @@ valgrind: ## Make sure valgrind is here: the benchmark counts instructions per r
 	  (command -v apt-get >/dev/null && apt-get install -y -q valgrind >/dev/null) || \
 	  (echo "valgrind is needed (apt-get install valgrind): the benchmark, whose smoke run is in make test, counts instructions with callgrind" && exit 1)
 
-agents: ## Claude Code from npm (pinned), for the test that runs it against the gateway
-	@test -x $(AGENTS_DIR)/node_modules/.bin/claude || \
-	  (mkdir -p $(AGENTS_DIR) && cd $(AGENTS_DIR) && npm install --no-audit --no-fund --silent @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION))
-	@$(AGENTS_DIR)/node_modules/.bin/claude --version | grep -q '^$(CLAUDE_CODE_VERSION) ' || \
-	  (cd $(AGENTS_DIR) && npm install --no-audit --no-fund --silent @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION))
+agents: ## Claude Code, Codex CLI and the AI SDK from npm (pinned), for the tests that run them against the gateway
+	@mkdir -p $(AGENTS_DIR)
+	@test "$$(cat $(AGENTS_DIR)/.installed 2>/dev/null)" = "$(AGENT_PACKAGES)" || \
+	  (cd $(AGENTS_DIR) && npm install --no-audit --no-fund --silent $(AGENT_PACKAGES) && echo "$(AGENT_PACKAGES)" > .installed)
 
 venv: $(VENV)/.installed ## Python venv with the official SDKs (google-genai, openai) and pytest
 

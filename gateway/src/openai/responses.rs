@@ -3,6 +3,7 @@
 //! responses/{id}` over the responses the logging service keeps (`store`, true unless the
 //! client says false), which also give `previous_response_id` its conversation.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 
 use axum::Extension;
@@ -16,8 +17,10 @@ use gb_proto::logging::v1 as logging;
 use serde_json::{Value, json};
 
 use super::chat::sse_response;
-use super::responses_request::{Previous, ResponsesRequest, remote_urls, to_gemini};
-use super::responses_response::{Echo, Event, ResponseTranslator};
+use super::responses_request::{
+    Previous, ResponsesRequest, referenced_items, remote_urls, resolve_references, to_gemini,
+};
+use super::responses_response::{Echo, Event, ResponseTranslator, response_of_item};
 use super::{parse_body, unix_now};
 use crate::auth::Caller;
 use crate::errors::{openai_error, openai_error_body, openai_error_with_param, openai_from_status};
@@ -48,15 +51,12 @@ fn echo(request: &ResponsesRequest) -> Echo {
     }
 }
 
-/// The stored conversation a `previous_response_id` names, or the client's error.
-async fn previous(
+/// A kept response of this caller, if there is one.
+async fn stored(
     state: &GatewayState,
     caller: &Caller,
-    id: Option<&str>,
-) -> Result<Previous, Response> {
-    let Some(id) = id else {
-        return Ok(Previous::default());
-    };
+    id: &str,
+) -> Result<Option<logging::StoredResponse>, tonic::Status> {
     let stored = state
         .logging
         .clone()
@@ -66,18 +66,65 @@ async fn previous(
         })
         .await;
     match stored {
-        Ok(stored) => {
-            let stored = stored.into_inner();
+        Ok(stored) => Ok(Some(stored.into_inner())),
+        Err(status) if status.code() == tonic::Code::NotFound => Ok(None),
+        Err(status) => Err(status),
+    }
+}
+
+/// The stored conversation a `previous_response_id` names, or the client's error.
+async fn previous(
+    state: &GatewayState,
+    caller: &Caller,
+    id: Option<&str>,
+) -> Result<Previous, Response> {
+    let Some(id) = id else {
+        return Ok(Previous::default());
+    };
+    match stored(state, caller, id).await {
+        Ok(Some(stored)) => {
             let response: Value = serde_json::from_slice(&stored.response).unwrap_or_default();
             Ok(Previous::from_stored(&stored.contents, &response))
         }
-        Err(status) if status.code() == tonic::Code::NotFound => Err(openai_error_with_param(
+        Ok(None) => Err(openai_error_with_param(
             400,
             &format!("Previous response with id {id:?} not found."),
             Some("previous_response_id"),
         )),
         Err(status) => Err(openai_from_status(&status)),
     }
+}
+
+/// Puts the items an `item_reference` names (items of this caller's kept responses: the AI
+/// SDK refers to them so) in place of their references.
+async fn resolve(
+    state: &GatewayState,
+    caller: &Caller,
+    request: &mut ResponsesRequest,
+) -> Result<(), Response> {
+    let mut responses: Vec<String> = referenced_items(request)
+        .iter()
+        .filter_map(|id| response_of_item(id))
+        .collect();
+    responses.sort();
+    responses.dedup();
+    let mut items = HashMap::new();
+    for id in responses {
+        let Some(kept) = stored(state, caller, &id)
+            .await
+            .map_err(|status| openai_from_status(&status))?
+        else {
+            continue;
+        };
+        let response: Value = serde_json::from_slice(&kept.response).unwrap_or_default();
+        for item in response["output"].as_array().into_iter().flatten() {
+            if let Some(item_id) = item["id"].as_str() {
+                items.insert(item_id.to_owned(), item.clone());
+            }
+        }
+    }
+    resolve_references(request, &items)
+        .map_err(|invalid| openai_error_with_param(400, &invalid.message, invalid.param.as_deref()))
 }
 
 /// Keeps a finished response and its conversation for its caller.
@@ -108,7 +155,7 @@ pub async fn create(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let request: ResponsesRequest = match parse_body(&body) {
+    let mut request: ResponsesRequest = match parse_body(&body) {
         Ok(request) => request,
         Err(answer) => return answer,
     };
@@ -126,6 +173,9 @@ pub async fn create(
         Ok(previous) => previous,
         Err(answer) => return answer,
     };
+    if let Err(answer) = resolve(&state, &caller, &mut request).await {
+        return answer;
+    }
     let fetched = match state
         .translation
         .get()
@@ -239,26 +289,16 @@ pub async fn retrieve(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Response {
-    let stored = state
-        .logging
-        .clone()
-        .get_response(logging::ResponseKey {
-            id: id.clone(),
-            client: caller.name.clone(),
-        })
-        .await;
-    match stored {
-        Ok(stored) => {
-            let mut response = Response::new(Body::from(stored.into_inner().response));
+    match stored(&state, &caller, &id).await {
+        Ok(Some(kept)) => {
+            let mut response = Response::new(Body::from(kept.response));
             response.headers_mut().insert(
                 axum::http::header::CONTENT_TYPE,
                 HeaderValue::from_static("application/json"),
             );
             response
         }
-        Err(status) if status.code() == tonic::Code::NotFound => {
-            openai_error(404, &format!("No response found with id {id:?}."))
-        }
+        Ok(None) => openai_error(404, &format!("No response found with id {id:?}.")),
         Err(status) => openai_from_status(&status),
     }
 }

@@ -102,6 +102,42 @@ impl Previous {
     }
 }
 
+/// The `item_reference` ids of the input (items of kept responses, given by id).
+pub fn referenced_items(request: &ResponsesRequest) -> Vec<String> {
+    request
+        .input
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|item| item["type"] == "item_reference")
+        .filter_map(|item| item["id"].as_str().map(str::to_owned))
+        .collect()
+}
+
+/// Puts the referenced items (found by id in `items`) in place of their references.
+pub fn resolve_references(
+    request: &mut ResponsesRequest,
+    items: &HashMap<String, Value>,
+) -> Result<(), InvalidRequest> {
+    let Value::Array(input) = &mut request.input else {
+        return Ok(());
+    };
+    for (index, item) in input.iter_mut().enumerate() {
+        if item["type"] != "item_reference" {
+            continue;
+        }
+        let id = item["id"].as_str().unwrap_or_default();
+        let found = items.get(id).ok_or_else(|| {
+            invalid(
+                format!("Item with id {id:?} not found (only the items of kept responses can be referenced)"),
+                &format!("input[{index}].id"),
+            )
+        })?;
+        *item = found.clone();
+    }
+    Ok(())
+}
+
 /// Every `http(s)` URL of an `input_image` or `input_file`, to fetch before translating.
 pub fn remote_urls(request: &ResponsesRequest) -> Vec<String> {
     let mut urls = Vec::new();
@@ -408,35 +444,47 @@ fn generation_config(
     Ok(config)
 }
 
+/// A function tool as a Gemini function declaration.
+fn declaration(tool: &Value, at: &str) -> Result<Value, InvalidRequest> {
+    let name = tool["name"]
+        .as_str()
+        .ok_or_else(|| invalid("a function tool needs a name", &format!("{at}.name")))?;
+    let mut declaration = json!({"name": name});
+    if let Some(description) = tool["description"].as_str() {
+        declaration["description"] = json!(description);
+    }
+    if tool["parameters"]["properties"]
+        .as_object()
+        .is_some_and(|properties| !properties.is_empty())
+    {
+        declaration["parameters"] = json_schema::clean(&tool["parameters"]);
+    }
+    Ok(declaration)
+}
+
 fn tools(request: &ResponsesRequest) -> Result<Vec<Value>, InvalidRequest> {
     let mut declarations = Vec::new();
     let mut tools = Vec::new();
     for (index, tool) in request.tools.iter().flatten().enumerate() {
+        let at = format!("tools[{index}]");
         match tool["type"].as_str() {
-            Some("function") => {
-                let name = tool["name"].as_str().ok_or_else(|| {
-                    invalid(
-                        "a function tool needs a name",
-                        &format!("tools[{index}].name"),
-                    )
-                })?;
-                let mut declaration = json!({"name": name});
-                if let Some(description) = tool["description"].as_str() {
-                    declaration["description"] = json!(description);
-                }
-                if tool["parameters"]["properties"]
-                    .as_object()
-                    .is_some_and(|properties| !properties.is_empty())
+            // A namespace (Codex groups its sub-agent tools so) is its functions.
+            Some("namespace") => {
+                for (inner, function) in tool["tools"].as_array().into_iter().flatten().enumerate()
                 {
-                    declaration["parameters"] = json_schema::clean(&tool["parameters"]);
+                    if function["type"] == "function" {
+                        declarations.push(declaration(function, &format!("{at}.tools[{inner}]"))?);
+                    }
                 }
-                declarations.push(declaration);
             }
+            Some("function") => declarations.push(declaration(tool, &at)?),
             Some(kind) if kind.starts_with("web_search") => tools.push(json!({"googleSearch": {}})),
             other => {
                 return Err(invalid(
-                    format!("tool type {other:?} is not supported (function and web_search are)"),
-                    &format!("tools[{index}].type"),
+                    format!(
+                        "tool type {other:?} is not supported (function, namespace and web_search are)"
+                    ),
+                    &format!("{at}.type"),
                 ));
             }
         }

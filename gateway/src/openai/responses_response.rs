@@ -15,8 +15,18 @@ use super::chat_response::tool_call_id;
 /// A stream event: its type and its data (which repeats the type).
 pub type Event = (&'static str, Value);
 
-fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+/// An output item's id names its response: `{prefix}_{response}_{n}`, so that an
+/// `item_reference` to it can be found among the kept responses.
+fn item_id(prefix: &str, response_id: &str, number: usize) -> String {
+    let response = response_id.strip_prefix("resp_").unwrap_or(response_id);
+    format!("{prefix}_{response}_{number}")
+}
+
+/// The response id an item id made by `item_id` names.
+pub fn response_of_item(item_id: &str) -> Option<String> {
+    let (_, rest) = item_id.split_once('_')?;
+    let (response, number) = rest.rsplit_once('_')?;
+    (number.parse::<usize>().is_ok() && !response.is_empty()).then(|| format!("resp_{response}"))
 }
 
 /// Gemini `usageMetadata` → Responses `usage`.
@@ -70,6 +80,8 @@ pub struct ResponseTranslator {
     created_at: i64,
     echo: Echo,
     sequence: u64,
+    /// Items started so far (the next item's number).
+    items: usize,
     started: bool,
     output: Vec<Value>,
     open: Open,
@@ -87,6 +99,7 @@ impl ResponseTranslator {
             created_at,
             echo,
             sequence: 0,
+            items: 0,
             started: false,
             output: Vec::new(),
             open: Open::None,
@@ -95,6 +108,11 @@ impl ResponseTranslator {
             finish_reason: None,
             blocked: false,
         }
+    }
+
+    fn new_item_id(&mut self, prefix: &str) -> String {
+        self.items += 1;
+        item_id(prefix, &self.id, self.items - 1)
     }
 
     fn event(&mut self, events: &mut Vec<Event>, name: &'static str, mut data: Value) {
@@ -234,7 +252,7 @@ impl ResponseTranslator {
             return;
         }
         self.close(events);
-        let id = new_id("rs");
+        let id = self.new_item_id("rs");
         let item = json!({"type": "reasoning", "id": id, "summary": []});
         let index = self.output.len();
         self.event(
@@ -276,7 +294,7 @@ impl ResponseTranslator {
         if !matches!(self.open, Open::Message { .. }) {
             self.close(events);
             let index = self.output.len();
-            let id = new_id("msg");
+            let id = self.new_item_id("msg");
             let item = json!({"type": "message", "id": id, "status": "in_progress", "role": "assistant", "content": []});
             self.event(
                 events,
@@ -320,7 +338,7 @@ impl ResponseTranslator {
         }
         self.close(events);
         let index = self.output.len();
-        let id = new_id("fc");
+        let id = self.new_item_id("fc");
         let arguments = match &call["args"] {
             Value::Object(args) => Value::Object(args.clone()).to_string(),
             _ => "{}".to_owned(),

@@ -304,6 +304,31 @@ async fn function_call_round_trip_on_gemini_3(mode: Mode, backend: Backend) {
     assert_eq!(status, 200, "{answer}");
     assert!(output_text(&answer).contains("sunny"));
 
+    // Or by item reference, as the AI SDK gives back what was kept (and another caller cannot).
+    let input = json!([
+        {"role": "user", "content": "Rome"},
+        {"type": "item_reference", "id": call["id"]},
+        {"type": "function_call_output", "call_id": call["call_id"], "output": "windy"}
+    ]);
+    let referenced = json!({"model": "gemini-3-pro-preview", "tools": tools, "input": input});
+    let (status, answer) = create(&app, &referenced).await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(output_text(&answer).contains("windy"));
+    let sent = app.mock.calls().last().unwrap().body.clone();
+    assert_eq!(
+        sent["contents"][1]["parts"][0]["thoughtSignature"],
+        "c2lnLWZvci1mdW5jdGlvbi1jYWxs"
+    );
+    let (status, _) = send(
+        &app,
+        reqwest::Method::POST,
+        "/v1/responses",
+        ADMIN_TOKEN,
+        Some(&referenced),
+    )
+    .await;
+    assert_eq!(status, 400, "another caller's items are not found");
+
     // Streamed: the call as one arguments delta.
     let events = stream(
         &app,
@@ -353,7 +378,10 @@ async fn errors_in_openai_shape(mode: Mode, backend: Backend) {
     )
     .await;
     assert_eq!(status, 400);
-    assert_eq!(body["error"]["param"], "input[0].type");
+    assert_eq!(
+        body["error"]["param"], "input[0].id",
+        "an item no kept response holds"
+    );
     let (status, body) = create(
         &app,
         &json!({"model": "gemini-2.5-flash", "input": "x", "background": true}),

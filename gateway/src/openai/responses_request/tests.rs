@@ -111,3 +111,35 @@ fn bad_requests_name_their_parameter() {
     let role = error(json!({"model": "m", "input": [{"role": "tool", "content": "x"}]}));
     assert_eq!(role.param.as_deref(), Some("input[0].role"));
 }
+
+#[test]
+fn item_references_are_resolved_from_kept_items() {
+    let mut request: ResponsesRequest = serde_json::from_value(json!({"model": "m", "input": [
+        {"role": "user", "content": "Paris"},
+        {"type": "item_reference", "id": "fc_abc_0"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}
+    ]}))
+    .unwrap();
+    assert_eq!(referenced_items(&request), ["fc_abc_0"]);
+    let mut items = HashMap::new();
+    assert!(
+        resolve_references(&mut request, &items)
+            .unwrap_err()
+            .message
+            .contains("fc_abc_0")
+    );
+    items.insert(
+        "fc_abc_0".to_owned(),
+        json!({"type": "function_call", "id": "fc_abc_0", "call_id": "call_1", "name": "weather", "arguments": "{}"}),
+    );
+    resolve_references(&mut request, &items).unwrap();
+    let body = to_gemini(&request, "m", &Previous::default(), &HashMap::new()).unwrap();
+    assert_eq!(
+        body["contents"][1]["parts"][0]["functionCall"]["name"],
+        "weather"
+    );
+    assert_eq!(
+        body["contents"][2]["parts"][0]["functionResponse"]["name"],
+        "weather"
+    );
+}

@@ -125,3 +125,25 @@ fn stream_events() {
         .collect();
     insta::assert_json_snapshot!(stable(Value::Array(named)));
 }
+
+#[test]
+fn item_ids_name_their_response() {
+    let mut translator = ResponseTranslator::new("resp_0123abcd".into(), 0, echo());
+    translator.translate(&json!({"candidates": [{"content": {"parts": [
+        {"text": "t"}, {"functionCall": {"name": "f", "args": {}}}
+    ]}, "finishReason": "STOP"}]}));
+    translator.finish();
+    let ids: Vec<String> = translator.response()["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| item["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids, ["msg_0123abcd_0", "fc_0123abcd_1"]);
+    assert!(
+        ids.iter()
+            .all(|id| response_of_item(id).as_deref() == Some("resp_0123abcd"))
+    );
+    assert_eq!(response_of_item("msg_abc"), None);
+    assert_eq!(response_of_item("fc_x_y"), None);
+}
