@@ -48,7 +48,22 @@ pub(crate) fn openai_error_json(
         _ => "api_error",
     };
     serde_json::json!({
-        "error": {"message": message, "type": kind, "param": param, "code": status.to_string()}
+        "error": {"message": message, "type": kind, "param": param, "code": openai_code(status, message)}
+    })
+}
+
+/// OpenAI's string `code` for an error (its clients match on these, not on the status).
+fn openai_code(status: u16, message: &str) -> Option<&'static str> {
+    Some(match status {
+        401 => "invalid_api_key",
+        403 => "permission_denied",
+        404 if message.to_ascii_lowercase().contains("model") => "model_not_found",
+        404 => "not_found",
+        413 | 414 | 431 => "request_too_large",
+        429 => "rate_limit_exceeded",
+        500..=599 => "server_error",
+        // Other client errors: OpenAI's own code is null unless it names a specific check.
+        _ => return None,
     })
 }
 
@@ -247,7 +262,7 @@ mod tests {
         );
         let openai = body_json(openai_from_status(&status)).await;
         assert_eq!(openai["error"]["type"], "not_found_error");
-        assert_eq!(openai["error"]["code"], "404");
+        assert_eq!(openai["error"]["code"], "not_found");
         let unavailable = tonic::Status::unavailable("keys service down");
         assert_eq!(google_from_status(&unavailable).status(), 503);
         assert_eq!(GoogleError::from(unavailable).0, 503);
@@ -307,5 +322,31 @@ mod tests {
             openai_error_json(400, "bad", Some("model"))["error"]["param"],
             "model"
         );
+        for (status, message, code) in [
+            (
+                401,
+                "Incorrect API key",
+                serde_json::json!("invalid_api_key"),
+            ),
+            (
+                404,
+                "The model \"x\" does not exist",
+                serde_json::json!("model_not_found"),
+            ),
+            (
+                404,
+                "no route for GET /v1/x",
+                serde_json::json!("not_found"),
+            ),
+            (429, "quota", serde_json::json!("rate_limit_exceeded")),
+            (503, "down", serde_json::json!("server_error")),
+            (400, "bad", serde_json::Value::Null),
+        ] {
+            assert_eq!(
+                openai_error_json(status, message, None)["error"]["code"],
+                code,
+                "{status} {message}"
+            );
+        }
     }
 }

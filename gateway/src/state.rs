@@ -24,6 +24,8 @@ pub struct Translation {
     pub show_search_link: bool,
     /// `ANTHROPIC_MODEL_MAP`: Claude model names → Gemini models.
     pub anthropic_models: gb_runtime::settings::ModelMap,
+    /// `EMBEDDING_MODEL_MAP`: OpenAI embedding model names → Gemini embedding models.
+    pub embedding_models: gb_runtime::settings::ModelMap,
     pub fake_stream_interval: Option<std::time::Duration>,
     pub media: MediaFetcher,
 }
@@ -38,6 +40,7 @@ impl Translation {
             create_image_model: settings.create_image_model.clone(),
             show_search_link: settings.show_search_link,
             anthropic_models: settings.anthropic_model_map.clone(),
+            embedding_models: settings.embedding_model_map.clone(),
             fake_stream_interval: settings
                 .fake_stream_enabled
                 .then_some(settings.fake_stream_empty_data_interval.0),

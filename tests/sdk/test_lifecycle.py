@@ -47,6 +47,7 @@ def test_sigterm_lets_an_open_stream_finish_and_loses_no_outcome(mock, tmp_path)
         assert process.wait(timeout=30) == 0
         log = log_path.read_text()
         assert "stopped" in log
+        assert "\x1b[" not in log, "no colour codes in a log written to a file"
         # Every task had an owner that waited for it: none was left running.
         assert "tasks still running at shutdown" not in log, log
     finally:

@@ -12,8 +12,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::ids;
+use crate::gemini_body::{Body, function_declaration};
 use crate::openai::chat_request::FetchedMedia;
-use crate::openai::json_schema;
 
 /// `POST /v1/messages` (and `count_tokens`, which needs no `max_tokens`).
 #[derive(Debug, Deserialize)]
@@ -380,21 +380,11 @@ fn tools(request: &MessagesRequest) -> Result<Vec<Value>, InvalidRequest> {
     let mut tools = Vec::new();
     for (index, tool) in request.tools.iter().flatten().enumerate() {
         match tool.kind.as_deref() {
-            None | Some("custom") => {
-                let mut declaration = json!({"name": tool.name});
-                if let Some(description) = &tool.description {
-                    declaration["description"] = json!(description);
-                }
-                if let Some(schema) = &tool.input_schema
-                    && schema
-                        .get("properties")
-                        .and_then(Value::as_object)
-                        .is_some_and(|properties| !properties.is_empty())
-                {
-                    declaration["parameters"] = json_schema::clean(schema);
-                }
-                declarations.push(declaration);
-            }
+            None | Some("custom") => declarations.push(function_declaration(
+                &tool.name,
+                tool.description.as_deref(),
+                tool.input_schema.as_ref(),
+            )),
             Some(kind) if kind.starts_with("web_search") => tools.push(json!({"googleSearch": {}})),
             Some(kind) => {
                 return Err(invalid(format!(
@@ -438,9 +428,7 @@ pub fn to_gemini(
     if request.messages.is_empty() {
         return Err(invalid("messages: at least one message is required"));
     }
-    let mut body = Map::new();
     let (contents, system_messages) = contents(request, fetched)?;
-    body.insert("contents".into(), Value::Array(contents));
     let mut system = Vec::new();
     match &request.system {
         None => {}
@@ -452,26 +440,19 @@ pub fn to_gemini(
         }
     }
     system.extend(system_messages);
-    let parts: Vec<Value> = system
-        .into_iter()
-        .filter(|text| !text.is_empty())
-        .map(|text| json!({"text": text}))
-        .collect();
-    if !parts.is_empty() {
-        body.insert("systemInstruction".into(), json!({"parts": parts}));
-    }
-    let config = generation_config(request, model)?;
-    if !config.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(config));
-    }
     let tools = tools(request)?;
-    if !tools.is_empty() {
-        body.insert("tools".into(), Value::Array(tools));
-        if let Some(choice) = &request.tool_choice {
-            body.insert("toolConfig".into(), tool_config(choice)?);
-        }
+    let tool_config = match &request.tool_choice {
+        Some(choice) if !tools.is_empty() => Some(tool_config(choice)?),
+        _ => None,
+    };
+    Ok(Body {
+        contents,
+        system,
+        config: generation_config(request, model)?,
+        tools,
+        tool_config,
     }
-    Ok(Value::Object(body))
+    .into_json())
 }
 
 #[cfg(test)]

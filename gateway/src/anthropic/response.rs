@@ -12,15 +12,7 @@ use super::ids;
 pub fn stop_reason(reason: Option<&str>, has_tool_use: bool) -> &'static str {
     match reason {
         Some("MAX_TOKENS") => "max_tokens",
-        Some(
-            "SAFETY"
-            | "RECITATION"
-            | "BLOCKLIST"
-            | "PROHIBITED_CONTENT"
-            | "SPII"
-            | "IMAGE_SAFETY"
-            | "IMAGE_PROHIBITED_CONTENT",
-        ) => "refusal",
+        Some(reason) if crate::gemini_body::is_safety_stop(reason) => "refusal",
         _ if has_tool_use => "tool_use",
         _ => "end_turn",
     }

@@ -409,19 +409,11 @@ fn function_declarations(request: &ChatCompletionRequest) -> Vec<Value> {
         .filter(|tool| tool.kind == "function")
         .filter_map(|tool| tool.function.as_ref())
         .map(|function| {
-            let mut declaration = json!({"name": function.name});
-            if let Some(description) = &function.description {
-                declaration["description"] = json!(description);
-            }
-            if let Some(parameters) = &function.parameters
-                && parameters
-                    .get("properties")
-                    .and_then(Value::as_object)
-                    .is_some_and(|properties| !properties.is_empty())
-            {
-                declaration["parameters"] = json_schema::clean(parameters);
-            }
-            declaration
+            crate::gemini_body::function_declaration(
+                &function.name,
+                function.description.as_deref(),
+                function.parameters.as_ref(),
+            )
         })
         .collect()
 }

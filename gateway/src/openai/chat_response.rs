@@ -15,13 +15,7 @@ use super::chat_request::SIGNATURE_MARK;
 pub fn finish_reason(reason: &str, has_tool_calls: bool) -> &'static str {
     match reason {
         "MAX_TOKENS" => "length",
-        "SAFETY"
-        | "RECITATION"
-        | "BLOCKLIST"
-        | "PROHIBITED_CONTENT"
-        | "SPII"
-        | "IMAGE_SAFETY"
-        | "IMAGE_PROHIBITED_CONTENT" => "content_filter",
+        reason if crate::gemini_body::is_safety_stop(reason) => "content_filter",
         _ if has_tool_calls => "tool_calls",
         _ => "stop",
     }

@@ -67,7 +67,8 @@ fn wants_base64(request: &EmbeddingRequest) -> Result<bool, Response> {
     }
 }
 
-/// The Gemini model the request names (the default embedding model when none).
+/// The model the request names, as the client named it (the default embedding model when
+/// none).
 fn model_of(request: &EmbeddingRequest) -> String {
     let model = request
         .model
@@ -188,7 +189,23 @@ pub async fn embeddings(
         Err(refused) => return refused,
     };
     let model = model_of(&request);
-    let answer = embed(&state, &caller, &model, &texts, batch, request.dimensions).await;
+    // OpenAI's embedding names (tools that know no other) are served by a Gemini model.
+    let gemini_model = state
+        .translation
+        .get()
+        .embedding_models
+        .map(&model)
+        .unwrap_or(&model)
+        .to_owned();
+    let answer = embed(
+        &state,
+        &caller,
+        &gemini_model,
+        &texts,
+        batch,
+        request.dimensions,
+    )
+    .await;
     let answer = match answer {
         Ok(answer) => match super::upstream_json(&answer.into_inner().body) {
             Ok(answer) => answer,

@@ -15,6 +15,7 @@ use super::chat_request::{
     FetchedMedia, InvalidRequest, parse_data_url, signature_in_call_id, thinking_config,
 };
 use super::json_schema;
+use crate::gemini_body::{Body, function_declaration};
 
 #[derive(Debug, Deserialize)]
 pub struct ResponsesRequest {
@@ -449,17 +450,11 @@ fn declaration(tool: &Value, at: &str) -> Result<Value, InvalidRequest> {
     let name = tool["name"]
         .as_str()
         .ok_or_else(|| invalid("a function tool needs a name", &format!("{at}.name")))?;
-    let mut declaration = json!({"name": name});
-    if let Some(description) = tool["description"].as_str() {
-        declaration["description"] = json!(description);
-    }
-    if tool["parameters"]["properties"]
-        .as_object()
-        .is_some_and(|properties| !properties.is_empty())
-    {
-        declaration["parameters"] = json_schema::clean(&tool["parameters"]);
-    }
-    Ok(declaration)
+    Ok(function_declaration(
+        name,
+        tool["description"].as_str(),
+        Some(&tool["parameters"]),
+    ))
 }
 
 fn tools(request: &ResponsesRequest) -> Result<Vec<Value>, InvalidRequest> {
@@ -535,31 +530,25 @@ pub fn to_gemini(
     if contents.is_empty() {
         return Err(invalid("input must hold at least one message", "input"));
     }
-    let mut body = Map::new();
-    body.insert("contents".into(), Value::Array(contents));
-    let system: Vec<Value> = request
+    let system = request
         .instructions
         .iter()
         .cloned()
         .chain(system_messages)
-        .filter(|text| !text.is_empty())
-        .map(|text| json!({"text": text}))
         .collect();
-    if !system.is_empty() {
-        body.insert("systemInstruction".into(), json!({"parts": system}));
-    }
-    let config = generation_config(request, model)?;
-    if !config.is_empty() {
-        body.insert("generationConfig".into(), Value::Object(config));
-    }
     let tools = tools(request)?;
-    if !tools.is_empty() {
-        body.insert("tools".into(), Value::Array(tools));
-        if let Some(choice) = &request.tool_choice {
-            body.insert("toolConfig".into(), tool_config(choice)?);
-        }
+    let tool_config = match &request.tool_choice {
+        Some(choice) if !tools.is_empty() => Some(tool_config(choice)?),
+        _ => None,
+    };
+    Ok(Body {
+        contents,
+        system,
+        config: generation_config(request, model)?,
+        tools,
+        tool_config,
     }
-    Ok(Value::Object(body))
+    .into_json())
 }
 
 #[cfg(test)]

@@ -126,15 +126,9 @@ impl ResponseTranslator {
     fn status(&self) -> (&'static str, Value) {
         match self.finish_reason.as_deref() {
             Some("MAX_TOKENS") => ("incomplete", json!({"reason": "max_output_tokens"})),
-            Some(
-                "SAFETY"
-                | "RECITATION"
-                | "BLOCKLIST"
-                | "PROHIBITED_CONTENT"
-                | "SPII"
-                | "IMAGE_SAFETY"
-                | "IMAGE_PROHIBITED_CONTENT",
-            ) => ("incomplete", json!({"reason": "content_filter"})),
+            Some(reason) if crate::gemini_body::is_safety_stop(reason) => {
+                ("incomplete", json!({"reason": "content_filter"}))
+            }
             _ if self.blocked => ("incomplete", json!({"reason": "content_filter"})),
             _ => ("completed", Value::Null),
         }

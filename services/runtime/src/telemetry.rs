@@ -49,7 +49,11 @@ pub fn init(settings: &Settings, service_name: &str) -> anyhow::Result<Telemetry
             .with(tracing_subscriber::fmt::layer().json().flatten_event(true))
             .try_init()?;
     } else {
-        registry.with(tracing_subscriber::fmt::layer()).try_init()?;
+        // Colour only on a terminal: a file or a pipe gets plain text.
+        let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        registry
+            .with(tracing_subscriber::fmt::layer().with_ansi(ansi))
+            .try_init()?;
     }
     Ok(TelemetryGuard { provider })
 }

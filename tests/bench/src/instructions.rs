@@ -10,7 +10,9 @@ use std::time::Duration;
 use tokio::process::Command;
 
 use crate::load;
-use crate::run::{Processes, free_address, gateway_env, gemini, openai, wait_for};
+use crate::run::{
+    Processes, anthropic, free_address, gateway_env, gemini, openai, responses, wait_for,
+};
 
 /// Instructions per request of each route.
 #[derive(Clone, Debug, Default, serde::Serialize)]
@@ -18,6 +20,8 @@ pub struct Instructions {
     pub requests: u64,
     pub gemini_per_request: u64,
     pub openai_per_request: u64,
+    pub anthropic_per_request: u64,
+    pub responses_per_request: u64,
 }
 
 async fn control(pid: u32, argument: &str) -> anyhow::Result<()> {
@@ -92,6 +96,8 @@ pub async fn run(
     let routes = [
         gemini(&base, "gemini-2.5-flash", "generateContent"),
         openai(&base, "gemini-2.5-flash", false),
+        anthropic(&base, "claude-haiku-4-5"),
+        responses(&base, "gemini-2.5-flash"),
     ];
     for route in &routes {
         for _ in 0..50 {
@@ -121,5 +127,7 @@ pub async fn run(
         requests,
         gemini_per_request: per_request[0],
         openai_per_request: per_request[1],
+        anthropic_per_request: per_request[2],
+        responses_per_request: per_request[3],
     })
 }

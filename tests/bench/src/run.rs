@@ -216,6 +216,30 @@ pub(crate) fn openai(base: &str, model: &str, stream: bool) -> Target {
     }
 }
 
+/// Anthropic's Messages route, with a Claude name the model map turns into `model`'s family.
+pub(crate) fn anthropic(base: &str, model: &str) -> Target {
+    Target {
+        url: format!("{base}/v1/messages"),
+        body: Bytes::from(json!({"model": model, "max_tokens": 256, "messages": [{"role": "user", "content": "Hello, bench"}]}).to_string()),
+        headers: vec![
+            ("x-api-key", CLIENT_TOKEN.to_owned()),
+            ("anthropic-version", "2023-06-01".to_owned()),
+        ],
+    }
+}
+
+/// OpenAI's Responses route, `store: false` (the translation alone; a kept response adds one
+/// row written through the logging service per request).
+pub(crate) fn responses(base: &str, model: &str) -> Target {
+    Target {
+        url: format!("{base}/v1/responses"),
+        body: Bytes::from(
+            json!({"model": model, "input": "Hello, bench", "store": false}).to_string(),
+        ),
+        headers: vec![("authorization", format!("Bearer {CLIENT_TOKEN}"))],
+    }
+}
+
 /// ns per pick of the chat service's key selection, with `keys` keys in the pool.
 fn select_cost_ns(keys: usize, iterations: u64) -> f64 {
     use gb_proto::keys::v1 as pb;
@@ -409,6 +433,14 @@ pub async fn run(
         (
             "gateway all-in-one, OpenAI route",
             openai(&all_in_one_base, "gemini-2.5-flash", false),
+        ),
+        (
+            "gateway all-in-one, Anthropic route",
+            anthropic(&all_in_one_base, "claude-haiku-4-5"),
+        ),
+        (
+            "gateway all-in-one, Responses route",
+            responses(&all_in_one_base, "gemini-2.5-flash"),
         ),
         (
             "gateway microservices, Gemini route",
@@ -685,6 +717,8 @@ impl Report<'_> {
             "p99_ms_1k_1core_passthrough": round(self.one_core[2].1.at_1k.p99_ms, 3),
             "instructions_per_request_gemini": self.instructions.gemini_per_request,
             "instructions_per_request_openai": self.instructions.openai_per_request,
+            "instructions_per_request_anthropic": self.instructions.anthropic_per_request,
+            "instructions_per_request_responses": self.instructions.responses_per_request,
             "log_volume_requests": self.plan.log_requests,
             "stats_p99_ms_10m": round(self.log_volume.iter().map(|volume| volume.stats_p99_ms).fold(0.0, f64::max), 2),
             "log_write_rps_postgres": round(self.log_volume.iter().find(|volume| volume.backend == "postgres").map_or(0.0, |volume| volume.write_rps), 0),
@@ -746,10 +780,12 @@ impl Report<'_> {
             ));
         }
         text.push_str(&format!(
-            "\nInstructions per request (callgrind, all-in-one with logging, {} sequential requests a route, background work included): Gemini route {}, OpenAI route {}.\n",
+            "\nInstructions per request (callgrind, all-in-one with logging, {} sequential requests a route, background work included): Gemini route {}, OpenAI route {}, Anthropic route {}, Responses route {} (`store: false`).\n",
             self.instructions.requests,
             self.instructions.gemini_per_request,
-            self.instructions.openai_per_request
+            self.instructions.openai_per_request,
+            self.instructions.anthropic_per_request,
+            self.instructions.responses_per_request
         ));
         text.push_str("\n| logging service alone (client requests' rows, an error log for one in 20) | requests written | write requests/s | statistics p50 ms | p99 ms | log bytes per request | counter rows (bytes) |\n|---|---|---|---|---|---|---|\n");
         for volume in &self.log_volume {

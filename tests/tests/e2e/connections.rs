@@ -226,7 +226,10 @@ async fn a_uri_or_headers_too_large_are_refused_in_the_family_shape() {
         .unwrap();
     assert_eq!(headers.status(), 431);
     let body: serde_json::Value = headers.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "431", "OpenAI's shape: {body}");
+    assert_eq!(
+        body["error"]["code"], "request_too_large",
+        "OpenAI's shape: {body}"
+    );
     assert!(app.mock.calls().is_empty(), "nothing went upstream");
     app.stop().await;
 }

@@ -427,6 +427,34 @@ async fn embeddings_images_speech(mode: Mode, backend: Backend) {
     for (a, b) in decoded.iter().zip(&floats) {
         assert!((a - b).abs() < 1e-6, "base64 carries the same vector");
     }
+    // OpenAI's names (what tools like the `llm` CLI know) are served by Gemini's model.
+    for name in [
+        "text-embedding-3-small",
+        "text-embedding-3-large",
+        "text-embedding-ada-002",
+    ] {
+        let (status, body) = post(
+            &app,
+            "/v1/embeddings",
+            &json!({"model": name, "input": "one text", "dimensions": 4}),
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["model"], name, "the name the client sent");
+        assert_eq!(
+            body["data"][0]["embedding"],
+            json!(floats),
+            "the same model's vector"
+        );
+        assert!(
+            app.mock
+                .calls()
+                .last()
+                .unwrap()
+                .path
+                .contains("/gemini-embedding-001:")
+        );
+    }
 
     let (status, body) = post(
         &app,

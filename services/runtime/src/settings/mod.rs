@@ -155,6 +155,9 @@ declare_settings! {
         /// Anthropic clients' model names (globs, matched without case; the longest match
         /// wins) → the Gemini model that serves them; a name matching none is sent as it is.
         anthropic_model_map: ModelMap = "ANTHROPIC_MODEL_MAP", r#"{"*opus*":"gemini-2.5-pro","*sonnet*":"gemini-2.5-pro","*haiku*":"gemini-2.5-flash"}"#, No, Live;
+        /// OpenAI embedding model names (globs, as `ANTHROPIC_MODEL_MAP`) → the Gemini
+        /// embedding model that serves them on `embeddings`; a name matching none is sent as it is.
+        embedding_model_map: ModelMap = "EMBEDDING_MODEL_MAP", r#"{"text-embedding-*":"gemini-embedding-001"}"#, No, Live;
         /// The model of `audio/speech`.
         tts_model: String = "TTS_MODEL", "gemini-2.5-flash-preview-tts", No, Live;
         /// The voice when the requested one is not a Gemini voice.

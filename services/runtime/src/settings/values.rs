@@ -204,11 +204,18 @@ impl<T: SettingValue> SettingValue for Secret<T> {
 /// characters, `?` one, `[…]` a class; a name matching no glob is kept as it is. Where several
 /// globs match, the longest (the most specific) wins; among equally long ones, the first in
 /// name order.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ModelMap {
     entries: BTreeMap<String, String>,
     /// The compiled globs, longest first.
     matchers: Vec<(globset::GlobMatcher, String)>,
+}
+
+impl std::fmt::Debug for ModelMap {
+    // The globs as written (the compiled matchers are noise in a log line).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ModelMap").field(&self.entries).finish()
+    }
 }
 
 impl PartialEq for ModelMap {
