@@ -29,6 +29,14 @@ impl Caller {
         }
     }
 
+    /// Records the label the client gave itself in its request (`metadata.user_id`, `user`)
+    /// with the request's row. Call it before the first call to the chat service.
+    pub fn label(&self, label: Option<&str>) {
+        if let (Some(entry), Some(label)) = (self.request.as_deref(), label) {
+            entry.label(label);
+        }
+    }
+
     /// Who asks, as every call to the chat service carries it (a fresh request id each call).
     /// The first call of a request also carries the request itself: the chat service writes
     /// its request-log row, with the key, tokens and attempts that answered it.

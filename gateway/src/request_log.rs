@@ -24,6 +24,8 @@ pub struct RequestEntry {
     method: String,
     path: String,
     caller: OnceLock<String>,
+    /// The label the client gave itself in its body, once a handler read it.
+    label: OnceLock<String>,
     handed_over: AtomicBool,
 }
 
@@ -34,10 +36,22 @@ impl RequestEntry {
             gb_proto::chat::v1::ClientRequest {
                 method: self.method.clone(),
                 path: self.path.clone(),
+                label: self.label.get().cloned().unwrap_or_default(),
             }
         })
     }
+
+    /// Records the label the client gave itself (the first one; cut to `MAX_LABEL` characters).
+    pub fn label(&self, label: &str) {
+        let label: String = label.chars().take(MAX_LABEL).collect();
+        if !label.is_empty() {
+            let _ = self.label.set(label);
+        }
+    }
 }
+
+/// The longest label kept, in characters.
+pub const MAX_LABEL: usize = 256;
 
 /// On an error answer: the call it answers never reached a chat handler, so the chat service
 /// wrote no row for it (`errors.rs` marks it).
@@ -108,6 +122,7 @@ pub async fn record_request(
         method: request.method().to_string(),
         path: recorded_path(request.uri()),
         caller: OnceLock::new(),
+        label: OnceLock::new(),
         handed_over: AtomicBool::new(false),
     });
     request.extensions_mut().insert(entry.clone());
@@ -127,6 +142,7 @@ pub async fn record_request(
         status_code: u32::from(response.status().as_u16()),
         latency_ms: started.elapsed().as_millis().min(u128::from(u32::MAX)) as u32,
         client: entry.caller.get().cloned().unwrap_or_default(),
+        label: entry.label.get().cloned().unwrap_or_default(),
         ..Default::default()
     }));
     response

@@ -76,6 +76,12 @@ pub async fn create(
     if request.max_tokens.is_none() {
         return anthropic_error(400, "max_tokens: Field required");
     }
+    caller.label(
+        request
+            .metadata
+            .as_ref()
+            .and_then(|metadata| metadata["user_id"].as_str()),
+    );
     let grpc_request = pb::GeminiRequest {
         context: caller.call_context(),
         model,

@@ -51,6 +51,7 @@ pub async fn chat_completions(
             );
         }
     };
+    caller.label(request.user.as_deref());
     let grpc_request = pb::GeminiRequest {
         context: caller.call_context(),
         model: request.model.clone(),

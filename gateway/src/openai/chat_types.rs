@@ -24,6 +24,8 @@ pub struct ChatCompletionRequest {
     pub tool_choice: Option<Value>,
     pub response_format: Option<Value>,
     pub reasoning_effort: Option<String>,
+    /// The end user the client names, recorded as the request's label.
+    pub user: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -131,10 +131,10 @@ async fn resolve(
 async fn keep(
     state: &GatewayState,
     caller: &Caller,
+    response: &Value,
     translator: &ResponseTranslator,
     mut contents: Vec<Value>,
 ) -> Result<(), tonic::Status> {
-    let response = translator.response();
     contents.push(translator.model_content());
     state
         .logging
@@ -192,6 +192,7 @@ pub async fn create(
             return openai_error_with_param(400, &invalid.message, invalid.param.as_deref());
         }
     };
+    caller.label(request.user.as_deref());
     let contents = gemini["contents"].as_array().cloned().unwrap_or_default();
     let grpc_request = pb::GeminiRequest {
         context: caller.call_context(),
@@ -199,8 +200,9 @@ pub async fn create(
         body: Bytes::from(gemini.to_string()),
     };
     let id = format!("resp_{}", uuid::Uuid::new_v4().simple());
-    let mut translator = ResponseTranslator::new(id, unix_now(), echo(&request));
+    let translator = ResponseTranslator::new(id, unix_now(), echo(&request));
     if !request.stream {
+        let mut translator = translator.without_events();
         let answer = match state.chat.generate_content(grpc_request).await {
             Ok(answer) => answer.into_inner(),
             Err(status) => return openai_from_status(&status),
@@ -211,12 +213,13 @@ pub async fn create(
         };
         translator.translate(&answer);
         translator.finish();
+        let response = translator.response();
         if request.keeps()
-            && let Err(status) = keep(&state, &caller, &translator, contents).await
+            && let Err(status) = keep(&state, &caller, &response, &translator, contents).await
         {
             return openai_from_status(&status);
         }
-        return axum::Json(translator.response()).into_response();
+        return axum::Json(response).into_response();
     }
     let chunks = match state.chat.stream_generate_content(grpc_request).await {
         Ok(chunks) => chunks.into_inner(),
@@ -270,7 +273,9 @@ fn events(state: StreamState) -> impl futures::Stream<Item = Result<Bytes, Infal
                 let closing = state.translator.finish();
                 match state.keep.take() {
                     Some((gateway, caller, contents)) => {
-                        match keep(&gateway, &caller, &state.translator, contents).await {
+                        let response = state.translator.response();
+                        match keep(&gateway, &caller, &response, &state.translator, contents).await
+                        {
                             Ok(()) => closing,
                             Err(status) => state.translator.error(&openai_error_body(&status)),
                         }

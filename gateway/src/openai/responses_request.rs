@@ -50,6 +50,8 @@ pub struct ResponsesRequest {
     pub metadata: Option<Value>,
     #[serde(default)]
     pub background: Option<bool>,
+    #[serde(default)]
+    pub user: Option<String>,
 }
 
 impl ResponsesRequest {

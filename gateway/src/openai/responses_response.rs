@@ -80,6 +80,8 @@ pub struct ResponseTranslator {
     created_at: i64,
     echo: Echo,
     sequence: u64,
+    /// Whether events are wanted (a stream); a whole answer only needs the response object.
+    emit: bool,
     /// Items started so far (the next item's number).
     items: usize,
     started: bool,
@@ -99,6 +101,7 @@ impl ResponseTranslator {
             created_at,
             echo,
             sequence: 0,
+            emit: true,
             items: 0,
             started: false,
             output: Vec::new(),
@@ -110,12 +113,21 @@ impl ResponseTranslator {
         }
     }
 
+    /// For a whole answer: no events are made, only the response object.
+    pub fn without_events(mut self) -> Self {
+        self.emit = false;
+        self
+    }
+
     fn new_item_id(&mut self, prefix: &str) -> String {
         self.items += 1;
         item_id(prefix, &self.id, self.items - 1)
     }
 
     fn event(&mut self, events: &mut Vec<Event>, name: &'static str, mut data: Value) {
+        if !self.emit {
+            return;
+        }
         data["type"] = json!(name);
         data["sequence_number"] = json!(self.sequence);
         self.sequence += 1;
@@ -170,6 +182,9 @@ impl ResponseTranslator {
             return;
         }
         self.started = true;
+        if !self.emit {
+            return;
+        }
         let response = self.snapshot("in_progress", Value::Null, Vec::new());
         self.event(
             events,
@@ -442,6 +457,9 @@ impl ResponseTranslator {
         let mut events = Vec::new();
         self.opening(&mut events);
         self.close(&mut events);
+        if !self.emit {
+            return events;
+        }
         let response = self.response();
         let name = if response["status"] == "completed" {
             "response.completed"

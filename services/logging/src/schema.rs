@@ -36,6 +36,7 @@ diesel::table! {
         client -> Text,
         outcome -> Text,
         attempts -> Integer,
+        client_label -> Text,
     }
 }
 

@@ -265,6 +265,7 @@ struct SuccessRow {
     client: String,
     outcome: String,
     attempts: i32,
+    client_label: String,
 }
 
 impl SuccessRow {
@@ -284,6 +285,7 @@ impl SuccessRow {
             client: self.client,
             outcome: stored_class(&self.outcome)?.into(),
             attempts: u32::try_from(self.attempts).unwrap_or(0),
+            label: self.client_label,
         })
     }
 }

@@ -63,6 +63,7 @@ struct NewRequest {
     client: String,
     outcome: String,
     attempts: i32,
+    client_label: String,
 }
 
 impl NewRequest {
@@ -94,6 +95,7 @@ impl NewRequest {
             client: record.client,
             outcome,
             attempts: small(record.attempts),
+            client_label: record.label.chars().take(256).collect(),
         }
     }
 
@@ -156,7 +158,7 @@ impl NewError {
     }
 }
 
-/// Rows per INSERT statement: well under SQLite's bound-parameter limit (17 columns a row).
+/// Rows per INSERT statement: well under SQLite's bound-parameter limit (18 columns a row).
 const ROWS_PER_INSERT: usize = 200;
 
 /// A batch of records as rows: the client requests' rows, the error logs, and the successful

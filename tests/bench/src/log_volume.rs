@@ -89,6 +89,7 @@ fn records(index: u64, now_ms: i64, batch: &mut pb::WriteRecordsRequest) {
         client,
         outcome: outcome.into(),
         attempts: 1,
+        label: String::new(),
     });
 }
 

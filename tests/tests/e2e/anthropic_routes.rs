@@ -95,6 +95,18 @@ async fn message_whole_streamed_and_counted(mode: Mode, backend: Backend) {
     );
     assert!(app.mock.calls()[2].path.contains("/gemini-2.5-flash-lite:"));
 
+    // metadata.user_id is the request's label in its row, beside the token's name.
+    let mut labelled = hello("claude-sonnet-4-5");
+    labelled["metadata"] = json!({"user_id": "user-7"});
+    assert_eq!(post(&app, "/v1/messages", &labelled).await.0, 200);
+    app.eventually("the labelled row", async || {
+        app.db
+            .texts("SELECT client_label AS text FROM request_logs WHERE request_path = '/v1/messages' AND client_label <> ''")
+            .await
+            == ["user-7"]
+    })
+    .await;
+
     // The map is a runtime setting.
     app.put_setting(
         "ANTHROPIC_MODEL_MAP",

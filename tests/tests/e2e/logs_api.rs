@@ -575,13 +575,13 @@ async fn retention_deletes_what_it_should(mode: Mode, backend: Backend) {
     })
     .await;
     let recent = client_rows().await.len();
-    app.put_setting("AUTO_DELETE_REQUEST_LOGS_ENABLED", json!(true))
-        .await;
     assert_eq!(
         kept_responses().await.len(),
         2,
         "kept while request logs are"
     );
+    app.put_setting("AUTO_DELETE_REQUEST_LOGS_ENABLED", json!(true))
+        .await;
     app.eventually(
         "request logs and stored responses older than 30 days go",
         || async {

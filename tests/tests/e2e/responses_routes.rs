@@ -149,6 +149,21 @@ async fn responses_kept_continued_and_deleted(mode: Mode, backend: Backend) {
     );
     assert_eq!(refused["error"]["param"], "previous_response_id");
 
+    // `user` is the request's label in its row.
+    let (status, _) = create(
+        &app,
+        &json!({"model": "gemini-2.5-flash", "input": "x", "user": "user-8", "store": false}),
+    )
+    .await;
+    assert_eq!(status, 200);
+    app.eventually("the labelled row", async || {
+        app.db
+            .texts("SELECT client_label AS text FROM request_logs WHERE request_path = '/v1/responses' AND client_label <> ''")
+            .await
+            == ["user-8"]
+    })
+    .await;
+
     // store: false keeps nothing.
     let (_, unkept) = create(
         &app,

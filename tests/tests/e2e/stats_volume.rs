@@ -116,6 +116,7 @@ fn attempt(
         client: written.client.into(),
         outcome: outcome.into(),
         attempts: 1,
+        label: String::new(),
     };
     if !success {
         records.errors.push(logging::ErrorRecord {

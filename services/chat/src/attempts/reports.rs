@@ -37,16 +37,18 @@ impl Attempts {
             .client_request
             .as_deref()
             .filter(|row| row.take());
-        let (kind, method, path) = match row {
+        let (kind, method, path, label) = match row {
             Some(row) => (
                 logs::RecordKind::Client,
                 row.request.method.clone(),
                 row.request.path.clone(),
+                row.request.label.clone(),
             ),
             None => (
                 logs::RecordKind::Attempt,
                 record.method.clone(),
                 record.path.clone(),
+                String::new(),
             ),
         };
         logs::RequestRecord {
@@ -67,6 +69,7 @@ impl Attempts {
             client: record.origin.client.clone(),
             outcome: ending.outcome.into(),
             attempts: ending.attempts,
+            label,
         }
     }
 
@@ -134,6 +137,7 @@ impl Attempts {
             status_code: u32::from(status),
             latency_ms: latency_ms(row.started),
             client: origin.client.clone(),
+            label: row.request.label.clone(),
             ..Default::default()
         }));
     }
