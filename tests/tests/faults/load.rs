@@ -94,7 +94,7 @@ impl Load {
                                 }
                                 Err(error) => {
                                     tally.failed[now] += 1;
-                                    tally.failures.push(format!("phase {now}: {error}"));
+                                    tally.failures.push(format!("phase {now}: {error:?}"));
                                 }
                             }
                         }

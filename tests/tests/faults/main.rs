@@ -295,7 +295,7 @@ async fn split_services_killed_and_postgres_restarted_under_load() {
     load.enter(4);
     load.served_more(SERVED_AFTER, Duration::from_secs(30))
         .await;
-    let (phases, _, _) = load.stop().await;
+    let (phases, _, failures) = load.stop().await;
     eprintln!(
         "  chat killed: sent {}, failed {}; gateway killed: sent {}, failed {}; after each restart: failed {}",
         phases[1].sent,
@@ -329,8 +329,16 @@ async fn split_services_killed_and_postgres_restarted_under_load() {
         .await;
         failed_rows.insert(*status, rows);
     }
+    // What the requests without an answer met (the client's own error), to see why.
+    let unanswered_errors: Vec<&String> = failures
+        .iter()
+        .filter(|failure| {
+            (failure.starts_with("phase 1:") || failure.starts_with("phase 2:"))
+                && !failure.contains(": HTTP ")
+        })
+        .collect();
     eprintln!(
-        "  requests failed with the chat service down, by status: {failed_with_chat_down:?} (no answer: {unanswered}); their rows: {failed_rows:?}"
+        "  requests failed with the chat service down, by status: {failed_with_chat_down:?} (no answer: {unanswered} {unanswered_errors:?}); their rows: {failed_rows:?}"
     );
     for (status, count) in &failed_with_chat_down {
         assert!(
