@@ -285,19 +285,25 @@ fn contents(
     Ok((system_parts, contents))
 }
 
+/// OpenAI's `tool_choice` given as a string (chat completions and responses alike) → Gemini's
+/// function-calling mode.
+pub(crate) fn string_tool_choice(mode: &str) -> Result<Value, InvalidRequest> {
+    Ok(match mode {
+        "auto" => json!({"mode": "AUTO"}),
+        "none" => json!({"mode": "NONE"}),
+        "required" => json!({"mode": "ANY"}),
+        other => {
+            return Err(invalid(
+                format!("tool_choice {other:?} is not auto, none or required"),
+                "tool_choice",
+            ));
+        }
+    })
+}
+
 fn tool_config(choice: &Value) -> Result<Option<Value>, InvalidRequest> {
     let config = match choice {
-        Value::String(mode) => match mode.as_str() {
-            "auto" => json!({"mode": "AUTO"}),
-            "none" => json!({"mode": "NONE"}),
-            "required" => json!({"mode": "ANY"}),
-            other => {
-                return Err(invalid(
-                    format!("tool_choice {other:?} is not auto, none or required"),
-                    "tool_choice",
-                ));
-            }
-        },
+        Value::String(mode) => string_tool_choice(mode)?,
         Value::Object(_) => {
             let name = choice["function"]["name"]
                 .as_str()

@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::super::chat_request::{InvalidRequest, thinking_config};
+use super::super::chat_request::{InvalidRequest, string_tool_choice, thinking_config};
 use super::super::json_schema;
 use super::{ResponsesRequest, invalid};
 use crate::gemini_body::function_declaration;
@@ -118,17 +118,7 @@ pub(super) fn tools(request: &ResponsesRequest) -> Result<Vec<Value>, InvalidReq
 
 pub(super) fn tool_config(choice: &Value) -> Result<Value, InvalidRequest> {
     let config = match choice {
-        Value::String(mode) => match mode.as_str() {
-            "auto" => json!({"mode": "AUTO"}),
-            "none" => json!({"mode": "NONE"}),
-            "required" => json!({"mode": "ANY"}),
-            other => {
-                return Err(invalid(
-                    format!("tool_choice {other:?} is not auto, none or required"),
-                    "tool_choice",
-                ));
-            }
-        },
+        Value::String(mode) => string_tool_choice(mode)?,
         Value::Object(_) if choice["type"] == "function" => {
             let name = choice["name"]
                 .as_str()
