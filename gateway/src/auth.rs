@@ -7,11 +7,13 @@ use axum::http::HeaderMap;
 use gb_runtime::secrets::{KeyCipher, tokens_match};
 
 pub struct Auth {
-    client_tokens: Vec<String>,
+    /// Each client token with the name its caller gets (`KeyCipher::caller_id`, a keyed hash
+    /// of the token, made once here rather than on every request).
+    client_tokens: Vec<(String, String)>,
     /// `None`: administrative routes are closed.
     admin_token: Option<String>,
-    /// Names callers by a keyed hash of their token (`KeyCipher::caller_id`).
-    names: KeyCipher,
+    /// The admin token's name as a client.
+    admin_name: String,
 }
 
 /// An authenticated caller, named without its token, with its request's log entry.
@@ -54,10 +56,20 @@ impl Caller {
 
 impl Auth {
     pub fn new(client_tokens: Vec<String>, admin_token: Option<String>, names: KeyCipher) -> Self {
+        let admin_name = admin_token
+            .as_deref()
+            .map(|token| names.caller_id(token))
+            .unwrap_or_default();
         Auth {
-            client_tokens,
+            client_tokens: client_tokens
+                .into_iter()
+                .map(|token| {
+                    let name = names.caller_id(&token);
+                    (token, name)
+                })
+                .collect(),
             admin_token,
-            names,
+            admin_name,
         }
     }
 
@@ -74,23 +86,29 @@ impl Auth {
         )
     }
 
-    fn is_client_token(&self, presented: &str) -> bool {
-        // Check every token, so that timing does not tell which one matched.
-        let mut matched = false;
-        for token in &self.client_tokens {
-            matched |= tokens_match(presented, token);
+    /// The name of the caller that presents this token, if it is a client token (or the admin
+    /// token).
+    fn client_name(&self, presented: &str) -> Option<&str> {
+        // Compare with every token, so that timing does not tell which one matched.
+        let mut name = None;
+        for (token, token_name) in &self.client_tokens {
+            if tokens_match(presented, token) {
+                name = Some(token_name.as_str());
+            }
         }
-        if let Some(admin) = &self.admin_token {
-            matched |= tokens_match(presented, admin);
+        if let Some(admin) = &self.admin_token
+            && tokens_match(presented, admin)
+        {
+            name = Some(self.admin_name.as_str());
         }
-        matched
+        name
     }
 
     /// The caller of a client route, or `None` for a missing or unknown token.
     pub fn client(&self, headers: &HeaderMap, query: Option<&str>) -> Option<Caller> {
         let presented = presented_client_token(headers, query)?;
-        self.is_client_token(&presented)
-            .then(|| Caller::named(self.names.caller_id(&presented)))
+        self.client_name(&presented)
+            .map(|name| Caller::named(name.to_owned()))
     }
 
     /// Whether the request carries the admin token (`Authorization`, `Bearer` optional).

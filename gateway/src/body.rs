@@ -6,9 +6,8 @@
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::http::{StatusCode, header};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::BytesMut;
 use http_body_util::BodyExt;
@@ -36,9 +35,9 @@ fn too_large() -> Response {
 }
 
 pub async fn read_whole_body(
-    State(limits): State<BodyLimits>,
+    limits: &BodyLimits,
     request: Request,
-    next: Next,
+    next: impl AsyncFnOnce(Request) -> Response,
 ) -> Response {
     let declared = request
         .headers()
@@ -73,8 +72,7 @@ pub async fn read_whole_body(
         Ok(Err(response)) => return response,
         Ok(Ok(bytes)) => bytes,
     };
-    next.run(Request::from_parts(parts, Body::from(bytes.freeze())))
-        .await
+    next(Request::from_parts(parts, Body::from(bytes.freeze()))).await
 }
 
 /// Reads a body to its end, keeping nothing.

@@ -5,7 +5,6 @@
 
 use axum::extract::Request;
 use axum::http::StatusCode;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
 /// Google's front ends refuse URLs of a few KiB; no client of this gateway needs more than this.
@@ -14,7 +13,7 @@ pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// Names and values of every header together, as nginx's and Google's front ends allow.
 pub const MAX_HEADER_BYTES: usize = 64 * 1024;
 
-pub async fn check_head(request: Request, next: Next) -> Response {
+pub async fn check_head(request: Request, next: impl AsyncFnOnce(Request) -> Response) -> Response {
     let uri_bytes = request
         .uri()
         .path_and_query()
@@ -41,5 +40,5 @@ pub async fn check_head(request: Request, next: Next) -> Response {
         )
             .into_response();
     }
-    next.run(request).await
+    next(request).await
 }

@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use gb_proto::logging::v1 as pb;
@@ -111,12 +111,12 @@ fn model_of(path: &str) -> String {
 
 /// Records every request but the health checks.
 pub async fn record_request(
-    State(state): State<GatewayState>,
+    state: &GatewayState,
     mut request: Request,
-    next: Next,
+    next: impl AsyncFnOnce(Request) -> Response,
 ) -> Response {
     if request.uri().path() == "/health" {
-        return next.run(request).await;
+        return next(request).await;
     }
     let entry = Arc::new(RequestEntry {
         method: request.method().to_string(),
@@ -127,7 +127,7 @@ pub async fn record_request(
     });
     request.extensions_mut().insert(entry.clone());
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let response = next(request).await;
     if entry.handed_over.load(Ordering::Relaxed)
         && response.extensions().get::<CallNotRecorded>().is_none()
     {

@@ -222,10 +222,13 @@ fn http_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
 
 /// What axum answers on its own (a body over the limit, a body that could not be read in time,
 /// a method the route does not take) comes as plain text: give it the client family's JSON shape.
-async fn shape_plain_errors(request: Request, next: Next) -> Response {
+async fn shape_plain_errors(
+    request: Request,
+    next: impl AsyncFnOnce(Request) -> Response,
+) -> Response {
     let anthropic_family = anthropic::family(&request);
     let openai_family = openai_family(&request);
-    let response = next.run(request).await;
+    let response = next(request).await;
     let status = response.status();
     let is_json = response
         .headers()
@@ -262,7 +265,10 @@ async fn shape_plain_errors(request: Request, next: Next) -> Response {
 
 /// `http_server_requests_total` and `http_server_request_duration_seconds` (to the response
 /// head: a stream's body is not waited for), by route template, never by raw path.
-async fn record_http_metrics(request: Request, next: Next) -> Response {
+async fn record_http_metrics(
+    request: Request,
+    next: impl AsyncFnOnce(Request) -> Response,
+) -> Response {
     let method = request.method().to_string();
     let route = request
         .extensions()
@@ -272,13 +278,39 @@ async fn record_http_metrics(request: Request, next: Next) -> Response {
             |matched| matched.as_str().to_owned(),
         );
     let started = std::time::Instant::now();
-    let response = next.run(request).await;
+    let response = next(request).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_server_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
         .increment(1);
     metrics::histogram!("http_server_request_duration_seconds", "method" => method, "route" => route)
         .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// What every request meets before its route's own middleware, in one layer (a router's
+/// layer clones the whole stack below it for each request, so five of them cost five clones of
+/// it): the metrics, the request log, the family's shape for plain errors, the head limits, the
+/// body read whole, in that order from the outside in.
+async fn front(State(state): State<GatewayState>, request: Request, next: Next) -> Response {
+    let state = &state;
+    record_http_metrics(request, async move |request| {
+        record_request(state, request, async move |request| {
+            shape_plain_errors(request, async move |request| {
+                crate::head_limits::check_head(request, async move |request| {
+                    crate::body::read_whole_body(
+                        &state.body_limits,
+                        request,
+                        async move |request| next.run(request).await,
+                    )
+                    .await
+                })
+                .await
+            })
+            .await
+        })
+        .await
+    })
+    .await
 }
 
 fn record_status(response: &Response, _latency: std::time::Duration, span: &tracing::Span) {
@@ -332,18 +364,11 @@ pub fn router(state: GatewayState) -> Router {
         .merge(key_resource)
         .merge(operator_api)
         .fallback(not_found)
-        // The size limit is `body.rs`'s, enforced once, before the extractors see the body.
+        // The size limit is `body.rs`'s, enforced once, before the extractors see the body:
+        // a body too large is refused on its header, one sent too slowly is cut off, and a URI
+        // or headers too large are refused before the body is read (`front`).
         .layer(DefaultBodyLimit::disable())
-        // A body too large is refused on its header; one sent too slowly is cut off.
-        .layer(from_fn_with_state(
-            state.body_limits.clone(),
-            crate::body::read_whole_body,
-        ))
-        // A URI or headers too large are refused before the body is read.
-        .layer(axum::middleware::from_fn(crate::head_limits::check_head))
-        .layer(axum::middleware::from_fn(shape_plain_errors))
-        .layer(from_fn_with_state(state.clone(), record_request))
-        .layer(axum::middleware::from_fn(record_http_metrics))
+        .layer(from_fn_with_state(state.clone(), front))
         .layer(
             tower_http::trace::TraceLayer::new_for_http()
                 .make_span_with(

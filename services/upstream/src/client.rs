@@ -30,6 +30,9 @@ pub enum KeyPlacement {
 #[derive(Clone)]
 pub struct Upstream {
     base_url: String,
+    /// `base_url` parsed once (its host's IDNA processing is most of a parse): each request's
+    /// URL is a copy with its path and query set.
+    base: Option<url::Url>,
     /// One client (connection pool) per route out: the direct one, or one per proxy.
     clients: Vec<reqwest::Client>,
     timeout: Duration,
@@ -79,8 +82,12 @@ impl Upstream {
                 .map(|proxy| builder().proxy(reqwest::Proxy::all(proxy)?).build())
                 .collect::<Result<_, _>>()?
         };
+        let base_url = base_url.trim_end_matches('/').to_owned();
         Ok(Upstream {
-            base_url: base_url.trim_end_matches('/').to_owned(),
+            base: url::Url::parse(&base_url)
+                .ok()
+                .filter(|url| url.query().is_none() && !url.cannot_be_a_base()),
+            base_url,
             clients,
             timeout,
         })
@@ -131,12 +138,21 @@ impl Upstream {
         whole_timeout: bool,
     ) -> reqwest::RequestBuilder {
         let client = &self.clients[self.route_index(key)];
-        let url = format!(
-            "{}/{}",
-            self.base_url,
-            path_and_query.trim_start_matches('/')
-        );
-        let request = client.request(method, url);
+        let path_and_query = path_and_query.trim_start_matches('/');
+        let request = match &self.base {
+            Some(base) => {
+                let (path, query) = match path_and_query.split_once('?') {
+                    Some((path, query)) => (path, Some(query)),
+                    None => (path_and_query, None),
+                };
+                let mut url = base.clone();
+                url.set_path(&format!("{}/{path}", base.path().trim_end_matches('/')));
+                url.set_query(query);
+                client.request(method, url)
+            }
+            // Not a URL: reqwest reports it on the request, as it always did.
+            None => client.request(method, format!("{}/{path_and_query}", self.base_url)),
+        };
         let mut request = match placement {
             KeyPlacement::GoogApiKey => request.header("x-goog-api-key", key),
             KeyPlacement::Bearer => request.bearer_auth(key),
@@ -165,5 +181,41 @@ mod tests {
         // A fixed value, so that a change of hash (and of every key's proxy) cannot pass unseen.
         // (Python: int.from_bytes(sha256(key)[:8], "big") % 7 == 4.)
         assert_eq!(stable_route_index("AIzaSyStableMappingExample", 7), 4);
+    }
+
+    /// Each request's URL, made from the base parsed once, is the one the base and the path
+    /// written out would parse to.
+    #[test]
+    fn request_urls_are_the_base_and_the_path() {
+        let none = std::collections::BTreeMap::new();
+        for base in [
+            "https://generativelanguage.googleapis.com/v1beta",
+            "https://generativelanguage.googleapis.com/v1beta/",
+            "http://127.0.0.1:8080",
+            "http://bücher.example/gemini/v1beta",
+        ] {
+            let upstream = Upstream::new(base, &[], Duration::from_secs(5), &none).unwrap();
+            for path in [
+                "models/gemini-2.5-flash:generateContent",
+                "/models/gemini-2.5-flash:streamGenerateContent?alt=sse",
+                "models?pageSize=10&pageToken=a%2Fb",
+                "openai/chat/completions",
+            ] {
+                let built = upstream
+                    .request(reqwest::Method::POST, path, "AIzaSyExample", false)
+                    .build()
+                    .unwrap();
+                let written = format!(
+                    "{}/{}",
+                    base.trim_end_matches('/'),
+                    path.trim_start_matches('/')
+                );
+                assert_eq!(
+                    built.url(),
+                    &url::Url::parse(&written).unwrap(),
+                    "{base} {path}"
+                );
+            }
+        }
     }
 }

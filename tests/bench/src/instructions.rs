@@ -61,6 +61,15 @@ fn newest_dump_total(dir: &Path, seen: &mut Vec<PathBuf>) -> anyhow::Result<u64>
         .ok_or_else(|| anyhow::anyhow!("a callgrind dump without totals"))
 }
 
+/// Copies the dumps of a run (in `data`) to `keep`.
+pub fn keep_dumps(data: &Path, keep: &Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(keep)?;
+    for entry in std::fs::read_dir(data.join("callgrind"))?.flatten() {
+        std::fs::copy(entry.path(), keep.join(entry.file_name()))?;
+    }
+    Ok(())
+}
+
 /// Counts `requests` sequential requests of each route.
 pub async fn run(
     this: &Path,

@@ -74,6 +74,10 @@ enum Command {
         gateway: PathBuf,
         #[arg(long, default_value_t = 1_000)]
         requests: u64,
+        /// Keep callgrind's dumps (one a route, in the routes' order) in this folder, for
+        /// `callgrind_annotate`.
+        #[arg(long)]
+        keep: Option<PathBuf>,
     },
     /// The whole measurement.
     Run {
@@ -147,11 +151,18 @@ fn main() -> anyhow::Result<()> {
                 }
                 Ok(())
             }
-            Command::Instructions { gateway, requests } => {
+            Command::Instructions {
+                gateway,
+                requests,
+                keep,
+            } => {
                 let data = std::env::temp_dir()
                     .join(format!("gb-bench-instructions-{}", std::process::id()));
                 let this = std::env::current_exe()?;
                 let counted = instructions::run(&this, &gateway, &data, requests).await;
+                if let Some(keep) = keep {
+                    instructions::keep_dumps(&data, &keep)?;
+                }
                 let _ = std::fs::remove_dir_all(&data);
                 eprintln!("{}", serde_json::to_string(&counted?)?);
                 Ok(())
