@@ -78,6 +78,12 @@ fn key_json(key: &pb::Key) -> Value {
         "status": status_name(key.status()),
         "failure_count": key.failure_count,
         "cooldown_until": time(key.cooldown_until_ms),
+        // The models the key rests for (their quota spent) while it serves the others.
+        "model_cooldowns": key
+            .model_cooldowns
+            .iter()
+            .map(|cooling| json!({"model": cooling.model, "until": time(cooling.until_ms)}))
+            .collect::<Vec<_>>(),
         "last_error": if key.last_error.is_empty() { Value::Null } else { json!(key.last_error) },
         "last_used": time(key.last_used_ms),
         "success_count": key.success_count,

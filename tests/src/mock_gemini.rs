@@ -29,8 +29,17 @@ pub enum Behavior {
     InvalidKey,
     /// 403 `PERMISSION_DENIED` with reason `CONSUMER_SUSPENDED`.
     Suspended,
-    /// 429 `RESOURCE_EXHAUSTED` with `QuotaFailure` and (when set) a `RetryInfo` delay.
+    /// 429 `RESOURCE_EXHAUSTED` with a `QuotaFailure` of the whole project (no model named)
+    /// and (when set) a `RetryInfo` delay.
     Quota { retry_delay_seconds: Option<f64> },
+    /// Calls for `model` answer Google's 429 for that model's quota per minute or per day
+    /// (`QuotaFailure` with `quotaDimensions.model`, and a `RetryInfo` delay, which Google
+    /// gives for daily quotas too); calls for other models are answered normally.
+    ModelQuota {
+        model: String,
+        per_day: bool,
+        retry_delay_seconds: f64,
+    },
     /// A 5xx answer (500 `INTERNAL`, 503 `UNAVAILABLE`).
     ServerError { status: u16 },
     /// Streams send this many chunks, then the connection breaks.
@@ -263,9 +272,9 @@ fn behavior_error(behavior: &Behavior, key: &str) -> Option<(u16, Value)> {
         } => {
             let mut details = vec![
                 json!({"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
-                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
-                    "quotaId": "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
-                    "quotaDimensions": {"location": "global", "model": "gemini-2.5-flash"}, "quotaValue": "10"}]}),
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_requests_per_project",
+                    "quotaId": "GenerateRequestsPerMinutePerProject",
+                    "quotaDimensions": {"location": "global"}, "quotaValue": "60"}]}),
                 json!({"@type": "type.googleapis.com/google.rpc.Help", "links": [{
                     "description": "Learn more about Gemini API quotas",
                     "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]}),
@@ -280,6 +289,49 @@ fn behavior_error(behavior: &Behavior, key: &str) -> Option<(u16, Value)> {
                     "RESOURCE_EXHAUSTED",
                     "You exceeded your current quota, please check your plan and billing details.",
                     Value::Array(details),
+                ),
+            ))
+        }
+        Behavior::ModelQuota {
+            model,
+            per_day,
+            retry_delay_seconds,
+        } => {
+            let (metric, quota_id, value) = if *per_day {
+                (
+                    "generate_content_free_tier_requests",
+                    "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                    "50",
+                )
+            } else {
+                (
+                    "generate_content_free_tier_requests",
+                    "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                    "5",
+                )
+            };
+            Some((
+                429,
+                google_error(
+                    429,
+                    "RESOURCE_EXHAUSTED",
+                    &format!(
+                        "You exceeded your current quota, please check your plan and billing details. \
+                         * Quota exceeded for metric: generativelanguage.googleapis.com/{metric}, \
+                         limit: {value}, model: {model}\nPlease retry in {retry_delay_seconds}s."
+                    ),
+                    json!([
+                        {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                            "quotaMetric": format!("generativelanguage.googleapis.com/{metric}"),
+                            "quotaId": quota_id,
+                            "quotaDimensions": {"location": "global", "model": model},
+                            "quotaValue": value}]},
+                        {"@type": "type.googleapis.com/google.rpc.Help", "links": [{
+                            "description": "Learn more about Gemini API quotas",
+                            "url": "https://ai.google.dev/gemini-api/docs/rate-limits"}]},
+                        {"@type": "type.googleapis.com/google.rpc.RetryInfo",
+                         "retryDelay": format!("{}s", retry_delay_seconds.floor())}
+                    ]),
                 ),
             ))
         }
@@ -492,6 +544,18 @@ async fn admit(
             .cloned()
             .unwrap_or_default()
     });
+    // A model's quota is spent for that model alone.
+    let behavior = match behavior {
+        Behavior::ModelQuota { ref model, .. }
+            if path
+                .split_once("/models/")
+                .and_then(|(_, rest)| rest.split(':').next())
+                != Some(model.as_str()) =>
+        {
+            Behavior::Ok
+        }
+        other => other,
+    };
     if let Behavior::Slow { millis } = behavior {
         tokio::time::sleep(Duration::from_millis(millis)).await;
     }

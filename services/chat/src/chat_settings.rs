@@ -1,6 +1,6 @@
 //! What the chat service reads from the settings, rebuilt whenever they change (`BASE_URL`,
 //! `TIME_OUT`, `PROXIES`, `CUSTOM_HEADERS`, `MAX_RETRIES`, the model lists and rules,
-//! `PAID_KEY`, `ERROR_LOG_RECORD_REQUEST_BODY`). A request reads one consistent version.
+//! `PAID_KEY`, `ERROR_LOG_RECORD_REQUEST_BODY`, `QUOTA_RESET_TIMEZONE`). A request reads one consistent version.
 
 use std::sync::Arc;
 
@@ -20,6 +20,8 @@ pub struct ChatSettings {
     pub chat_model: String,
     pub paid_key: Option<String>,
     pub record_request_body: bool,
+    /// `QUOTA_RESET_TIMEZONE`: where Google's daily quotas reset at midnight.
+    pub quota_reset: gb_runtime::settings::TimeZone,
 }
 
 impl ChatSettings {
@@ -35,6 +37,7 @@ impl ChatSettings {
             chat_model: chat.chat_model.clone(),
             paid_key: chat.paid_key.as_ref().map(|key| key.expose().clone()),
             record_request_body: chat.error_log_record_request_body,
+            quota_reset: chat.quota_reset_timezone,
         })
     }
 }

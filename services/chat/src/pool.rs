@@ -22,6 +22,10 @@ pub struct LocalKey {
     /// Transient failures in a row seen by this replica, so that it stops picking the key at
     /// `MAX_FAILURES` before the keys service's verdict comes back.
     failures_in_row: AtomicU32,
+    /// The models the key rests for (it spent their quota), until when; read on a pick only
+    /// when `any_model_cooling` says there are some, so that the usual pick takes no lock.
+    model_cooldowns: RwLock<Vec<(Arc<str>, i64)>>,
+    any_model_cooling: AtomicBool,
 }
 
 impl LocalKey {
@@ -33,16 +37,78 @@ impl LocalKey {
             disabled: AtomicBool::new(false),
             cooldown_until_ms: AtomicI64::new(0),
             failures_in_row: AtomicU32::new(0),
+            model_cooldowns: RwLock::new(Vec::new()),
+            any_model_cooling: AtomicBool::new(false),
         }
+    }
+
+    fn new(key: &pb::PoolKey) -> Self {
+        let local = LocalKey {
+            id: key.id,
+            value: key.value.as_str().into(),
+            disabled: AtomicBool::new(key.status() == pb::KeyStatus::Disabled),
+            cooldown_until_ms: AtomicI64::new(key.cooldown_until_ms),
+            failures_in_row: AtomicU32::new(0),
+            model_cooldowns: RwLock::new(Vec::new()),
+            any_model_cooling: AtomicBool::new(false),
+        };
+        local.set_model_cooldowns(&key.model_cooldowns);
+        local
     }
 
     pub fn in_pool(&self) -> bool {
         self.id > 0
     }
 
-    fn usable_at(&self, now_ms: i64) -> bool {
-        !self.disabled.load(Ordering::Relaxed)
-            && self.cooldown_until_ms.load(Ordering::Relaxed) <= now_ms
+    /// Until when the key may not serve `model` (0: it may).
+    fn model_cooling_until(&self, model: &str) -> i64 {
+        if !self.any_model_cooling.load(Ordering::Relaxed) {
+            return 0;
+        }
+        self.model_cooldowns
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .find(|(cooling, _)| **cooling == *model)
+            .map_or(0, |(_, until_ms)| *until_ms)
+    }
+
+    /// Until when the key may not serve `model`, whether for the key or for the model.
+    fn cooling_until(&self, model: &str) -> i64 {
+        self.cooldown_until_ms
+            .load(Ordering::Relaxed)
+            .max(self.model_cooling_until(model))
+    }
+
+    fn usable_at(&self, model: &str, now_ms: i64) -> bool {
+        !self.disabled.load(Ordering::Relaxed) && self.cooling_until(model) <= now_ms
+    }
+
+    /// The keys service's model cooldowns replace this replica's.
+    fn set_model_cooldowns(&self, cooldowns: &[pb::ModelCooldown]) {
+        let mut models = self
+            .model_cooldowns
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        *models = cooldowns
+            .iter()
+            .map(|cooldown| (Arc::from(cooldown.model.as_str()), cooldown.until_ms))
+            .collect();
+        self.any_model_cooling
+            .store(!models.is_empty(), Ordering::Relaxed);
+    }
+
+    /// Rests the key for `model` alone until `until_ms` (this replica saw its quota spent).
+    pub fn mark_model_cooling_until(&self, model: &str, until_ms: i64) {
+        let mut models = self
+            .model_cooldowns
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match models.iter_mut().find(|(cooling, _)| **cooling == *model) {
+            Some((_, until)) => *until = (*until).max(until_ms),
+            None => models.push((model.into(), until_ms)),
+        }
+        self.any_model_cooling.store(true, Ordering::Relaxed);
     }
 
     pub fn mark_disabled(&self) {
@@ -96,18 +162,10 @@ impl Keys {
             known
                 .cooldown_until_ms
                 .store(key.cooldown_until_ms, Ordering::Relaxed);
+            known.set_model_cooldowns(&key.model_cooldowns);
             return was_disabled != disabled;
         }
-        self.by_id.insert(
-            key.id,
-            Arc::new(LocalKey {
-                id: key.id,
-                value: key.value.as_str().into(),
-                disabled: AtomicBool::new(disabled),
-                cooldown_until_ms: AtomicI64::new(key.cooldown_until_ms),
-                failures_in_row: AtomicU32::new(0),
-            }),
-        );
+        self.by_id.insert(key.id, Arc::new(LocalKey::new(key)));
         true
     }
 }
@@ -148,8 +206,9 @@ impl LocalPool {
             .clone()
     }
 
-    /// The next usable key in round-robin order that this request has not tried yet.
-    pub fn pick(&self, tried: &[i64], now_ms: i64) -> Result<Arc<LocalKey>, NoKey> {
+    /// The next key in round-robin order that may serve `model` and that this request has not
+    /// tried yet.
+    pub fn pick(&self, model: &str, tried: &[i64], now_ms: i64) -> Result<Arc<LocalKey>, NoKey> {
         let ring = self.ring();
         let count = ring.len();
         if count == 0 {
@@ -164,11 +223,11 @@ impl LocalPool {
                 continue;
             }
             any_untried = true;
-            if key.usable_at(now_ms) {
+            if key.usable_at(model, now_ms) {
                 return Ok(key.clone());
             }
             if !key.disabled.load(Ordering::Relaxed) {
-                soonest = soonest.min(key.cooldown_until_ms.load(Ordering::Relaxed));
+                soonest = soonest.min(key.cooling_until(model));
             }
         }
         if !any_untried {
@@ -269,6 +328,7 @@ mod tests {
             status: status.into(),
             cooldown_until_ms,
             key_type: "gemini".into(),
+            model_cooldowns: Vec::new(),
         }
     }
 
@@ -285,7 +345,7 @@ mod tests {
             pool_key(2, pb::KeyStatus::Disabled, 0),
             pool_key(3, pb::KeyStatus::Active, 0),
         ]);
-        let picks: Vec<i64> = (0..4).map(|_| pool.pick(&[], 0).unwrap().id).collect();
+        let picks: Vec<i64> = (0..4).map(|_| pool.pick("m", &[], 0).unwrap().id).collect();
         assert_eq!(picks, vec![1, 3, 1, 3]);
     }
 
@@ -293,10 +353,10 @@ mod tests {
     fn cooling_keys_are_skipped_until_their_time() {
         let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 500)]);
         assert_eq!(
-            pool.pick(&[], 100).err(),
+            pool.pick("m", &[], 100).err(),
             Some(NoKey::AllCooling { until_ms: 500 })
         );
-        assert_eq!(pool.pick(&[], 500).unwrap().id, 1);
+        assert_eq!(pool.pick("m", &[], 500).unwrap().id, 1);
     }
 
     #[test]
@@ -305,8 +365,8 @@ mod tests {
             pool_key(1, pb::KeyStatus::Active, 0),
             pool_key(2, pb::KeyStatus::Active, 0),
         ]);
-        assert_eq!(pool.pick(&[1], 0).unwrap().id, 2);
-        assert_eq!(pool.pick(&[1, 2], 0).err(), Some(NoKey::AllTried));
+        assert_eq!(pool.pick("m", &[1], 0).unwrap().id, 2);
+        assert_eq!(pool.pick("m", &[1, 2], 0).err(), Some(NoKey::AllTried));
     }
 
     #[test]
@@ -317,15 +377,45 @@ mod tests {
             pb::KeyStatus::Disabled,
             0,
         )));
-        assert_eq!(pool.pick(&[], 0).err(), Some(NoKey::NoneUsable));
+        assert_eq!(pool.pick("m", &[], 0).err(), Some(NoKey::NoneUsable));
         pool.apply(pb::pool_event::Event::Upserted(pool_key(
             2,
             pb::KeyStatus::Active,
             0,
         )));
-        assert_eq!(pool.pick(&[], 0).unwrap().id, 2);
+        assert_eq!(pool.pick("m", &[], 0).unwrap().id, 2);
         pool.apply(pb::pool_event::Event::RemovedId(2));
-        assert!(pool.pick(&[], 0).is_err());
+        assert!(pool.pick("m", &[], 0).is_err());
+    }
+
+    /// A key cooling for one model serves the others, and that model again at its time.
+    #[test]
+    fn a_model_cooldown_skips_the_key_for_that_model_alone() {
+        let mut cooling = pool_key(1, pb::KeyStatus::Active, 0);
+        cooling.model_cooldowns = vec![pb::ModelCooldown {
+            model: "gemini-2.5-pro".into(),
+            until_ms: 5_000,
+        }];
+        let pool = pool_of(vec![cooling, pool_key(2, pb::KeyStatus::Active, 0)]);
+        for _ in 0..4 {
+            assert_eq!(pool.pick("gemini-2.5-pro", &[], 100).unwrap().id, 2);
+        }
+        assert_eq!(
+            pool.pick("gemini-2.5-pro", &[2], 100).err(),
+            Some(NoKey::AllCooling { until_ms: 5_000 })
+        );
+        assert_eq!(pool.pick("gemini-2.5-flash", &[2], 100).unwrap().id, 1);
+        assert_eq!(pool.pick("gemini-2.5-pro", &[2], 5_000).unwrap().id, 1);
+        // Marked by this replica before the keys service's verdict; the verdict replaces it.
+        let key = pool.pick("gemini-2.5-flash", &[2], 100).unwrap();
+        key.mark_model_cooling_until("gemini-2.5-flash", 9_000);
+        assert!(pool.pick("gemini-2.5-flash", &[2], 8_999).is_err());
+        pool.apply(pb::pool_event::Event::Upserted(pool_key(
+            1,
+            pb::KeyStatus::Active,
+            0,
+        )));
+        assert_eq!(pool.pick("gemini-2.5-flash", &[2], 100).unwrap().id, 1);
     }
 
     #[test]
@@ -334,9 +424,9 @@ mod tests {
             pool_key(1, pb::KeyStatus::Active, 0),
             pool_key(2, pb::KeyStatus::Active, 0),
         ]);
-        pool.pick(&[], 0).unwrap().mark_disabled();
+        pool.pick("m", &[], 0).unwrap().mark_disabled();
         for _ in 0..4 {
-            assert_eq!(pool.pick(&[], 0).unwrap().id, 2);
+            assert_eq!(pool.pick("m", &[], 0).unwrap().id, 2);
         }
     }
 }

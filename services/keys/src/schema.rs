@@ -14,5 +14,6 @@ diesel::table! {
         last_used -> Nullable<Timestamp>,
         success_count -> BigInt,
         failure_total -> BigInt,
+        model_cooldowns -> Text,
     }
 }

@@ -1,6 +1,7 @@
 //! One key's state and the rules that move it: the key-pool semantics of DESIGN.md, as pure
 //! functions over [`KeyEntry`] so that they are tested without a database.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use gb_proto::keys::v1 as pb;
@@ -46,6 +47,9 @@ pub struct KeyEntry {
     pub last_used_ms: i64,
     pub success_count: u64,
     pub failure_total: u64,
+    /// Model → until when (Unix ms) the key rests for that model alone: it spent that
+    /// model's quota and still serves the others. Past entries are dropped as outcomes come.
+    pub model_cooldowns: BTreeMap<String, i64>,
     /// When the key was last reset or re-checked (memory only): outcomes of attempts made
     /// before that moment no longer change its state.
     pub reset_at_ms: i64,
@@ -79,7 +83,20 @@ impl KeyEntry {
             .into(),
             cooldown_until_ms: self.cooldown_until_ms,
             key_type: self.key_type.clone(),
+            model_cooldowns: self.model_cooldowns_after(i64::MIN),
         }
+    }
+
+    /// The model cooldowns that end after `now_ms`.
+    pub fn model_cooldowns_after(&self, now_ms: i64) -> Vec<pb::ModelCooldown> {
+        self.model_cooldowns
+            .iter()
+            .filter(|(_, until_ms)| **until_ms > now_ms)
+            .map(|(model, until_ms)| pb::ModelCooldown {
+                model: model.clone(),
+                until_ms: *until_ms,
+            })
+            .collect()
     }
 
     /// What administrators see: never the value.
@@ -100,12 +117,15 @@ impl KeyEntry {
             success_count: self.success_count,
             failure_total: self.failure_total,
             create_time_ms: self.create_time_ms,
+            model_cooldowns: self.model_cooldowns_after(now_ms),
         }
     }
 
     /// Applies one upstream attempt's outcome.
     pub fn apply_outcome(&mut self, outcome: &pb::Outcome, max_failures: u32) -> Change {
         let before = (self.status, self.cooldown_until_ms);
+        let models_before = self.model_cooldowns.len();
+        let mut model_cooled = false;
         let at_ms = outcome.at_ms;
         if at_ms < self.reset_at_ms {
             // Reported after a reset, made before it: the reset wins.
@@ -126,12 +146,23 @@ impl KeyEntry {
             }
             pb::OutcomeClass::Quota => {
                 self.failure_total += 1;
-                let wait_ms = if outcome.retry_after_ms > 0 {
-                    i64::from(outcome.retry_after_ms)
+                let until_ms = if outcome.cooldown_until_ms > 0 {
+                    outcome.cooldown_until_ms
+                } else if outcome.retry_after_ms > 0 {
+                    at_ms + i64::from(outcome.retry_after_ms)
                 } else {
-                    DEFAULT_COOLDOWN_MS
+                    at_ms + DEFAULT_COOLDOWN_MS
                 };
-                self.cooldown_until_ms = self.cooldown_until_ms.max(at_ms + wait_ms);
+                if outcome.quota_model.is_empty() {
+                    self.cooldown_until_ms = self.cooldown_until_ms.max(until_ms);
+                } else {
+                    let cooling = self
+                        .model_cooldowns
+                        .entry(outcome.quota_model.clone())
+                        .or_insert(0);
+                    model_cooled = until_ms > *cooling;
+                    *cooling = (*cooling).max(until_ms);
+                }
                 self.last_error = Some(outcome.error.clone());
             }
             pb::OutcomeClass::Transient => {
@@ -143,9 +174,12 @@ impl KeyEntry {
                 }
             }
         }
+        self.model_cooldowns.retain(|_, until_ms| *until_ms > at_ms);
         Change {
             stored: true,
-            visible: before != (self.status, self.cooldown_until_ms),
+            visible: before != (self.status, self.cooldown_until_ms)
+                || model_cooled
+                || models_before != self.model_cooldowns.len(),
         }
     }
 
@@ -155,6 +189,7 @@ impl KeyEntry {
         self.status = StoredStatus::Active;
         self.failure_count = 0;
         self.cooldown_until_ms = 0;
+        self.model_cooldowns.clear();
         self.last_error = None;
         // Always pushed: a chat replica may have marked the key on its own (a 429 it saw before
         // the keys service heard of it), and the reset must clear that too.
@@ -193,6 +228,7 @@ mod tests {
             last_used_ms: 0,
             success_count: 0,
             failure_total: 0,
+            model_cooldowns: BTreeMap::new(),
             reset_at_ms: 0,
         }
     }
@@ -232,6 +268,46 @@ mod tests {
         let mut other = entry();
         other.apply_outcome(&outcome(pb::OutcomeClass::Quota, 0), 3);
         assert_eq!(other.cooldown_until_ms, 1_000 + DEFAULT_COOLDOWN_MS);
+    }
+
+    #[test]
+    fn a_models_quota_cools_that_model_alone_until_its_reset() {
+        let mut key = entry();
+        let daily = pb::Outcome {
+            quota_model: "gemini-2.5-pro".into(),
+            cooldown_until_ms: 86_400_000,
+            ..outcome(pb::OutcomeClass::Quota, 17_000)
+        };
+        assert!(key.apply_outcome(&daily, 3).visible);
+        assert_eq!(key.cooldown_until_ms, 0, "the key itself is not cooling");
+        assert_eq!(key.status_at(2_000), pb::KeyStatus::Active);
+        assert_eq!(
+            key.to_pool_key().model_cooldowns,
+            vec![pb::ModelCooldown {
+                model: "gemini-2.5-pro".into(),
+                until_ms: 86_400_000
+            }],
+            "until the reset, not RetryInfo's delay"
+        );
+        let per_minute = pb::Outcome {
+            quota_model: "gemini-2.5-flash".into(),
+            ..outcome(pb::OutcomeClass::Quota, 30_000)
+        };
+        key.apply_outcome(&per_minute, 3);
+        assert_eq!(key.model_cooldowns["gemini-2.5-flash"], 31_000);
+        // The same quota again changes nothing the replicas see.
+        assert!(!key.apply_outcome(&daily, 3).visible);
+        // Past their time, cooldowns are dropped as the next outcome comes.
+        let later = pb::Outcome {
+            at_ms: 86_400_000,
+            ..outcome(pb::OutcomeClass::Success, 0)
+        };
+        assert!(key.apply_outcome(&later, 3).visible);
+        assert!(key.model_cooldowns.is_empty());
+        assert!(key.to_admin_key(86_400_000).model_cooldowns.is_empty());
+        key.apply_outcome(&daily, 3);
+        key.reset(2_000);
+        assert!(key.model_cooldowns.is_empty(), "a reset clears them");
     }
 
     #[test]

@@ -24,6 +24,7 @@ struct KeyRow {
     last_used: Option<NaiveDateTime>,
     success_count: i64,
     failure_total: i64,
+    model_cooldowns: String,
 }
 
 #[derive(Insertable)]
@@ -47,6 +48,7 @@ struct KeyStateChange {
     last_used: Option<NaiveDateTime>,
     success_count: i64,
     failure_total: i64,
+    model_cooldowns: String,
 }
 
 use gb_runtime::time::{now_stored, optional_from_ms as to_time, optional_to_ms as to_ms};
@@ -73,6 +75,9 @@ impl KeyRow {
             last_used_ms: to_ms(self.last_used),
             success_count: u64::try_from(self.success_count).unwrap_or(0),
             failure_total: u64::try_from(self.failure_total).unwrap_or(0),
+            model_cooldowns: serde_json::from_str(&self.model_cooldowns).map_err(|error| {
+                DbError::Migration(format!("key {}: stored model cooldowns: {error}", self.id))
+            })?,
             reset_at_ms: 0,
         })
     }
@@ -145,6 +150,8 @@ pub async fn save_states(db: &Database, entries: &[KeyEntry]) -> Result<(), DbEr
                     last_used: to_time(entry.last_used_ms),
                     success_count: i64::try_from(entry.success_count).unwrap_or(i64::MAX),
                     failure_total: i64::try_from(entry.failure_total).unwrap_or(i64::MAX),
+                    model_cooldowns: serde_json::to_string(&entry.model_cooldowns)
+                        .unwrap_or_else(|_| "{}".to_owned()),
                 },
             )
         })

@@ -72,17 +72,66 @@ pub struct UpstreamFailure {
     pub class: FailureClass,
     /// The body's content type when it is not JSON (an HTML page from a proxy, say).
     pub content_type: Option<String>,
+    /// On a 429: the quota its `google.rpc.QuotaFailure` names, if it names one.
+    pub quota: Option<QuotaHit>,
+}
+
+/// The quota a 429's `google.rpc.QuotaFailure` detail names. Google counts quotas per key (its
+/// project) and model: a key that spent one model's quota still serves the others.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QuotaHit {
+    /// `quotaDimensions.model`: the model whose quota is spent; `None`: a quota of the whole
+    /// key, whatever the model.
+    pub model: Option<String>,
+    /// A quota per day (`quotaId` like `GenerateRequestsPerDayPerProjectPerModel-FreeTier`),
+    /// given back at midnight Pacific time, not after `RetryInfo`'s delay.
+    pub per_day: bool,
+}
+
+/// The first violation of a `google.rpc.QuotaFailure` detail: its model, and whether any
+/// violation is of a quota per day (the longest wait decides).
+fn quota_hit(details: &[serde_json::Value]) -> Option<QuotaHit> {
+    let violations: Vec<&serde_json::Value> = details
+        .iter()
+        .filter(|detail| {
+            detail["@type"]
+                .as_str()
+                .is_some_and(|kind| kind.ends_with("google.rpc.QuotaFailure"))
+        })
+        .filter_map(|detail| detail["violations"].as_array())
+        .flatten()
+        .collect();
+    let first = violations.first()?;
+    Some(QuotaHit {
+        model: first["quotaDimensions"]["model"]
+            .as_str()
+            .filter(|model| !model.is_empty())
+            .map(str::to_owned),
+        per_day: violations.iter().any(|violation| {
+            violation["quotaId"]
+                .as_str()
+                .is_some_and(|id| id.contains("PerDay"))
+        }),
+    })
 }
 
 impl UpstreamFailure {
     /// Classifies an HTTP error answer of the upstream.
     pub fn from_response(status: u16, body: Bytes) -> Self {
         let class = classify(status, &body);
+        let quota = if status == 429 {
+            serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|parsed| quota_hit(parsed["error"]["details"].as_array()?))
+        } else {
+            None
+        };
         UpstreamFailure {
             status,
             body,
             class,
             content_type: None,
+            quota,
         }
     }
 
@@ -94,6 +143,7 @@ impl UpstreamFailure {
             body: google_error_json(status, message),
             class: FailureClass::Transient,
             content_type: None,
+            quota: None,
         }
     }
 
@@ -246,6 +296,66 @@ mod tests {
         assert_eq!(
             classify(429, b"not json"),
             FailureClass::Quota { retry_after: None }
+        );
+    }
+
+    #[test]
+    fn quota_failures_name_their_model_and_period() {
+        let answer = |quota_id: &str, dimensions: serde_json::Value| {
+            Bytes::from(body(
+                serde_json::json!({"error": {"code": 429, "status": "RESOURCE_EXHAUSTED", "message": "quota",
+            "details": [
+                {"@type": "type.googleapis.com/google.rpc.QuotaFailure", "violations": [{
+                    "quotaMetric": "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+                    "quotaId": quota_id, "quotaDimensions": dimensions, "quotaValue": "50"}]},
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "17s"}]}}),
+            ))
+        };
+        let daily = UpstreamFailure::from_response(
+            429,
+            answer(
+                "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+                serde_json::json!({"location": "global", "model": "gemini-2.5-pro"}),
+            ),
+        );
+        assert_eq!(
+            daily.quota,
+            Some(QuotaHit {
+                model: Some("gemini-2.5-pro".into()),
+                per_day: true
+            })
+        );
+        let minute = UpstreamFailure::from_response(
+            429,
+            answer(
+                "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+                serde_json::json!({"location": "global", "model": "gemini-2.5-flash"}),
+            ),
+        );
+        assert_eq!(
+            minute.quota,
+            Some(QuotaHit {
+                model: Some("gemini-2.5-flash".into()),
+                per_day: false
+            })
+        );
+        let whole_key = UpstreamFailure::from_response(
+            429,
+            answer(
+                "GenerateRequestsPerMinutePerProject",
+                serde_json::json!({"location": "global"}),
+            ),
+        );
+        assert_eq!(
+            whole_key.quota,
+            Some(QuotaHit {
+                model: None,
+                per_day: false
+            })
+        );
+        assert_eq!(
+            UpstreamFailure::from_response(429, Bytes::from_static(b"{}")).quota,
+            None
         );
     }
 

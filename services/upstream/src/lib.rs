@@ -8,4 +8,4 @@ pub mod client;
 pub mod failure;
 
 pub use client::{KeyPlacement, Upstream, stable_route_index};
-pub use failure::{DEFAULT_COOLDOWN, FailureClass, UpstreamFailure, classify};
+pub use failure::{DEFAULT_COOLDOWN, FailureClass, QuotaHit, UpstreamFailure, classify};

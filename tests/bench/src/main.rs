@@ -79,6 +79,15 @@ enum Command {
         #[arg(long)]
         keep: Option<PathBuf>,
     },
+    /// The one-core phase alone (the bench's CPU time per request) of one binary, for A/B runs
+    /// against another build, alternated, on a machine too noisy for one whole run.
+    OneCore {
+        #[arg(long)]
+        gateway: PathBuf,
+        /// Seconds each measurement lasts.
+        #[arg(long, default_value_t = 5)]
+        seconds: u64,
+    },
     /// The whole measurement.
     Run {
         /// The gemini-balance binary to measure.
@@ -165,6 +174,19 @@ fn main() -> anyhow::Result<()> {
                 }
                 let _ = std::fs::remove_dir_all(&data);
                 eprintln!("{}", serde_json::to_string(&counted?)?);
+                Ok(())
+            }
+            Command::OneCore { gateway, seconds } => {
+                let data =
+                    std::env::temp_dir().join(format!("gb-bench-one-core-{}", std::process::id()));
+                let this = std::env::current_exe()?;
+                let measured =
+                    one_core::run(&this, &gateway, &data, Duration::from_secs(seconds), 1_000)
+                        .await;
+                let _ = std::fs::remove_dir_all(&data);
+                for (name, figures) in measured? {
+                    eprintln!("{name}: {}", serde_json::to_string(&figures)?);
+                }
                 Ok(())
             }
             Command::Hold {

@@ -252,18 +252,19 @@ fn select_cost_ns(keys: usize, iterations: u64) -> f64 {
                 status: pb::KeyStatus::Active as i32,
                 cooldown_until_ms: 0,
                 key_type: "gemini".into(),
+                ..Default::default()
             })
             .collect(),
     };
     pool.apply(pb::pool_event::Event::Snapshot(snapshot));
     // Warm up (caches, the first allocations), then measure.
     for _ in 0..iterations / 10 {
-        std::hint::black_box(pool.pick(&[], 0).is_ok());
+        std::hint::black_box(pool.pick("gemini-2.5-flash", &[], 0).is_ok());
     }
     let started = Instant::now();
     let mut checksum = 0i64;
     for _ in 0..iterations {
-        if let Ok(key) = pool.pick(&[], 0) {
+        if let Ok(key) = pool.pick("gemini-2.5-flash", &[], 0) {
             checksum = checksum.wrapping_add(key.id);
         }
     }

@@ -16,6 +16,7 @@ mod gemini_routes;
 mod grpc;
 mod key_pool;
 mod logs_api;
+mod model_quotas;
 mod openai_routes;
 mod proxies;
 mod responses_routes;

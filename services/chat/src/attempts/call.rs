@@ -83,6 +83,8 @@ pub struct CallRecord {
     pub(super) body: Option<Bytes>,
     /// `MAX_FAILURES` when the call began: this replica's own count disables a key there.
     pub(super) max_failures: u32,
+    /// `QUOTA_RESET_TIMEZONE` when the call began: where a daily quota it spends resets.
+    pub(super) quota_reset: gb_runtime::settings::TimeZone,
 }
 
 /// One request to the upstream, sent on whichever key the loop picks.
@@ -121,14 +123,15 @@ impl<'a> Call<'a> {
 
     /// What the logs say of this call; the body only when error logs keep it (a stream's
     /// record lives as long as the stream).
-    pub(super) fn record(&self, keep_body: bool, max_failures: u32) -> CallRecord {
+    pub(super) fn record(&self, settings: &crate::chat_settings::ChatSettings) -> CallRecord {
         CallRecord {
             origin: self.origin.clone(),
             method: self.method.to_string(),
             path: self.path.to_owned(),
             model: self.model.to_owned(),
-            body: self.body.clone().filter(|_| keep_body),
-            max_failures,
+            body: self.body.clone().filter(|_| settings.record_request_body),
+            max_failures: settings.max_failures,
+            quota_reset: settings.quota_reset,
         }
     }
 }

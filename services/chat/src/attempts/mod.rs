@@ -64,7 +64,7 @@ impl Attempts {
             };
         }
         self.pool
-            .pick(tried, now_ms())
+            .pick(call.model, tried, now_ms())
             .map_err(|no_key| match last.take() {
                 Some(failure) => CallError::Upstream(failure),
                 None => CallError::NoKey(no_key),
@@ -85,7 +85,7 @@ impl Attempts {
         Send: FnMut(Arc<LocalKey>) -> Sent,
         Sent: Future<Output = Result<T, UpstreamFailure>>,
     {
-        let record = call.record(settings.record_request_body, settings.max_failures);
+        let record = call.record(settings);
         let mut last = None;
         let began = Instant::now();
         match self

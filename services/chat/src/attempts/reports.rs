@@ -159,8 +159,17 @@ impl Attempts {
             key.mark_disabled();
             self.pool.refresh();
         }
-        if let Some(cooldown) = failure.class.cooldown() {
-            key.mark_cooling_until(now_ms() + cooldown.as_millis() as i64);
+        let cooling = quota_cooling(failure, model, record.quota_reset, now_ms());
+        match cooling {
+            Some(QuotaCooling {
+                model: Some(model),
+                until_ms,
+            }) => key.mark_model_cooling_until(model, until_ms),
+            Some(QuotaCooling {
+                model: None,
+                until_ms,
+            }) => key.mark_cooling_until(until_ms),
+            None => {}
         }
         tracing::warn!(
             key.id = key.id,
@@ -200,9 +209,51 @@ impl Attempts {
             error: redact(&failure.message(), &key.value),
             model: model.to_owned(),
             at_ms: now_ms(),
+            quota_model: cooling
+                .as_ref()
+                .and_then(|cooling| cooling.model)
+                .unwrap_or_default()
+                .to_owned(),
+            cooldown_until_ms: cooling.map_or(0, |cooling| cooling.until_ms),
             ..Default::default()
         });
     }
+}
+
+/// What a quota failure rests: the key for one model, or the whole key, and until when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct QuotaCooling<'a> {
+    /// `None`: every model.
+    pub model: Option<&'a str>,
+    pub until_ms: i64,
+}
+
+/// Google counts quotas per key and model: a 429 whose `QuotaFailure` names a model (or a
+/// plain `RetryInfo`, with no `QuotaFailure`) rests the key for the model the request named,
+/// which is how the next pick asks; one whose `QuotaFailure` names no model rests the whole key.
+/// A quota per day rests it until the next midnight of `QUOTA_RESET_TIMEZONE`, any other for
+/// `RetryInfo`'s delay (or the default).
+pub(crate) fn quota_cooling<'a>(
+    failure: &UpstreamFailure,
+    model: &'a str,
+    reset: gb_runtime::settings::TimeZone,
+    now_ms: i64,
+) -> Option<QuotaCooling<'a>> {
+    let delay = failure.class.cooldown()?;
+    Some(match &failure.quota {
+        Some(hit) => QuotaCooling {
+            model: hit.model.as_ref().map(|_| model),
+            until_ms: if hit.per_day {
+                reset.next_midnight_ms(now_ms)
+            } else {
+                now_ms + delay.as_millis() as i64
+            },
+        },
+        None => QuotaCooling {
+            model: Some(model),
+            until_ms: now_ms + delay.as_millis() as i64,
+        },
+    })
 }
 
 fn latency_ms(started: Instant) -> u32 {

@@ -35,6 +35,7 @@ fn harness_with(keys: usize, settings: &[(&str, String)]) -> Harness {
             status: pb::KeyStatus::Active.into(),
             cooldown_until_ms: 0,
             key_type: "gemini".into(),
+            ..Default::default()
         })
         .collect();
     pool.apply(pb::pool_event::Event::Snapshot(pb::PoolSnapshot { keys }));
@@ -163,7 +164,7 @@ async fn the_clients_own_error_is_returned_at_once_and_not_counted() {
         (0..3).any(|_| harness
             .attempts
             .pool
-            .pick(&[], gb_runtime::now_ms())
+            .pick("gemini-2.5-flash", &[], gb_runtime::now_ms())
             .is_ok_and(|picked| picked.id == key)),
         "the key stays in service"
     );
@@ -182,7 +183,10 @@ async fn a_dead_key_is_disabled_at_once_and_the_next_key_answers() {
     assert_ne!(sent_on[0], sent_on[1]);
     let dead = sent_on[0];
     for _ in 0..6 {
-        let picked = harness.attempts.pool.pick(&[], gb_runtime::now_ms());
+        let picked = harness
+            .attempts
+            .pool
+            .pick("gemini-2.5-flash", &[], gb_runtime::now_ms());
         assert!(
             picked.is_ok_and(|key| key.id != dead),
             "a disabled key is never picked"
@@ -203,7 +207,12 @@ async fn a_quota_error_cools_the_key_for_the_upstream_delay() {
     let now = gb_runtime::now_ms();
     for _ in 0..4 {
         assert_ne!(
-            harness.attempts.pool.pick(&[], now).ok().map(|key| key.id),
+            harness
+                .attempts
+                .pool
+                .pick("gemini-2.5-flash", &[], now)
+                .ok()
+                .map(|key| key.id),
             Some(cooled)
         );
     }
@@ -213,7 +222,7 @@ async fn a_quota_error_cools_the_key_for_the_upstream_delay() {
         harness
             .attempts
             .pool
-            .pick(&[], later)
+            .pick("gemini-2.5-flash", &[], later)
             .is_ok_and(|key| key.id == cooled)
     }));
     let reported = outcomes(&harness, 1).await;
@@ -231,7 +240,9 @@ async fn a_quota_error_without_a_delay_cools_for_the_default() {
     };
     assert_eq!(returned.status, 429, "a 429 stays a 429");
     let default_ms = DEFAULT_COOLDOWN.as_millis() as i64;
-    let Err(NoKey::AllCooling { until_ms }) = harness.attempts.pool.pick(&[], before) else {
+    let Err(NoKey::AllCooling { until_ms }) =
+        harness.attempts.pool.pick("gemini-2.5-flash", &[], before)
+    else {
         panic!("the key should be cooling");
     };
     assert!(until_ms >= before + default_ms && until_ms <= gb_runtime::now_ms() + default_ms);
@@ -306,7 +317,7 @@ fn harness_with_all_cooling() -> Harness {
     let harness = harness(2, 3);
     let until = gb_runtime::now_ms() + 30_000;
     for _ in 0..2 {
-        if let Ok(key) = harness.attempts.pool.pick(&[], 0) {
+        if let Ok(key) = harness.attempts.pool.pick("gemini-2.5-flash", &[], 0) {
             key.mark_cooling_until(until);
         }
     }

@@ -23,6 +23,7 @@ pub use dotenv::{parse_dotenv, parse_list};
 pub use secret::Secret;
 pub use values::{
     DatabaseLocation, Headers, Hours, Json, Kind, LogFormat, ModelMap, Seconds, SettingValue,
+    TimeZone,
 };
 
 use declare::declare_settings;
@@ -140,6 +141,9 @@ declare_settings! {
         paid_key: Option<Secret<String>> = "PAID_KEY", "", Masked, Live;
         /// Keep the request body (as sent upstream, up to 256 KiB) in error logs.
         error_log_record_request_body: bool = "ERROR_LOG_RECORD_REQUEST_BODY", "false", No, Live;
+        /// Where Google's daily quotas reset at midnight: a key that spent a model's daily
+        /// quota (a 429 whose `QuotaFailure` names a per-day quota) rests for that model until then.
+        quota_reset_timezone: TimeZone = "QUOTA_RESET_TIMEZONE", "America/Los_Angeles", No, Live;
     }
 
     /// What the gateway reads: client tokens and its own translations.

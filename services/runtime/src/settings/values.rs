@@ -200,6 +200,57 @@ impl<T: SettingValue> SettingValue for Secret<T> {
     }
 }
 
+/// An IANA time zone (`America/Los_Angeles`), for the moment daily quotas reset.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TimeZone(pub chrono_tz::Tz);
+
+impl Default for TimeZone {
+    fn default() -> Self {
+        TimeZone(chrono_tz::Tz::America__Los_Angeles)
+    }
+}
+
+impl TimeZone {
+    /// The first midnight of this zone after `now_ms` (Unix milliseconds): when a quota per day
+    /// that was spent at `now_ms` is given back.
+    pub fn next_midnight_ms(self, now_ms: i64) -> i64 {
+        use chrono::{Days, TimeZone as _};
+        let Some(now) = chrono::DateTime::from_timestamp_millis(now_ms) else {
+            return now_ms;
+        };
+        let today = now.with_timezone(&self.0).date_naive();
+        let Some(tomorrow) = today.checked_add_days(Days::new(1)) else {
+            return now_ms;
+        };
+        let midnight = tomorrow.and_time(chrono::NaiveTime::MIN);
+        // A zone whose clocks skip midnight (a few do, on their change day) starts that day
+        // at the first moment that exists.
+        let start = self
+            .0
+            .from_local_datetime(&midnight)
+            .earliest()
+            .or_else(|| {
+                self.0
+                    .from_local_datetime(&(midnight + chrono::Duration::hours(1)))
+                    .earliest()
+            });
+        start.map_or(now_ms + 86_400_000, |start| start.timestamp_millis())
+    }
+}
+
+impl SettingValue for TimeZone {
+    const KIND: Kind = Kind::String;
+    fn parse(text: &str) -> Result<Self, String> {
+        text.trim()
+            .parse::<chrono_tz::Tz>()
+            .map(TimeZone)
+            .map_err(|_| format!("{text:?} is not an IANA time zone (say America/Los_Angeles)"))
+    }
+    fn to_json(&self) -> Value {
+        json!(self.0.name())
+    }
+}
+
 /// A JSON object of model-name glob → model (`ANTHROPIC_MODEL_MAP`): `*` any run of
 /// characters, `?` one, `[…]` a class; a name matching no glob is kept as it is. Where several
 /// globs match, the longest (the most specific) wins; among equally long ones, the first in
@@ -356,6 +407,41 @@ mod tests {
         );
         assert!(ModelMap::parse(r#"{"*": ""}"#).is_err(), "an empty model");
         assert!(ModelMap::parse(r#"["*"]"#).is_err(), "not an object");
+    }
+
+    #[test]
+    fn daily_quotas_reset_at_midnight_in_their_zone() {
+        let zone = TimeZone::parse("America/Los_Angeles").unwrap();
+        let at = |text: &str| {
+            chrono::DateTime::parse_from_rfc3339(text)
+                .unwrap()
+                .timestamp_millis()
+        };
+        // Summer (PDT, UTC-7) and winter (PST, UTC-8).
+        assert_eq!(
+            zone.next_midnight_ms(at("2026-07-01T10:00:00Z")),
+            at("2026-07-02T07:00:00Z")
+        );
+        assert_eq!(
+            zone.next_midnight_ms(at("2026-12-02T07:59:59Z")),
+            at("2026-12-02T08:00:00Z")
+        );
+        assert_eq!(
+            zone.next_midnight_ms(at("2026-12-02T08:00:00Z")),
+            at("2026-12-03T08:00:00Z")
+        );
+        // The day the clocks go back (2026-11-01 in the US) is 25 hours long.
+        assert_eq!(
+            zone.next_midnight_ms(at("2026-11-01T08:00:00Z")),
+            at("2026-11-02T08:00:00Z")
+        );
+        assert_eq!(
+            TimeZone::parse("UTC")
+                .unwrap()
+                .next_midnight_ms(at("2026-12-02T23:00:00Z")),
+            at("2026-12-03T00:00:00Z")
+        );
+        assert!(TimeZone::parse("Pacific Time").is_err());
     }
 
     #[test]
