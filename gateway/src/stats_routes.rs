@@ -24,6 +24,7 @@ pub fn routes() -> Router<GatewayState> {
         .route("/api/stats/key-details", get(key_details))
         .route("/api/stats/calls", get(calls))
         .route("/api/stats/tokens", get(tokens))
+        .route("/api/stats/limits", get(limits))
         .route("/api/key-usage-details/{key}", get(key_usage))
 }
 
@@ -203,6 +204,39 @@ async fn calls(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleE
         "calls_24h": counts_json(counts.last_day),
         "calls_month": counts_json(counts.this_month),
     })))
+}
+
+/// Each key's use of each model in the last minute and the current quota day, every chat
+/// replica's summed by the keys service, beside the limits `KEY_MODEL_LIMITS` sets for it
+/// (`null`: none).
+async fn limits(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleError> {
+    let usage = state
+        .keys
+        .clone()
+        .get_usage(gb_proto::keys::v1::GetUsageRequest {})
+        .await?
+        .into_inner()
+        .usage;
+    let rows: Vec<Value> = usage
+        .iter()
+        .map(|row| {
+            json!({
+                "key": row.masked_value,
+                "key_id": row.key_id,
+                "key_type": row.key_type,
+                "model": row.model,
+                "requests_last_minute": row.requests_last_minute,
+                "tokens_last_minute": row.tokens_last_minute,
+                "requests_today": row.requests_today,
+                "tokens_today": row.tokens_today,
+                "rpm": row.rpm,
+                "tpm": row.tpm,
+                "rpd": row.rpd,
+                "day_ends": (row.day_end_ms > 0).then(|| time(row.day_end_ms)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "keys": rows })))
 }
 
 #[derive(Deserialize)]

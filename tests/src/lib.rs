@@ -3,3 +3,4 @@
 //! Python SDK tests start.
 
 pub mod mock_gemini;
+pub mod mock_quotas;

@@ -74,6 +74,8 @@ struct MockState {
     stream_chunks: Mutex<usize>,
     /// Pause before each streamed chunk, in milliseconds.
     stream_delay_ms: Mutex<u64>,
+    /// Requests per minute and per day each key may make of a model.
+    quotas: crate::mock_quotas::Quotas,
 }
 
 /// A running mock; stops when dropped.
@@ -139,6 +141,17 @@ impl MockGemini {
     /// The pause before each frame of a stream.
     pub fn set_stream_delay(&self, millis: u64) {
         *lock(&self.state.stream_delay_ms) = millis;
+    }
+
+    /// From now on, `key` may make `quota` requests of `model` (per minute, per day); past
+    /// that it gets Google's 429 for that model's quota.
+    pub fn set_model_quota(&self, key: &str, model: &str, quota: crate::mock_quotas::ModelQuota) {
+        self.state.quotas.set(key, model, quota);
+    }
+
+    /// How many calls were refused for going over a quota set with `set_model_quota`.
+    pub fn quota_refusals(&self) -> usize {
+        self.state.quotas.refusals()
     }
 
     pub fn calls(&self) -> Vec<Call> {
@@ -559,6 +572,23 @@ async fn admit(
     if let Behavior::Slow { millis } = behavior {
         tokio::time::sleep(Duration::from_millis(millis)).await;
     }
+    // The quotas Google keeps per key and model (generation counts; listing does not).
+    let behavior = match path
+        .split_once("/models/")
+        .and_then(|(_, rest)| rest.split_once(':'))
+    {
+        Some((model, "generateContent" | "streamGenerateContent")) if behavior == Behavior::Ok => {
+            match state.quotas.admit(&key, model) {
+                Ok(()) => behavior,
+                Err(refusal) => Behavior::ModelQuota {
+                    model: model.to_owned(),
+                    per_day: refusal.per_day,
+                    retry_delay_seconds: refusal.retry_delay_seconds,
+                },
+            }
+        }
+        _ => behavior,
+    };
     if let Some((status, error)) = behavior_error(&behavior, &key) {
         return Err(json_answer(status, &error));
     }

@@ -8,6 +8,7 @@
 pub mod attempts;
 pub mod chat_settings;
 mod direct;
+pub mod limits;
 pub mod models;
 mod openai_calls;
 pub mod outcomes;
@@ -31,7 +32,7 @@ pub use service::ChatGrpc;
 
 use attempts::Attempts;
 use chat_settings::ChatSettings;
-use pool::LocalPool;
+use pool::{LocalPool, PoolLimits};
 
 /// The running chat service's state.
 pub struct ChatService {
@@ -39,6 +40,14 @@ pub struct ChatService {
     attempts: Attempts,
     settings: Live<ChatSettings>,
     reporter_task: JoinHandle<()>,
+}
+
+/// The limits the pick honours, from the settings.
+fn pool_limits(settings: &gb_runtime::settings::Settings) -> PoolLimits {
+    PoolLimits {
+        table: settings.chat.key_model_limits.clone(),
+        reset: settings.chat.quota_reset_timezone,
+    }
 }
 
 impl ChatService {
@@ -52,13 +61,19 @@ impl ChatService {
     ) -> anyhow::Result<Self> {
         let settings = live.derive("chat settings", ChatSettings::from_settings)?;
         let pool = Arc::new(LocalPool::default());
+        pool.set_limits(pool_limits(&live.current()));
+        let limits_pool = pool.clone();
+        live.on_change(pool_limits, move |_, limits, _| {
+            limits_pool.set_limits(limits);
+            tracing::info!("KEY_MODEL_LIMITS or QUOTA_RESET_TIMEZONE changed");
+        });
         let keys_client = KeysServiceClient::new(keys);
         tasks.spawn(pool::follow_pool(
             pool.clone(),
             keys_client.clone(),
             tasks.shutdown().clone(),
         ));
-        let (reporter, reporter_task) = outcomes::start(keys_client);
+        let (reporter, reporter_task) = outcomes::start(keys_client, pool.reporter());
         if !pool.wait_loaded(Duration::from_secs(10)).await {
             tracing::warn!(
                 "the key pool has not arrived from the keys service yet; requests fail until it does"

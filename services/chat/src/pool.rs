@@ -4,19 +4,26 @@
 //! service's verdict comes back.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use gb_proto::keys::v1 as pb;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
 use gb_runtime::grpc::GrpcChannel;
+use gb_runtime::settings::{KeyModelLimits, TimeZone};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
+
+use crate::limits::KeyUsage;
 
 pub struct LocalKey {
     pub id: i64,
     pub value: Arc<str>,
+    /// `free`, `paid`, … (`KEY_MODEL_LIMITS` may set limits per type).
+    key_type: Arc<str>,
+    /// What the key has used of the models it serves under a limit.
+    usage: KeyUsage,
     disabled: AtomicBool,
     cooldown_until_ms: AtomicI64,
     /// Transient failures in a row seen by this replica, so that it stops picking the key at
@@ -34,6 +41,8 @@ impl LocalKey {
         LocalKey {
             id: 0,
             value: value.into(),
+            key_type: "".into(),
+            usage: KeyUsage::default(),
             disabled: AtomicBool::new(false),
             cooldown_until_ms: AtomicI64::new(0),
             failures_in_row: AtomicU32::new(0),
@@ -46,6 +55,8 @@ impl LocalKey {
         let local = LocalKey {
             id: key.id,
             value: key.value.as_str().into(),
+            key_type: key.key_type.as_str().into(),
+            usage: KeyUsage::default(),
             disabled: AtomicBool::new(key.status() == pb::KeyStatus::Disabled),
             cooldown_until_ms: AtomicI64::new(key.cooldown_until_ms),
             failures_in_row: AtomicU32::new(0),
@@ -153,6 +164,7 @@ impl Keys {
         let disabled = key.status() == pb::KeyStatus::Disabled;
         if let Some(known) = self.by_id.get(&key.id)
             && *known.value == *key.value
+            && *known.key_type == *key.key_type
         {
             let was_disabled = known.disabled.swap(disabled, Ordering::Relaxed);
             if was_disabled && !disabled {
@@ -181,10 +193,81 @@ pub enum NoKey {
     AllTried,
 }
 
+/// `KEY_MODEL_LIMITS`, and where the quota day ends (`QUOTA_RESET_TIMEZONE`).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PoolLimits {
+    pub table: KeyModelLimits,
+    pub reset: TimeZone,
+}
+
+/// A picked key; when a limit applies to it for the model, one request is counted against it
+/// from the pick until the attempt is settled (reported) or dropped.
+pub struct Picked {
+    pub key: Arc<LocalKey>,
+    reserved: Option<Reserved>,
+}
+
+struct Reserved {
+    model: Box<str>,
+    /// When it was picked: the request counts from then (as Google counts it on arrival).
+    at_ms: i64,
+    day_end_ms: i64,
+    settled: AtomicBool,
+}
+
+impl std::ops::Deref for Picked {
+    type Target = LocalKey;
+
+    fn deref(&self) -> &LocalKey {
+        &self.key
+    }
+}
+
+impl Picked {
+    /// A key that is not in the pool (`PAID_KEY`): no limit counts it.
+    pub fn outside_pool(value: &str) -> Self {
+        Picked {
+            key: Arc::new(LocalKey::outside_pool(value)),
+            reserved: None,
+        }
+    }
+
+    /// The attempt ended and was reported as `seq` (`None`: not reported), with its tokens.
+    pub fn settle(&self, seq: Option<u64>, tokens: u64) {
+        let Some(reserved) = &self.reserved else {
+            return;
+        };
+        if reserved.settled.swap(true, Ordering::Relaxed) {
+            return;
+        }
+        self.key.usage.settle(
+            &reserved.model,
+            seq,
+            tokens,
+            reserved.at_ms,
+            reserved.day_end_ms,
+        );
+    }
+}
+
+impl Drop for Picked {
+    fn drop(&mut self) {
+        // An attempt cut short (the client left): it still went upstream.
+        self.settle(None, 0);
+    }
+}
+
 pub struct LocalPool {
     keys: RwLock<Keys>,
     cursor: AtomicUsize,
     loaded: watch::Sender<bool>,
+    limits: RwLock<Arc<PoolLimits>>,
+    /// This replica's name in its outcome reports.
+    reporter: Arc<str>,
+    /// The last of this replica's outcome reports that the keys service's sums include.
+    acked: AtomicU64,
+    /// The end of the current quota day, kept so that a pick rarely asks the time zone.
+    day_end_ms: AtomicI64,
 }
 
 impl Default for LocalPool {
@@ -193,6 +276,10 @@ impl Default for LocalPool {
             keys: RwLock::new(Keys::default()),
             cursor: AtomicUsize::new(0),
             loaded: watch::channel(false).0,
+            limits: RwLock::new(Arc::default()),
+            reporter: uuid::Uuid::new_v4().simple().to_string().into(),
+            acked: AtomicU64::new(0),
+            day_end_ms: AtomicI64::new(0),
         }
     }
 }
@@ -206,14 +293,47 @@ impl LocalPool {
             .clone()
     }
 
-    /// The next key in round-robin order that may serve `model` and that this request has not
-    /// tried yet.
-    pub fn pick(&self, model: &str, tried: &[i64], now_ms: i64) -> Result<Arc<LocalKey>, NoKey> {
+    /// This replica's name in its outcome reports.
+    pub fn reporter(&self) -> &str {
+        &self.reporter
+    }
+
+    /// New `KEY_MODEL_LIMITS` or `QUOTA_RESET_TIMEZONE`; they apply from the next pick.
+    pub fn set_limits(&self, limits: PoolLimits) {
+        *self
+            .limits
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(limits);
+        self.day_end_ms.store(0, Ordering::Relaxed);
+    }
+
+    fn limits(&self) -> Arc<PoolLimits> {
+        self.limits
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The end of the quota day that `now_ms` is in.
+    fn day_end_ms(&self, reset: TimeZone, now_ms: i64) -> i64 {
+        let cached = self.day_end_ms.load(Ordering::Relaxed);
+        if cached > now_ms && cached - now_ms <= 26 * 3_600_000 {
+            return cached;
+        }
+        let day_end = reset.next_midnight_ms(now_ms);
+        self.day_end_ms.store(day_end, Ordering::Relaxed);
+        day_end
+    }
+
+    /// The next key in round-robin order that may serve `model`, that this request has not
+    /// tried yet, and that one more request of `model` keeps within its known limits.
+    pub fn pick(&self, model: &str, tried: &[i64], now_ms: i64) -> Result<Picked, NoKey> {
         let ring = self.ring();
         let count = ring.len();
         if count == 0 {
             return Err(NoKey::NoneUsable);
         }
+        let limits = self.limits();
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         let mut soonest = i64::MAX;
         let mut any_untried = false;
@@ -224,7 +344,37 @@ impl LocalPool {
             }
             any_untried = true;
             if key.usable_at(model, now_ms) {
-                return Ok(key.clone());
+                let limit = if limits.table.is_empty() {
+                    None
+                } else {
+                    limits.table.limit_for(&key.key_type, model)
+                };
+                let Some(limit) = limit else {
+                    return Ok(Picked {
+                        key: key.clone(),
+                        reserved: None,
+                    });
+                };
+                let day_end_ms = self.day_end_ms(limits.reset, now_ms);
+                let acked = self.acked.load(Ordering::Relaxed);
+                match key.usage.reserve(model, &limit, now_ms, day_end_ms, acked) {
+                    Ok(()) => {
+                        return Ok(Picked {
+                            key: key.clone(),
+                            reserved: Some(Reserved {
+                                model: model.into(),
+                                at_ms: now_ms,
+                                day_end_ms,
+                                settled: AtomicBool::new(false),
+                            }),
+                        });
+                    }
+                    Err(free_at_ms) => {
+                        metrics::counter!("gemini_key_limit_skips_total").increment(1);
+                        soonest = soonest.min(free_at_ms);
+                    }
+                }
+                continue;
             }
             if !key.disabled.load(Ordering::Relaxed) {
                 soonest = soonest.min(key.cooling_until(model));
@@ -261,16 +411,36 @@ impl LocalPool {
                     }
                     keys.upsert(key);
                 }
+                if let Some(usage) = &snapshot.usage {
+                    self.apply_usage(&keys, usage);
+                }
                 true
             }
             pb::pool_event::Event::Upserted(key) => keys.upsert(&key),
             pb::pool_event::Event::RemovedId(id) => keys.by_id.remove(&id).is_some(),
+            pb::pool_event::Event::Usage(usage) => {
+                self.apply_usage(&keys, &usage);
+                false
+            }
         };
         if ring_changed {
             keys.rebuild_ring();
         }
         drop(keys);
         self.loaded.send_replace(true);
+    }
+
+    /// Every replica's usage as the keys service sums it, and which of this replica's reports
+    /// the sums include.
+    fn apply_usage(&self, keys: &Keys, update: &pb::UsageUpdate) {
+        for shared in &update.usage {
+            if let Some(key) = keys.by_id.get(&shared.key_id) {
+                key.usage.apply_shared(shared);
+            }
+        }
+        if let Some(applied) = update.applied.get(&*self.reporter) {
+            self.acked.fetch_max(*applied, Ordering::Relaxed);
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -318,115 +488,4 @@ pub async fn follow_pool(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn pool_key(id: i64, status: pb::KeyStatus, cooldown_until_ms: i64) -> pb::PoolKey {
-        pb::PoolKey {
-            id,
-            value: format!("key-{id}"),
-            status: status.into(),
-            cooldown_until_ms,
-            key_type: "gemini".into(),
-            model_cooldowns: Vec::new(),
-        }
-    }
-
-    fn pool_of(keys: Vec<pb::PoolKey>) -> LocalPool {
-        let pool = LocalPool::default();
-        pool.apply(pb::pool_event::Event::Snapshot(pb::PoolSnapshot { keys }));
-        pool
-    }
-
-    #[test]
-    fn round_robin_over_usable_keys() {
-        let pool = pool_of(vec![
-            pool_key(1, pb::KeyStatus::Active, 0),
-            pool_key(2, pb::KeyStatus::Disabled, 0),
-            pool_key(3, pb::KeyStatus::Active, 0),
-        ]);
-        let picks: Vec<i64> = (0..4).map(|_| pool.pick("m", &[], 0).unwrap().id).collect();
-        assert_eq!(picks, vec![1, 3, 1, 3]);
-    }
-
-    #[test]
-    fn cooling_keys_are_skipped_until_their_time() {
-        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 500)]);
-        assert_eq!(
-            pool.pick("m", &[], 100).err(),
-            Some(NoKey::AllCooling { until_ms: 500 })
-        );
-        assert_eq!(pool.pick("m", &[], 500).unwrap().id, 1);
-    }
-
-    #[test]
-    fn tried_keys_are_not_picked_again() {
-        let pool = pool_of(vec![
-            pool_key(1, pb::KeyStatus::Active, 0),
-            pool_key(2, pb::KeyStatus::Active, 0),
-        ]);
-        assert_eq!(pool.pick("m", &[1], 0).unwrap().id, 2);
-        assert_eq!(pool.pick("m", &[1, 2], 0).err(), Some(NoKey::AllTried));
-    }
-
-    #[test]
-    fn events_update_the_ring() {
-        let pool = pool_of(vec![pool_key(1, pb::KeyStatus::Active, 0)]);
-        pool.apply(pb::pool_event::Event::Upserted(pool_key(
-            1,
-            pb::KeyStatus::Disabled,
-            0,
-        )));
-        assert_eq!(pool.pick("m", &[], 0).err(), Some(NoKey::NoneUsable));
-        pool.apply(pb::pool_event::Event::Upserted(pool_key(
-            2,
-            pb::KeyStatus::Active,
-            0,
-        )));
-        assert_eq!(pool.pick("m", &[], 0).unwrap().id, 2);
-        pool.apply(pb::pool_event::Event::RemovedId(2));
-        assert!(pool.pick("m", &[], 0).is_err());
-    }
-
-    /// A key cooling for one model serves the others, and that model again at its time.
-    #[test]
-    fn a_model_cooldown_skips_the_key_for_that_model_alone() {
-        let mut cooling = pool_key(1, pb::KeyStatus::Active, 0);
-        cooling.model_cooldowns = vec![pb::ModelCooldown {
-            model: "gemini-2.5-pro".into(),
-            until_ms: 5_000,
-        }];
-        let pool = pool_of(vec![cooling, pool_key(2, pb::KeyStatus::Active, 0)]);
-        for _ in 0..4 {
-            assert_eq!(pool.pick("gemini-2.5-pro", &[], 100).unwrap().id, 2);
-        }
-        assert_eq!(
-            pool.pick("gemini-2.5-pro", &[2], 100).err(),
-            Some(NoKey::AllCooling { until_ms: 5_000 })
-        );
-        assert_eq!(pool.pick("gemini-2.5-flash", &[2], 100).unwrap().id, 1);
-        assert_eq!(pool.pick("gemini-2.5-pro", &[2], 5_000).unwrap().id, 1);
-        // Marked by this replica before the keys service's verdict; the verdict replaces it.
-        let key = pool.pick("gemini-2.5-flash", &[2], 100).unwrap();
-        key.mark_model_cooling_until("gemini-2.5-flash", 9_000);
-        assert!(pool.pick("gemini-2.5-flash", &[2], 8_999).is_err());
-        pool.apply(pb::pool_event::Event::Upserted(pool_key(
-            1,
-            pb::KeyStatus::Active,
-            0,
-        )));
-        assert_eq!(pool.pick("gemini-2.5-flash", &[2], 100).unwrap().id, 1);
-    }
-
-    #[test]
-    fn a_locally_disabled_key_is_skipped_at_once() {
-        let pool = pool_of(vec![
-            pool_key(1, pb::KeyStatus::Active, 0),
-            pool_key(2, pb::KeyStatus::Active, 0),
-        ]);
-        pool.pick("m", &[], 0).unwrap().mark_disabled();
-        for _ in 0..4 {
-            assert_eq!(pool.pick("m", &[], 0).unwrap().id, 2);
-        }
-    }
-}
+mod tests;

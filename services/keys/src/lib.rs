@@ -10,6 +10,7 @@ mod schema;
 mod service;
 pub mod state;
 mod store;
+pub mod usage;
 pub mod verify;
 
 use std::sync::Arc;
@@ -29,6 +30,9 @@ use verify::Verifier;
 
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+
+/// How often the changed usage sums are pushed to the chat replicas.
+const USAGE_PUSH_PERIOD: std::time::Duration = std::time::Duration::from_millis(200);
 
 /// The running service's state, ready to be served.
 pub struct KeysService {
@@ -60,6 +64,16 @@ fn follow_settings(live: &LiveSettings, pool: &Arc<KeyPool>, tasks: &Tasks) {
             }
         }
     });
+    let usage_pool = pool.clone();
+    live.on_change(
+        |settings| {
+            (
+                settings.chat.key_model_limits.clone(),
+                settings.chat.quota_reset_timezone,
+            )
+        },
+        move |_, (limits, reset), _| usage_pool.set_usage_settings(limits, reset),
+    );
     let failures_pool = pool.clone();
     live.on_change(
         |settings| settings.keys.max_failures,
@@ -87,6 +101,10 @@ impl KeysService {
             imported = added,
             "key pool loaded"
         );
+        pool.set_usage_settings(
+            settings.chat.key_model_limits.clone(),
+            settings.chat.quota_reset_timezone,
+        );
         follow_settings(live, &pool, tasks);
         let verifier = live.derive("key checks", |settings| {
             Ok(Verifier::new(
@@ -103,6 +121,18 @@ impl KeysService {
                 tokio::select! {
                     _ = gauges_shutdown.cancelled() => return,
                     _ = ticker.tick() => gauges.record_gauges(),
+                }
+            }
+        });
+        // The usage sums go to the chat replicas a few times a second at most.
+        let usage = pool.clone();
+        let usage_shutdown = shutdown.clone();
+        tasks.spawn(async move {
+            let mut ticker = tokio::time::interval(USAGE_PUSH_PERIOD);
+            loop {
+                tokio::select! {
+                    _ = usage_shutdown.cancelled() => return,
+                    _ = ticker.tick() => usage.publish_usage(),
                 }
             }
         });

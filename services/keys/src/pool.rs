@@ -11,6 +11,7 @@ use tokio::sync::broadcast;
 
 use crate::state::{Change, KeyEntry};
 use crate::store;
+use crate::usage::UsageBook;
 
 const EVENT_BUFFER: usize = 4096;
 
@@ -30,6 +31,10 @@ pub struct KeyPool {
     /// Serialises write-backs so that the database sees states in the order memory did.
     writer: tokio::sync::Mutex<()>,
     events: broadcast::Sender<pb::PoolEvent>,
+    /// Every key's use per model, summed over all chat replicas' reports.
+    usage: Mutex<UsageBook>,
+    /// `KEY_MODEL_LIMITS`, for the statistics.
+    limits: Mutex<gb_runtime::settings::KeyModelLimits>,
 }
 
 /// How a key is named by a caller.
@@ -69,6 +74,8 @@ impl KeyPool {
             entries: Mutex::new(entries),
             writer: tokio::sync::Mutex::new(()),
             events,
+            usage: Mutex::default(),
+            limits: Mutex::default(),
         }))
     }
 
@@ -158,6 +165,7 @@ impl KeyPool {
             entries.by_id.remove(&id);
             entries.by_fingerprint.retain(|_, known| *known != id);
         }
+        self.usage_book().remove_key(id);
         if deleted {
             self.publish(pb::pool_event::Event::RemovedId(id));
         }
@@ -167,15 +175,90 @@ impl KeyPool {
     /// The current pool and a receiver of every change after it, taken atomically.
     pub fn subscribe(&self) -> (pb::PoolSnapshot, broadcast::Receiver<pb::PoolEvent>) {
         let entries = self.lock();
+        // Usage updates are sent under this lock: none is missed or seen twice.
+        let usage = self.usage_book();
         let receiver = self.events.subscribe();
         let snapshot = pb::PoolSnapshot {
             keys: entries.by_id.values().map(KeyEntry::to_pool_key).collect(),
+            usage: Some(usage.full()),
         };
         (snapshot, receiver)
     }
 
-    /// Applies a batch of outcomes (from any chat replica) and writes the result back once.
-    pub async fn apply_outcomes(&self, outcomes: &[pb::Outcome]) -> Result<u32, DbError> {
+    fn usage_book(&self) -> MutexGuard<'_, UsageBook> {
+        self.usage
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// New `KEY_MODEL_LIMITS` (shown beside the usage) and `QUOTA_RESET_TIMEZONE`.
+    pub fn set_usage_settings(
+        &self,
+        limits: gb_runtime::settings::KeyModelLimits,
+        reset: gb_runtime::settings::TimeZone,
+    ) {
+        self.usage_book().set_reset(reset);
+        *self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+    }
+
+    /// Sends the chat replicas the usage that changed since the last call, if any.
+    pub fn publish_usage(&self) {
+        let mut usage = self.usage_book();
+        if let Some(update) = usage.take_update(gb_runtime::now_ms()) {
+            let _ = self.events.send(pb::PoolEvent {
+                event: Some(pb::pool_event::Event::Usage(update)),
+            });
+        }
+    }
+
+    /// Each key's use of each model against its limits, for the statistics.
+    pub fn usage_stats(&self) -> Vec<pb::KeyModelUsageStat> {
+        let now = gb_runtime::now_ms();
+        let pairs = self.usage_book().pairs();
+        let limits = self
+            .limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let entries = self.lock();
+        pairs
+            .into_iter()
+            .filter_map(|(key_id, model, usage)| {
+                let entry = entries.by_id.get(&key_id)?;
+                let (requests_minute, tokens_minute, requests_day, tokens_day) = usage.totals(now);
+                let limit = limits
+                    .limit_for(&entry.key_type, &model)
+                    .unwrap_or_default();
+                Some(pb::KeyModelUsageStat {
+                    key_id,
+                    masked_value: gb_runtime::secrets::mask_key(&entry.value),
+                    key_type: entry.key_type.clone(),
+                    model,
+                    requests_last_minute: requests_minute,
+                    tokens_last_minute: tokens_minute,
+                    requests_today: requests_day,
+                    tokens_today: tokens_day,
+                    rpm: limit.rpm,
+                    tpm: limit.tpm,
+                    rpd: limit.rpd,
+                    day_end_ms: usage.day_end_ms(),
+                })
+            })
+            .collect()
+    }
+
+    /// Applies a batch of outcomes (from the chat replica `reporter`) and writes the result
+    /// back once.
+    pub async fn apply_outcomes(
+        &self,
+        reporter: &str,
+        outcomes: &[pb::Outcome],
+    ) -> Result<u32, DbError> {
+        self.usage_book()
+            .record(reporter, outcomes, gb_runtime::now_ms());
         let max_failures = self.max_failures.load(std::sync::atomic::Ordering::Relaxed);
         self.mutate(|entries| {
             let mut changed = Vec::new();

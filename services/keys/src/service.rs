@@ -136,9 +136,10 @@ impl KeysService for KeysGrpc {
         &self,
         request: Request<pb::ReportOutcomesRequest>,
     ) -> Result<Response<pb::ReportOutcomesResponse>, Status> {
+        let request = request.into_inner();
         let applied = self
             .pool
-            .apply_outcomes(&request.into_inner().outcomes)
+            .apply_outcomes(&request.reporter, &request.outcomes)
             .await
             .map_err(KeysError::from)?;
         Ok(Response::new(pb::ReportOutcomesResponse { applied }))
@@ -234,6 +235,15 @@ impl KeysService for KeysGrpc {
         }
         let reset = self.pool.reset(&ids).await.map_err(KeysError::from)?;
         Ok(Response::new(pb::ResetKeysResponse { reset, not_found }))
+    }
+
+    async fn get_usage(
+        &self,
+        _request: Request<pb::GetUsageRequest>,
+    ) -> Result<Response<pb::GetUsageResponse>, Status> {
+        Ok(Response::new(pb::GetUsageResponse {
+            usage: self.pool.usage_stats(),
+        }))
     }
 }
 

@@ -108,7 +108,7 @@ impl Verifier {
         if let Err(error) = pool.reset(&healthy).await {
             tracing::error!(%error, "recording successful key checks failed");
         }
-        if let Err(error) = pool.apply_outcomes(&outcomes).await {
+        if let Err(error) = pool.apply_outcomes("", &outcomes).await {
             tracing::error!(%error, "recording failed key checks failed");
         }
         results

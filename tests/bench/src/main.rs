@@ -88,6 +88,14 @@ enum Command {
         #[arg(long, default_value_t = 5)]
         seconds: u64,
     },
+    /// The key selection phase alone: ns per pick with 10 and 10,000 keys, without and with
+    /// `KEY_MODEL_LIMITS` on the model, the four alternated `rounds` times (medians printed).
+    Select {
+        #[arg(long, default_value_t = 1_000_000)]
+        iterations: u64,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+    },
     /// The whole measurement.
     Run {
         /// The gemini-balance binary to measure.
@@ -186,6 +194,12 @@ fn main() -> anyhow::Result<()> {
                 let _ = std::fs::remove_dir_all(&data);
                 for (name, figures) in measured? {
                     eprintln!("{name}: {}", serde_json::to_string(&figures)?);
+                }
+                Ok(())
+            }
+            Command::Select { iterations, rounds } => {
+                for (name, figure) in run::select_medians(iterations, rounds) {
+                    eprintln!("{name}: {figure:.1} ns per pick");
                 }
                 Ok(())
             }

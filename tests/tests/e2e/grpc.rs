@@ -127,6 +127,29 @@ async fn keys_service_needs_the_admin_token() {
     let listed = anonymous.list_keys(request).await.unwrap().into_inner();
     assert_eq!(listed.keys.len(), 2);
     assert!(listed.keys.iter().all(|key| key.masked_value.contains('…')));
+    // The usage per key and model: closed without the token, masked with it.
+    let refused = anonymous
+        .get_usage(keys::GetUsageRequest {})
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+    assert_eq!(app.generate("count me").await.0, 200);
+    app.eventually("the attempt is in the usage sums", || async {
+        let usage = anonymous
+            .clone()
+            .get_usage(with_admin_token(keys::GetUsageRequest {}))
+            .await
+            .unwrap()
+            .into_inner()
+            .usage;
+        usage.iter().any(|row| {
+            row.requests_last_minute == 1
+                && row.masked_value.contains('…')
+                && row.rpm.is_none()
+                && !app.keys.contains(&row.masked_value)
+        })
+    })
+    .await;
     app.stop().await;
 }
 

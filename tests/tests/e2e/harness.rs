@@ -500,6 +500,43 @@ impl TestApp {
         self.wait_until_serving().await;
     }
 
+    /// In the microservice mode, starts a second chat replica and a gateway in front of it,
+    /// sharing the keys, config and logging services; returns the second gateway's base URL.
+    /// They stop with the rest.
+    pub async fn spawn_second_front(&mut self) -> String {
+        assert_eq!(self.mode, Mode::Microservices, "split services only");
+        let (chat, chat_addr) = bind().await;
+        let (gateway, gateway_addr) = bind().await;
+        let mut settings = self.settings.clone();
+        settings.insert("CHAT_URL".into(), format!("http://{chat_addr}"));
+        let parsed = Settings::from_lookup(&|name| settings.get(name).cloned()).unwrap();
+        // Stopped before the first services (the list is stopped from its end).
+        let chat_shutdown = CancellationToken::new();
+        let running: ServiceRun = Box::pin(launcher::run_chat(
+            parsed.clone(),
+            chat,
+            chat_shutdown.clone(),
+        ));
+        self.tasks.push((chat_shutdown, tokio::spawn(running)));
+        let gateway_shutdown = CancellationToken::new();
+        let running: ServiceRun = Box::pin(launcher::run_gateway(
+            parsed,
+            gateway,
+            gateway_shutdown.clone(),
+        ));
+        self.tasks.push((gateway_shutdown, tokio::spawn(running)));
+        let base_url = format!("http://{gateway_addr}");
+        for _ in 0..600 {
+            if let Ok(response) = self.http.get(format!("{base_url}/health")).send().await
+                && response.status().is_success()
+            {
+                return base_url;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the second gateway did not start");
+    }
+
     /// Stops every service and starts them again on the same database.
     pub async fn restart(&mut self) {
         self.stop_services().await;
@@ -522,15 +559,34 @@ impl TestApp {
         path: &str,
         body: &serde_json::Value,
     ) -> (u16, serde_json::Value) {
-        let response = self
-            .http
+        status_and_json(self.gemini_send(path, body).await).await
+    }
+
+    async fn gemini_send(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.http
             .post(self.url(path))
             .header("x-goog-api-key", CLIENT_TOKEN)
             .json(body)
             .send()
             .await
+            .unwrap()
+    }
+
+    /// A Gemini-native POST that the gateway must refuse with 429: its `Retry-After` seconds
+    /// and its body.
+    pub async fn gemini_post_refused(
+        &self,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> (u64, serde_json::Value) {
+        let response = self.gemini_send(path, body).await;
+        assert_eq!(response.status().as_u16(), 429);
+        let retry_after: u64 = response.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
             .unwrap();
-        status_and_json(response).await
+        (retry_after, response.json().await.unwrap())
     }
 
     pub async fn generate(&self, text: &str) -> (u16, serde_json::Value) {

@@ -14,6 +14,7 @@ mod config_api;
 mod connections;
 mod gemini_routes;
 mod grpc;
+mod key_limits;
 mod key_pool;
 mod logs_api;
 mod model_quotas;

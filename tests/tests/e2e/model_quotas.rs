@@ -8,7 +8,7 @@
 use gb_tests::mock_gemini::Behavior;
 
 use crate::each_setup;
-use crate::harness::{Backend, CLIENT_TOKEN, Mode, TestApp, hello};
+use crate::harness::{Backend, Mode, TestApp, hello};
 
 const PRO: &str = "/v1beta/models/gemini-2.5-pro:generateContent";
 const FLASH: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
@@ -84,20 +84,7 @@ async fn a_daily_quota_rests_the_key_for_that_model_alone(mode: Mode, backend: B
             assert_eq!(status, 200, "the other models are served: {body}");
         }
         assert_eq!(app.mock.calls().len(), 3);
-        let response = app
-            .http
-            .post(app.url(PRO))
-            .header("x-goog-api-key", CLIENT_TOKEN)
-            .json(&hello("pro again"))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.status().as_u16(), 429);
-        let retry_after: u64 = response.headers()["retry-after"]
-            .to_str()
-            .unwrap()
-            .parse()
-            .unwrap();
+        let (retry_after, _) = app.gemini_post_refused(PRO, &hello("pro again")).await;
         let midnight_in = (midnights[1] - gb_runtime::now_ms()) / 1000;
         assert!(
             retry_after.abs_diff(midnight_in.max(0) as u64) <= 2,

@@ -10,7 +10,7 @@ use gb_runtime::now_ms;
 use gb_upstream::{KeyPlacement, UpstreamFailure};
 
 use super::send::EventStream;
-use crate::pool::{LocalKey, NoKey};
+use crate::pool::{NoKey, Picked};
 
 #[derive(Debug)]
 pub enum CallError {
@@ -156,7 +156,7 @@ pub struct OpenStream {
     pub record: CallRecord,
     pub first: Bytes,
     pub rest: EventStream,
-    pub key: Arc<LocalKey>,
+    pub key: Picked,
     pub started: Instant,
     pub attempts: u32,
 }

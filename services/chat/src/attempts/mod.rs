@@ -27,7 +27,7 @@ pub use send::{broken_stream, stream_error};
 
 use crate::chat_settings::ChatSettings;
 use crate::outcomes::OutcomeReporter;
-use crate::pool::{LocalKey, LocalPool, NoKey};
+use crate::pool::{LocalKey, LocalPool, NoKey, Picked};
 use crate::usage::Usage;
 pub(crate) use reports::Ending;
 use reports::{attempt_span, record_attempt};
@@ -37,7 +37,7 @@ struct Attempted<T> {
     value: T,
     /// What the logs say of the call, made once for all its attempts.
     record: CallRecord,
-    key: Arc<LocalKey>,
+    key: Picked,
     started: Instant,
     attempts: u32,
 }
@@ -56,10 +56,10 @@ impl Attempts {
         call: &Call<'_>,
         tried: &[i64],
         last: &mut Option<UpstreamFailure>,
-    ) -> Result<Arc<LocalKey>, CallError> {
+    ) -> Result<Picked, CallError> {
         if let Some(value) = call.fixed_key {
             return match last.take() {
-                None => Ok(Arc::new(LocalKey::outside_pool(value))),
+                None => Ok(Picked::outside_pool(value)),
                 Some(failure) => Err(CallError::Upstream(failure)),
             };
         }
@@ -128,7 +128,7 @@ impl Attempts {
         record: &CallRecord,
         mut send: Send,
         last: &mut Option<(Arc<LocalKey>, OutcomeClass, u32)>,
-    ) -> Result<(T, Arc<LocalKey>, Instant, u32), CallError>
+    ) -> Result<(T, Picked, Instant, u32), CallError>
     where
         Send: FnMut(Arc<LocalKey>) -> Sent,
         Sent: Future<Output = Result<T, UpstreamFailure>>,
@@ -140,7 +140,7 @@ impl Attempts {
             tried.push(key.id);
             let started = Instant::now();
             let span = attempt_span(attempt, &key, call.model, &settings.upstream_host);
-            match send(key.clone()).instrument(span.clone()).await {
+            match send(key.key.clone()).instrument(span.clone()).await {
                 Ok(value) => {
                     key.count_success();
                     let outcome = OutcomeClass::Success.label();
@@ -155,7 +155,7 @@ impl Attempts {
                     span.record("http.response.status_code", failure.status);
                     record_attempt(class.label(), started);
                     self.report_failure(record, &key, started, &failure);
-                    *last = Some((key, class, attempt));
+                    *last = Some((key.key.clone(), class, attempt));
                     if !failure.class.is_retryable() {
                         return Err(CallError::Upstream(failure));
                     }

@@ -14,7 +14,7 @@ use gb_upstream::{FailureClass, UpstreamFailure};
 
 use super::Attempts;
 use super::call::{CallRecord, Origin};
-use crate::pool::LocalKey;
+use crate::pool::{LocalKey, Picked};
 use crate::usage::Usage;
 
 /// How a call ended, as its request record tells it.
@@ -73,10 +73,11 @@ impl Attempts {
         }
     }
 
+    /// Reports a successful attempt; its key's count for the model is settled.
     pub fn report_success(
         &self,
         record: &CallRecord,
-        key: &LocalKey,
+        key: &Picked,
         started: Instant,
         usage: Usage,
         attempts: u32,
@@ -84,7 +85,7 @@ impl Attempts {
         self.logs.push(LogRecord::Request(Self::request_record(
             record,
             &Ending {
-                key: Some(key),
+                key: Some(&key.key),
                 started,
                 status: 200,
                 outcome: pb::OutcomeClass::Success,
@@ -95,7 +96,7 @@ impl Attempts {
         if !key.in_pool() {
             return;
         }
-        self.reporter.push(pb::Outcome {
+        let seq = self.reporter.push(pb::Outcome {
             key_id: key.id,
             class: pb::OutcomeClass::Success.into(),
             http_status: 200,
@@ -106,6 +107,7 @@ impl Attempts {
             completion_tokens: usage.completion,
             ..Default::default()
         });
+        key.settle(Some(seq), usage.prompt + usage.completion);
     }
 
     /// The client request's row of a call that failed (its failed attempts are error logs,
@@ -146,7 +148,7 @@ impl Attempts {
     pub fn report_failure(
         &self,
         record: &CallRecord,
-        key: &LocalKey,
+        key: &Picked,
         started: Instant,
         failure: &UpstreamFailure,
     ) {
@@ -200,7 +202,7 @@ impl Attempts {
         if !key.in_pool() {
             return;
         }
-        self.reporter.push(pb::Outcome {
+        let seq = self.reporter.push(pb::Outcome {
             key_id: key.id,
             class: class.into(),
             http_status: u32::from(failure.status),
@@ -217,6 +219,7 @@ impl Attempts {
             cooldown_until_ms: cooling.map_or(0, |cooling| cooling.until_ms),
             ..Default::default()
         });
+        key.settle(Some(seq), 0);
     }
 }
 

@@ -38,7 +38,10 @@ fn harness_with(keys: usize, settings: &[(&str, String)]) -> Harness {
             ..Default::default()
         })
         .collect();
-    pool.apply(pb::pool_event::Event::Snapshot(pb::PoolSnapshot { keys }));
+    pool.apply(pb::pool_event::Event::Snapshot(pb::PoolSnapshot {
+        keys,
+        usage: None,
+    }));
     let outcomes = Arc::new(Mutex::new(Vec::new()));
     let sink = outcomes.clone();
     let (reporter, _) = Batcher::start(64, "test_outcomes_dropped", "outcomes", move |batch| {
@@ -61,7 +64,7 @@ fn harness_with(keys: usize, settings: &[(&str, String)]) -> Harness {
     Harness {
         attempts: Attempts {
             pool: Arc::new(pool),
-            reporter,
+            reporter: crate::outcomes::OutcomeReporter::new(reporter),
             logs,
         },
         settings: chat_settings,

@@ -10,6 +10,7 @@
 
 mod declare;
 mod dotenv;
+mod limits;
 mod secret;
 mod validate;
 mod values;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 pub use declare::{Declaration, Scope, Secrecy};
 pub use dotenv::{parse_dotenv, parse_list};
+pub use limits::{KeyModelLimits, ModelLimit};
 pub use secret::Secret;
 pub use values::{
     DatabaseLocation, Headers, Hours, Json, Kind, LogFormat, ModelMap, Seconds, SettingValue,
@@ -144,6 +146,11 @@ declare_settings! {
         /// Where Google's daily quotas reset at midnight: a key that spent a model's daily
         /// quota (a 429 whose `QuotaFailure` names a per-day quota) rests for that model until then.
         quota_reset_timezone: TimeZone = "QUOTA_RESET_TIMEZONE", "America/Los_Angeles", No, Live;
+        /// What Google allows one key per model: `{"glob": {"rpm", "tpm", "rpd"}}`, a glob
+        /// prefixed `type:` for keys of that `key_type` only (it wins over the others), the
+        /// longest match wins, 0 never serves. A key at a limit is skipped for that model; with
+        /// every key at it, the client gets 429 with `Retry-After` without an upstream call.
+        key_model_limits: KeyModelLimits = "KEY_MODEL_LIMITS", "{}", No, Live;
     }
 
     /// What the gateway reads: client tokens and its own translations.
