@@ -21,6 +21,8 @@ pub struct Auth {
 pub struct Caller {
     pub name: String,
     pub(crate) request: Option<std::sync::Arc<crate::request_log::RequestEntry>>,
+    /// A managed client token's model rule (globs); empty: any model.
+    pub allowed_models: Vec<String>,
 }
 
 impl Caller {
@@ -28,6 +30,7 @@ impl Caller {
         Caller {
             name,
             request: None,
+            allowed_models: Vec::new(),
         }
     }
 
@@ -50,6 +53,7 @@ impl Caller {
                 .request
                 .as_deref()
                 .and_then(crate::request_log::RequestEntry::hand_over),
+            allowed_models: self.allowed_models.clone(),
         })
     }
 }
@@ -124,7 +128,8 @@ impl Auth {
     }
 }
 
-fn presented_client_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
+/// The client token a request presents, the way its family sends it.
+pub fn presented_client_token(headers: &HeaderMap, query: Option<&str>) -> Option<String> {
     if let Some(value) = headers
         .get("x-goog-api-key")
         .and_then(|value| value.to_str().ok())

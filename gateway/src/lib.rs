@@ -15,6 +15,7 @@ mod head_limits;
 pub mod json_limits;
 mod key_admin_routes;
 mod logs_routes;
+mod managed_tokens;
 pub mod openai;
 pub mod request_log;
 mod router;
@@ -22,6 +23,7 @@ mod serve;
 mod simple_chat_routes;
 pub mod state;
 mod stats_routes;
+mod token_routes;
 
 pub use router::router;
 pub use serve::{ConnectionLimits, serve};

@@ -7,20 +7,52 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::errors::{anthropic_error, google_error, openai_error};
+use crate::errors::{
+    anthropic_error, anthropic_from_status, google_error, google_from_status, openai_error,
+    openai_from_status,
+};
+use crate::managed_tokens::Refusal;
 use crate::request_log::{as_caller, name_caller, record_request};
 use crate::state::GatewayState;
 use crate::{
     anthropic, config_routes, gemini_routes, key_admin_routes, logs_routes, openai,
-    simple_chat_routes, stats_routes,
+    simple_chat_routes, stats_routes, token_routes,
 };
 
-/// The client a request's token names, if any.
-fn caller_of(state: &GatewayState, request: &Request) -> Option<crate::auth::Caller> {
-    state
-        .auth
-        .get()
-        .client(request.headers(), request.uri().query())
+/// The client a request's token names: one of `ALLOWED_TOKENS` (or the admin token), else a
+/// managed client token that may call now.
+fn caller_of(state: &GatewayState, request: &Request) -> Result<crate::auth::Caller, Refusal> {
+    let (headers, query) = (request.headers(), request.uri().query());
+    if let Some(caller) = state.auth.get().client(headers, query) {
+        return Ok(caller);
+    }
+    if state.managed_tokens.is_empty() {
+        return Err(Refusal::Unknown);
+    }
+    let presented = crate::auth::presented_client_token(headers, query).ok_or(Refusal::Unknown)?;
+    let token = state
+        .managed_tokens
+        .admit(&state.names.fingerprint(&presented), gb_runtime::now_ms())?;
+    let mut caller = crate::auth::Caller::named(token.caller.clone());
+    caller.allowed_models = token
+        .spec
+        .as_ref()
+        .map(|spec| spec.models.clone())
+        .unwrap_or_default();
+    Ok(caller)
+}
+
+/// A managed token's limit, answered in the family's shape (`answer` turns the status into
+/// it), or the family's 401.
+fn refused(
+    refusal: Refusal,
+    unknown: Response,
+    answer: fn(&tonic::Status) -> Response,
+) -> Response {
+    match refusal {
+        Refusal::Unknown => unknown,
+        Refusal::Limited(error) => answer(&tonic::Status::from(error)),
+    }
 }
 
 async fn require_client(
@@ -29,8 +61,12 @@ async fn require_client(
     next: Next,
 ) -> Response {
     match caller_of(&state, &request) {
-        Some(caller) => as_caller(caller, request, next).await,
-        None => google_error(401, UNAUTHENTICATED),
+        Ok(caller) => as_caller(caller, request, next).await,
+        Err(refusal) => refused(
+            refusal,
+            google_error(401, UNAUTHENTICATED),
+            google_from_status,
+        ),
     }
 }
 
@@ -49,13 +85,19 @@ async fn require_client_any_family(
     next: Next,
 ) -> Response {
     match caller_of(&state, &request) {
-        Some(caller) => as_caller(caller, request, next).await,
-        None if gemini_family(request.headers(), request.uri().query()) => {
-            google_error(401, UNAUTHENTICATED)
-        }
-        None => openai_error(
-            401,
-            "Incorrect API key provided: pass one of the gateway's ALLOWED_TOKENS as Authorization: Bearer",
+        Ok(caller) => as_caller(caller, request, next).await,
+        Err(refusal) if gemini_family(request.headers(), request.uri().query()) => refused(
+            refusal,
+            google_error(401, UNAUTHENTICATED),
+            google_from_status,
+        ),
+        Err(refusal) => refused(
+            refusal,
+            openai_error(
+                401,
+                "Incorrect API key provided: pass one of the gateway's ALLOWED_TOKENS as Authorization: Bearer",
+            ),
+            openai_from_status,
         ),
     }
 }
@@ -66,10 +108,14 @@ async fn require_client_anthropic(
     next: Next,
 ) -> Response {
     match caller_of(&state, &request) {
-        Some(caller) => as_caller(caller, request, next).await,
-        None => anthropic_error(
-            401,
-            "invalid x-api-key: pass one of the gateway's ALLOWED_TOKENS as x-api-key or Authorization: Bearer",
+        Ok(caller) => as_caller(caller, request, next).await,
+        Err(refusal) => refused(
+            refusal,
+            anthropic_error(
+                401,
+                "invalid x-api-key: pass one of the gateway's ALLOWED_TOKENS as x-api-key or Authorization: Bearer",
+            ),
+            anthropic_from_status,
         ),
     }
 }
@@ -331,6 +377,7 @@ pub fn router(state: GatewayState) -> Router {
     let operator_api = config_routes::routes()
         .merge(logs_routes::routes())
         .merge(stats_routes::routes())
+        .merge(token_routes::routes())
         .route_layer(admin);
     let key_list = key_admin_routes::key_list_routes().route_layer(admin_openai);
     // /v1 and /hf/v1: the OpenAI format, and (recent google-genai SDKs default to v1) the

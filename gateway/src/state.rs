@@ -83,6 +83,10 @@ pub struct Shared {
     pub tasks: Tasks,
     /// How long a request body may take (`BODY_READ_TIMEOUT`, read at start).
     pub body_limits: crate::body::BodyLimits,
+    /// The managed client tokens, as the keys service pushes them.
+    pub managed_tokens: std::sync::Arc<crate::managed_tokens::ManagedTokens>,
+    /// Fingerprints presented tokens (the server's secret, the same on every replica).
+    pub names: gb_runtime::secrets::KeyCipher,
 }
 
 impl GatewayState {
@@ -95,14 +99,28 @@ impl GatewayState {
         const MAX_MESSAGE: usize = 64 * 1024 * 1024;
         // Callers are named under the server's secret (the same on every replica).
         let names = gb_runtime::secrets::resolve_cipher(&live.current())?;
+        let keys = KeysServiceClient::new(services.keys);
+        let logging =
+            LoggingServiceClient::new(services.logging).max_decoding_message_size(MAX_MESSAGE);
+        let managed_tokens = std::sync::Arc::new(crate::managed_tokens::ManagedTokens::default());
+        tasks.spawn(crate::managed_tokens::follow(
+            managed_tokens.clone(),
+            keys.clone(),
+            tasks.shutdown().clone(),
+        ));
+        tasks.spawn(crate::managed_tokens::follow_spending(
+            managed_tokens.clone(),
+            logging.clone(),
+            tasks.shutdown().clone(),
+        ));
+        let auth_names = names.clone();
         Ok(GatewayState(std::sync::Arc::new(Shared {
             chat: services.chat,
-            keys: KeysServiceClient::new(services.keys),
+            keys,
             config: ConfigServiceClient::new(services.config),
-            logging: LoggingServiceClient::new(services.logging)
-                .max_decoding_message_size(MAX_MESSAGE),
+            logging,
             auth: live.derive("client tokens", move |settings| {
-                Ok(Auth::from_settings(settings, names.clone()))
+                Ok(Auth::from_settings(settings, auth_names.clone()))
             })?,
             translation: live.derive("translation settings", |settings| {
                 Ok(Translation::from_settings(settings))
@@ -113,6 +131,8 @@ impl GatewayState {
                 read_timeout: live.current().gateway.body_read_timeout.0,
                 tasks: tasks.clone(),
             },
+            managed_tokens,
+            names,
         })))
     }
 }

@@ -17,6 +17,10 @@ pub enum KeysError {
     InvalidKeyValue,
     #[error("this key is already in the pool")]
     AlreadyInPool,
+    #[error("no such client token")]
+    NoSuchClientToken,
+    #[error("{0}")]
+    InvalidClientToken(String),
     #[error("{message}")]
     Database { code: ErrorCode, message: String },
 }
@@ -26,8 +30,10 @@ pub type KeysResult<T> = Result<T, KeysError>;
 impl ServiceError for KeysError {
     fn error_code(&self) -> ErrorCode {
         match self {
-            KeysError::KeyRequired | KeysError::InvalidKeyValue => ErrorCode::InvalidArgument,
-            KeysError::NoSuchKey => ErrorCode::NotFound,
+            KeysError::KeyRequired
+            | KeysError::InvalidKeyValue
+            | KeysError::InvalidClientToken(_) => ErrorCode::InvalidArgument,
+            KeysError::NoSuchKey | KeysError::NoSuchClientToken => ErrorCode::NotFound,
             KeysError::AlreadyInPool => ErrorCode::AlreadyExists,
             KeysError::Database { code, .. } => *code,
         }

@@ -5,6 +5,7 @@
 //! the pool to the chat replicas over `WatchPool`, takes their outcomes in batches, and
 //! re-checks failed keys every `CHECK_INTERVAL_HOURS` with `TEST_MODEL`.
 
+pub mod client_tokens;
 pub mod pool;
 mod schema;
 mod service;
@@ -37,6 +38,7 @@ const USAGE_PUSH_PERIOD: std::time::Duration = std::time::Duration::from_millis(
 /// The running service's state, ready to be served.
 pub struct KeysService {
     pub pool: Arc<KeyPool>,
+    pub client_tokens: Arc<client_tokens::ClientTokens>,
     verifier: Live<Verifier>,
     tasks: Tasks,
 }
@@ -94,6 +96,7 @@ impl KeysService {
             .await?;
         let settings = live.current();
         let cipher = gb_runtime::secrets::resolve_cipher(&settings)?;
+        let client_tokens = client_tokens::ClientTokens::open(db.clone(), cipher.clone()).await?;
         let pool = KeyPool::open(db, cipher, settings.keys.max_failures).await?;
         let added = pool.import(settings.keys.api_keys.expose()).await?;
         tracing::info!(
@@ -144,6 +147,7 @@ impl KeysService {
         ));
         Ok(KeysService {
             pool,
+            client_tokens,
             verifier,
             tasks: tasks.clone(),
         })
@@ -156,6 +160,7 @@ impl KeysService {
     ) -> InterceptedService<KeysServiceServer<KeysGrpc>, RequireToken> {
         let service = KeysGrpc {
             pool: self.pool.clone(),
+            client_tokens: self.client_tokens.clone(),
             verifier: self.verifier.clone(),
             tasks: self.tasks.clone(),
         };

@@ -1,4 +1,4 @@
-//! The `keys` table, as both migrations create it.
+//! The `keys` and `client_tokens` tables, as both migrations create them.
 
 diesel::table! {
     keys (id) {
@@ -15,5 +15,23 @@ diesel::table! {
         success_count -> BigInt,
         failure_total -> BigInt,
         model_cooldowns -> Text,
+    }
+}
+
+diesel::table! {
+    client_tokens (id) {
+        id -> BigInt,
+        name -> Text,
+        token_hash -> Text,
+        masked -> Text,
+        caller -> Text,
+        models -> Text,
+        rpm -> Nullable<BigInt>,
+        tpm -> Nullable<BigInt>,
+        daily_token_budget -> Nullable<BigInt>,
+        monthly_token_budget -> Nullable<BigInt>,
+        expires_at -> Nullable<BigInt>,
+        enabled -> Bool,
+        created_at -> BigInt,
     }
 }

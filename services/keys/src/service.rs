@@ -17,6 +17,7 @@ use crate::verify::Verifier;
 
 pub struct KeysGrpc {
     pub pool: Arc<KeyPool>,
+    pub client_tokens: Arc<crate::client_tokens::ClientTokens>,
     pub verifier: gb_runtime::live::Live<Verifier>,
     /// Owns the tasks that feed the pool streams; they end at shutdown, so that watchers move
     /// to another replica at once instead of holding the drain open.
@@ -31,6 +32,8 @@ impl KeysGrpc {
 }
 
 type PoolEventStream = Pin<Box<dyn Stream<Item = Result<pb::PoolEvent, Status>> + Send>>;
+type ClientTokenStream =
+    Pin<Box<dyn Stream<Item = Result<pb::ClientTokenSnapshot, Status>> + Send>>;
 
 #[tonic::async_trait]
 impl KeysService for KeysGrpc {
@@ -237,6 +240,75 @@ impl KeysService for KeysGrpc {
         Ok(Response::new(pb::ResetKeysResponse { reset, not_found }))
     }
 
+    async fn create_client_token(
+        &self,
+        request: Request<pb::ClientTokenSpec>,
+    ) -> Result<Response<pb::IssuedClientToken>, Status> {
+        Ok(Response::new(
+            self.client_tokens.create(request.get_ref()).await?,
+        ))
+    }
+
+    async fn list_client_tokens(
+        &self,
+        _request: Request<pb::ListClientTokensRequest>,
+    ) -> Result<Response<pb::ListClientTokensResponse>, Status> {
+        Ok(Response::new(pb::ListClientTokensResponse {
+            tokens: self.client_tokens.list(),
+        }))
+    }
+
+    async fn update_client_token(
+        &self,
+        request: Request<pb::UpdateClientTokenRequest>,
+    ) -> Result<Response<pb::ClientToken>, Status> {
+        Ok(Response::new(
+            self.client_tokens.update(request.get_ref()).await?,
+        ))
+    }
+
+    async fn delete_client_token(
+        &self,
+        request: Request<pb::ClientTokenId>,
+    ) -> Result<Response<pb::DeleteClientTokenResponse>, Status> {
+        let deleted = self.client_tokens.delete(request.get_ref().id).await?;
+        Ok(Response::new(pb::DeleteClientTokenResponse { deleted }))
+    }
+
+    async fn rotate_client_token(
+        &self,
+        request: Request<pb::ClientTokenId>,
+    ) -> Result<Response<pb::IssuedClientToken>, Status> {
+        Ok(Response::new(
+            self.client_tokens.rotate(request.get_ref().id).await?,
+        ))
+    }
+
+    type WatchClientTokensStream = ClientTokenStream;
+
+    async fn watch_client_tokens(
+        &self,
+        _request: Request<pb::WatchClientTokensRequest>,
+    ) -> Result<Response<Self::WatchClientTokensStream>, Status> {
+        let mut tokens = self.client_tokens.subscribe();
+        let shutdown = self.tasks.shutdown().clone();
+        let stream = async_stream(&self.tasks, move |sender| async move {
+            loop {
+                let snapshot = pb::ClientTokenSnapshot {
+                    tokens: tokens.borrow_and_update().to_vec(),
+                };
+                if sender.send(Ok(snapshot)).await.is_err() {
+                    return;
+                }
+                tokio::select! {
+                    changed = tokens.changed() => if changed.is_err() { return },
+                    _ = shutdown.cancelled() => return,
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
+
     async fn get_usage(
         &self,
         _request: Request<pb::GetUsageRequest>,
@@ -248,12 +320,13 @@ impl KeysService for KeysGrpc {
 }
 
 /// A stream fed by a task, for server streams whose items come from a loop.
-fn async_stream<F, Fut>(
+fn async_stream<T, F, Fut>(
     tasks: &gb_runtime::tasks::Tasks,
     producer: F,
-) -> impl Stream<Item = Result<pb::PoolEvent, Status>> + Send + 'static
+) -> impl Stream<Item = Result<T, Status>> + Send + 'static
 where
-    F: FnOnce(tokio::sync::mpsc::Sender<Result<pb::PoolEvent, Status>>) -> Fut,
+    T: Send + 'static,
+    F: FnOnce(tokio::sync::mpsc::Sender<Result<T, Status>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (sender, receiver) = tokio::sync::mpsc::channel(64);

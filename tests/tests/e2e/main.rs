@@ -10,6 +10,7 @@ mod harness;
 
 mod admin;
 mod anthropic_routes;
+mod client_tokens;
 mod config_api;
 mod connections;
 mod gemini_routes;

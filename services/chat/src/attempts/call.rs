@@ -16,6 +16,8 @@ use crate::pool::{NoKey, Picked};
 pub enum CallError {
     /// No key could be tried at all.
     NoKey(NoKey),
+    /// The caller may not use the model (a managed client token's rule): no attempt made.
+    ModelNotAllowed(String),
     /// The last attempt's failure.
     Upstream(UpstreamFailure),
 }
@@ -29,6 +31,8 @@ pub struct Origin {
     pub operation: &'static str,
     /// The client request this call answers, when the call writes its request-log row.
     pub client_request: Option<Arc<ClientRow>>,
+    /// Globs of the models the caller may use (a managed client token's rule); empty: any.
+    pub allowed_models: Arc<[String]>,
 }
 
 /// The client request a call answers: its request-log row is written once, by the attempt loop
@@ -69,7 +73,22 @@ impl Origin {
                         written: Default::default(),
                     })
                 }),
+            allowed_models: context
+                .map(|context| context.allowed_models.as_slice().into())
+                .unwrap_or_default(),
         }
+    }
+
+    /// Whether the caller may use `model` (globs matched without case).
+    pub fn may_use(&self, model: &str) -> bool {
+        self.allowed_models.is_empty()
+            || model.is_empty()
+            || self.allowed_models.iter().any(|glob| {
+                globset::GlobBuilder::new(glob)
+                    .case_insensitive(true)
+                    .build()
+                    .is_ok_and(|glob| glob.compile_matcher().is_match(model))
+            })
     }
 }
 
@@ -147,6 +166,7 @@ impl CallError {
         match self {
             CallError::Upstream(failure) => failure.status,
             CallError::NoKey(no_key) => no_key_error(no_key).http_status,
+            CallError::ModelNotAllowed(_) => 403,
         }
     }
 }
@@ -185,6 +205,10 @@ impl From<CallError> for ChatError {
         match error {
             CallError::Upstream(failure) => failure.into_chat_error(),
             CallError::NoKey(no_key) => no_key_error(&no_key),
+            CallError::ModelNotAllowed(model) => ChatError::local(
+                403,
+                format!("this client token may not use the model {model}"),
+            ),
         }
     }
 }

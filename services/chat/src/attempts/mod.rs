@@ -88,10 +88,13 @@ impl Attempts {
         let record = call.record(settings);
         let mut last = None;
         let began = Instant::now();
-        match self
-            .try_keys(settings, call, &record, send, &mut last)
-            .await
-        {
+        let tried = if call.origin.may_use(call.model) {
+            self.try_keys(settings, call, &record, send, &mut last)
+                .await
+        } else {
+            Err(CallError::ModelNotAllowed(call.model.to_owned()))
+        };
+        match tried {
             Ok((value, key, started, attempts)) => Ok(Attempted {
                 value,
                 record,
