@@ -4,13 +4,15 @@ base URL and the API key differ from talking to OpenAI."""
 import base64
 import io
 import json
+import time
+import urllib.request
 import struct
 import wave
 
 import openai
 import pytest
 
-from conftest import CLIENT_TOKEN
+from conftest import ADMIN_TOKEN, CLIENT_TOKEN
 
 TOOLS = [
     {
@@ -153,6 +155,37 @@ def test_errors(gateway, client, mock):
         for key in gateway.keys:
             mock.set_behavior(key, {"behavior": "ok"})
         gateway.reset_keys()
+
+
+def test_a_managed_token_meets_its_rules_as_the_sdks_errors(gateway):
+    """A managed client token (POST /api/tokens) in the SDK: its model rule is a
+    PermissionDeniedError, its request rate a RateLimitError carrying Retry-After."""
+    request = urllib.request.Request(
+        f"{gateway.url}/api/tokens",
+        data=json.dumps({"name": "sdk", "models": ["gemini-2.5-flash"], "rpm": 2}).encode(),
+        headers={"authorization": f"Bearer {ADMIN_TOKEN}", "content-type": "application/json"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 201
+        token = json.load(answer)["token"]
+    managed = openai.OpenAI(api_key=token, base_url=f"{gateway.url}/v1", max_retries=0)
+    hello = [{"role": "user", "content": "hi"}]
+    deadline = time.time() + 5
+    while True:  # the gateway hears of the new token through the keys service's stream
+        try:
+            managed.chat.completions.create(model="gemini-2.5-flash", messages=hello)
+            break
+        except openai.AuthenticationError:
+            assert time.time() < deadline, "the new token was never accepted"
+            time.sleep(0.05)
+    with pytest.raises(openai.PermissionDeniedError) as denied:
+        managed.chat.completions.create(model="gemini-2.5-pro", messages=hello)
+    assert "gemini-2.5-pro" in denied.value.message
+    with pytest.raises(openai.RateLimitError) as limited:
+        managed.chat.completions.create(model="gemini-2.5-flash", messages=hello)
+    assert 0 < int(limited.value.response.headers["retry-after"]) <= 60
+    assert "requests per minute" in limited.value.message
 
 
 def test_passthrough_to_googles_openai_layer(gateway):

@@ -498,8 +498,13 @@ fn urlencode(text: &str) -> String {
 }
 
 /// ERROR_LOG_RECORD_REQUEST_BODY, switched on while running: the body the upstream got is kept.
+/// Each try fails once on every key: `MAX_FAILURES` is high, so that the tries made before the
+/// setting arrives do not disable the keys (which a slow machine showed).
 async fn request_bodies_when_asked(mode: Mode, backend: Backend) {
-    let app = TestApp::builder(mode, backend).spawn().await;
+    let app = TestApp::builder(mode, backend)
+        .setting("MAX_FAILURES", "1000")
+        .spawn()
+        .await;
     app.put_setting("ERROR_LOG_RECORD_REQUEST_BODY", json!(true))
         .await;
     app.eventually("the setting reaches the chat service", || async {
