@@ -100,9 +100,10 @@ two_setups!(
 );
 
 /// Two chat replicas (each behind its own gateway) share one key's count through the keys
-/// service: once the first has spent the key's minute, the second refuses too, having made at
-/// most what it sent before the keys service's sums reached it (a poll every 25 ms against a
-/// push every 200 ms), far fewer than the limit it would serve on its own count.
+/// service: once the first has spent the key's minute and the keys service has summed it, the
+/// second refuses too, having made at most what it sent before the next push reached it (a poll
+/// every 25 ms against a push every 200 ms), far fewer than the limit it would serve on its own
+/// count.
 async fn two_chat_replicas_share_the_counts(mode: Mode, backend: Backend) {
     const RPM: usize = 20;
     let key = crate::harness::new_key();
@@ -122,6 +123,16 @@ async fn two_chat_replicas_share_the_counts(mode: Mode, backend: Backend) {
         assert_eq!(status, 200, "request {round}: {body}");
     }
     assert_eq!(app.gemini_post(FLASH, &hello("first")).await.0, 429);
+    // The keys service has every report of the first replica; its next push carries them.
+    app.eventually(
+        "the keys service sums the first replica's minute",
+        || async {
+            usage_row(&app, 0, "gemini-2.5-flash")
+                .await
+                .is_some_and(|row| row["requests_last_minute"] == RPM)
+        },
+    )
+    .await;
     let served_by_second = std::sync::atomic::AtomicUsize::new(0);
     app.eventually("the second replica refuses the spent key", || async {
         let status = app
