@@ -40,8 +40,9 @@ pub enum Refusal {
     Limited(ChatError),
 }
 
-#[derive(Default)]
 pub struct ManagedTokens {
+    /// Whether the first list has arrived.
+    loaded: tokio::sync::watch::Sender<bool>,
     /// Fingerprint → token, as last pushed.
     tokens: RwLock<HashMap<String, Arc<keys::ClientToken>>>,
     /// Caller name → what it spent, as last read.
@@ -74,7 +75,27 @@ fn next_day_and_month(now_ms: i64) -> (i64, i64) {
     (next_day, next_month)
 }
 
+impl Default for ManagedTokens {
+    fn default() -> Self {
+        ManagedTokens {
+            loaded: tokio::sync::watch::channel(false).0,
+            tokens: RwLock::default(),
+            spent: RwLock::default(),
+            recent: Mutex::default(),
+        }
+    }
+}
+
 impl ManagedTokens {
+    /// Waits until the keys service's first list has arrived, or `limit` has passed; true when
+    /// it has (a gateway that served before would refuse every managed token meanwhile).
+    pub async fn wait_loaded(&self, limit: Duration) -> bool {
+        let mut loaded = self.loaded.subscribe();
+        tokio::time::timeout(limit, loaded.wait_for(|loaded| *loaded))
+            .await
+            .is_ok_and(|result| result.is_ok())
+    }
+
     /// The pushed list replaces the one before.
     pub fn replace(&self, snapshot: keys::ClientTokenSnapshot) {
         let tokens: HashMap<String, Arc<keys::ClientToken>> = snapshot
@@ -91,6 +112,7 @@ impl ManagedTokens {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .retain(|id, _| ids.contains(id));
+        self.loaded.send_replace(true);
     }
 
     pub fn is_empty(&self) -> bool {

@@ -261,11 +261,26 @@ pub async fn run_all_in_one(
     };
     let gateway_tasks = process.owner("gateway");
     let state = GatewayState::new(services, &live, logs, &gateway_tasks)?;
+    wait_for_client_tokens(&state).await;
     let drain = live.current().shared.drain_timeout.0;
     let limits = connection_limits(&live.current());
     let served = gb_gateway::serve(state, gateway, shutdown, drain, limits).await;
     process.stop().await;
     served
+}
+
+/// Waits briefly for the managed client tokens, so that a gateway never refuses one of them
+/// for having started before their list arrived.
+async fn wait_for_client_tokens(state: &GatewayState) {
+    if !state
+        .managed_tokens
+        .wait_loaded(std::time::Duration::from_secs(10))
+        .await
+    {
+        tracing::warn!(
+            "the managed client tokens have not arrived from the keys service yet: they are refused until they do"
+        );
+    }
 }
 
 /// A channel to another service, named by its `*_URL` setting.
@@ -386,6 +401,7 @@ pub async fn run_gateway(
     let logs = process.log_shipper(services.logging.clone());
     let gateway_tasks = process.owner("gateway");
     let state = GatewayState::new(services, &live, logs, &gateway_tasks)?;
+    wait_for_client_tokens(&state).await;
     let limits = connection_limits(&live.current());
     let served = gb_gateway::serve(state, listener, shutdown, drain, limits).await;
     process.stop().await;
