@@ -174,18 +174,27 @@ impl KeyPool {
 
     /// The current pool and a receiver of every change after it, taken atomically.
     pub fn subscribe(&self) -> (pb::PoolSnapshot, broadcast::Receiver<pb::PoolEvent>) {
+        let limits = self.limits();
         let entries = self.lock();
         // Usage updates are sent under this lock: none is missed or seen twice.
         let usage = self.usage_book();
         let receiver = self.events.subscribe();
         let snapshot = pb::PoolSnapshot {
             keys: entries.by_id.values().map(KeyEntry::to_pool_key).collect(),
-            usage: Some(usage.full()),
+            usage: Some(usage.full(|key_id, model| limited(&limits, &entries, key_id, model))),
         };
         (snapshot, receiver)
     }
 
+    fn limits(&self) -> gb_runtime::settings::KeyModelLimits {
+        self.limits
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
     fn usage_book(&self) -> MutexGuard<'_, UsageBook> {
+        // Taken after `entries` where both are held.
         self.usage
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -197,17 +206,22 @@ impl KeyPool {
         limits: gb_runtime::settings::KeyModelLimits,
         reset: gb_runtime::settings::TimeZone,
     ) {
-        self.usage_book().set_reset(reset);
         *self
             .limits
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = limits;
+        let mut usage = self.usage_book();
+        usage.set_reset(reset);
+        usage.mark_all_changed();
     }
 
-    /// Sends the chat replicas the usage that changed since the last call, if any.
+    /// Sends the chat replicas the usage under a limit that changed since the last call, if any.
     pub fn publish_usage(&self) {
+        let limits = self.limits();
+        let entries = self.lock();
         let mut usage = self.usage_book();
-        if let Some(update) = usage.take_update(gb_runtime::now_ms()) {
+        let wanted = |key_id: i64, model: &str| limited(&limits, &entries, key_id, model);
+        if let Some(update) = usage.take_update(gb_runtime::now_ms(), wanted) {
             let _ = self.events.send(pb::PoolEvent {
                 event: Some(pb::pool_event::Event::Usage(update)),
             });
@@ -218,11 +232,7 @@ impl KeyPool {
     pub fn usage_stats(&self) -> Vec<pb::KeyModelUsageStat> {
         let now = gb_runtime::now_ms();
         let pairs = self.usage_book().pairs();
-        let limits = self
-            .limits
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
+        let limits = self.limits();
         let entries = self.lock();
         pairs
             .into_iter()
@@ -338,4 +348,18 @@ impl KeyPool {
         // No receiver is fine: no chat replica is listening yet.
         let _ = self.events.send(pb::PoolEvent { event: Some(event) });
     }
+}
+
+/// Whether `KEY_MODEL_LIMITS` limits this key for this model (only such use is pushed).
+fn limited(
+    limits: &gb_runtime::settings::KeyModelLimits,
+    entries: &Entries,
+    key_id: i64,
+    model: &str,
+) -> bool {
+    !limits.is_empty()
+        && entries
+            .by_id
+            .get(&key_id)
+            .is_some_and(|entry| limits.limit_for(&entry.key_type, model).is_some())
 }

@@ -152,6 +152,12 @@ impl UsageBook {
         }
     }
 
+    /// Every pair is pushed again at the next update (the limits changed: pairs newly under
+    /// one must reach the chat replicas).
+    pub fn mark_all_changed(&mut self) {
+        self.changed.extend(self.pairs.keys().cloned());
+    }
+
     /// Forgets a deleted key.
     pub fn remove_key(&mut self, key_id: i64) {
         self.pairs.retain(|(id, _), _| *id != key_id);
@@ -165,9 +171,14 @@ impl UsageBook {
             .collect()
     }
 
-    /// The pairs changed since the last call, with what every replica's reports they include;
-    /// `None` when nothing changed.
-    pub fn take_update(&mut self, now_ms: i64) -> Option<pb::UsageUpdate> {
+    /// The pairs changed since the last call that `wanted` keeps (those under a limit: the
+    /// chat replicas need no others), with what every replica's reports they include; `None`
+    /// when none changed.
+    pub fn take_update(
+        &mut self,
+        now_ms: i64,
+        wanted: impl Fn(i64, &str) -> bool,
+    ) -> Option<pb::UsageUpdate> {
         self.applied
             .retain(|_, (_, heard_ms)| *heard_ms > now_ms - REPORTER_TTL_MS);
         self.pairs.retain(|_, usage| {
@@ -178,22 +189,27 @@ impl UsageBook {
             return None;
         }
         let changed = std::mem::take(&mut self.changed);
-        let usage = changed
+        let usage: Vec<pb::KeyModelUsage> = changed
             .iter()
+            .filter(|(key_id, model)| wanted(*key_id, model))
             .filter_map(|pair| Some(self.pairs.get(pair)?.to_proto(pair.0, &pair.1)))
             .collect();
+        if usage.is_empty() {
+            return None;
+        }
         Some(pb::UsageUpdate {
             usage,
             applied: self.applied(),
         })
     }
 
-    /// Everything, for a replica that starts watching.
-    pub fn full(&self) -> pb::UsageUpdate {
+    /// Everything `wanted` keeps, for a replica that starts watching.
+    pub fn full(&self, wanted: impl Fn(i64, &str) -> bool) -> pb::UsageUpdate {
         pb::UsageUpdate {
             usage: self
                 .pairs
                 .iter()
+                .filter(|((key_id, model), _)| wanted(*key_id, model))
                 .map(|((key_id, model), usage)| usage.to_proto(*key_id, model))
                 .collect(),
             applied: self.applied(),
@@ -240,7 +256,7 @@ mod tests {
         book.record("b", &[outcome(1, 1, "m", now + 1_500, 1)], now + 1_500);
         // Batch "a" sent again after a lost answer: not counted twice.
         book.record("a", &[outcome(2, 1, "m", now, 5)], now + 1_500);
-        let update = book.take_update(now + 1_500).unwrap();
+        let update = book.take_update(now + 1_500, |_, _| true).unwrap();
         assert_eq!(update.usage.len(), 1);
         let usage = &update.usage[0];
         assert_eq!(
@@ -254,7 +270,16 @@ mod tests {
         assert_eq!(usage.day_requests, 3);
         assert_eq!(update.applied.get("a"), Some(&2));
         assert_eq!(update.applied.get("b"), Some(&1));
-        assert!(book.take_update(now + 1_600).is_none(), "nothing new");
+        assert!(
+            book.take_update(now + 1_600, |_, _| true).is_none(),
+            "nothing new"
+        );
+        book.record("b", &[outcome(2, 2, "m", now + 1_600, 1)], now + 1_600);
+        assert!(
+            book.take_update(now + 1_600, |key_id, _| key_id == 1)
+                .is_none(),
+            "a pair under no limit is not pushed"
+        );
         let totals = book.pairs()[0].2.totals(now + 61_000);
         assert_eq!(totals.0, 1, "the first second has left the minute");
         assert_eq!(totals.2, 3, "the day counts all");
