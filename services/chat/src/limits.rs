@@ -296,6 +296,22 @@ mod tests {
         assert_eq!(usage.reserve("x", &never, 0, DAY_END, 0), Err(DAY_END));
     }
 
+    /// The keys service's sums of model `m`: `requests` and `tokens` in second 1, all today.
+    fn shared_in_second_1(requests: u32, tokens: u64) -> pb::KeyModelUsage {
+        pb::KeyModelUsage {
+            key_id: 1,
+            model: "m".into(),
+            seconds: vec![pb::UsageSecond {
+                second: 1,
+                requests,
+                tokens,
+            }],
+            day_end_ms: DAY_END,
+            day_requests: u64::from(requests),
+            day_tokens: tokens,
+        }
+    }
+
     /// The keys service's sums include this replica's reports up to `acked`: those are not
     /// counted twice, the ones after it are counted beside the sums.
     #[test]
@@ -307,33 +323,11 @@ mod tests {
             usage.settle("m", Some(seq), 5, 1_000, DAY_END);
         }
         // Another replica's request and this one's first: the sum has two, acked through 1.
-        usage.apply_shared(&pb::KeyModelUsage {
-            key_id: 1,
-            model: "m".into(),
-            seconds: vec![pb::UsageSecond {
-                second: 1,
-                requests: 2,
-                tokens: 10,
-            }],
-            day_end_ms: DAY_END,
-            day_requests: 2,
-            day_tokens: 10,
-        });
+        usage.apply_shared(&shared_in_second_1(2, 10));
         // 2 shared (seq 1 among them) + this replica's seq 2: full.
         assert!(usage.reserve("m", &rpm, 2_000, DAY_END, 1).is_err());
         // Once the sums include seq 2 too (3 in all), still full.
-        usage.apply_shared(&pb::KeyModelUsage {
-            key_id: 1,
-            model: "m".into(),
-            seconds: vec![pb::UsageSecond {
-                second: 1,
-                requests: 3,
-                tokens: 15,
-            }],
-            day_end_ms: DAY_END,
-            day_requests: 3,
-            day_tokens: 15,
-        });
+        usage.apply_shared(&shared_in_second_1(3, 15));
         assert!(usage.reserve("m", &rpm, 2_000, DAY_END, 2).is_err());
         // A pushed second counts until all of it has left the minute.
         assert!(usage.reserve("m", &rpm, 61_000, DAY_END, 2).is_err());

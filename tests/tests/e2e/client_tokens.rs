@@ -12,15 +12,11 @@ const FLASH: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
 const PRO: &str = "/v1beta/models/gemini-2.5-pro:generateContent";
 
 async fn post_with(app: &TestApp, base: &str, token: &str, path: &str) -> (u16, serde_json::Value) {
-    let response = app
-        .http
-        .post(format!("{base}{path}"))
-        .header("x-goog-api-key", token)
-        .json(&hello("managed"))
-        .send()
-        .await
-        .unwrap();
-    status_and_json(response).await
+    status_and_json(
+        app.gemini_send_to(base, token, path, &hello("managed"))
+            .await,
+    )
+    .await
 }
 
 async fn create_token(app: &TestApp, spec: serde_json::Value) -> (i64, String) {

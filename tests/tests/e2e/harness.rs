@@ -563,9 +563,22 @@ impl TestApp {
     }
 
     async fn gemini_send(&self, path: &str, body: &serde_json::Value) -> reqwest::Response {
+        self.gemini_send_to(&self.base_url, CLIENT_TOKEN, path, body)
+            .await
+    }
+
+    /// A Gemini-native POST to the gateway at `base` (this app's, or a second one) with
+    /// `token` as `x-goog-api-key`.
+    pub async fn gemini_send_to(
+        &self,
+        base: &str,
+        token: &str,
+        path: &str,
+        body: &serde_json::Value,
+    ) -> reqwest::Response {
         self.http
-            .post(self.url(path))
-            .header("x-goog-api-key", CLIENT_TOKEN)
+            .post(format!("{base}{path}"))
+            .header("x-goog-api-key", token)
             .json(body)
             .send()
             .await

@@ -136,13 +136,8 @@ async fn two_chat_replicas_share_the_counts(mode: Mode, backend: Backend) {
     let served_by_second = std::sync::atomic::AtomicUsize::new(0);
     app.eventually("the second replica refuses the spent key", || async {
         let status = app
-            .http
-            .post(format!("{second}{FLASH}"))
-            .header("x-goog-api-key", CLIENT_TOKEN)
-            .json(&hello("second"))
-            .send()
+            .gemini_send_to(&second, CLIENT_TOKEN, FLASH, &hello("second"))
             .await
-            .unwrap()
             .status()
             .as_u16();
         if status == 200 {
