@@ -59,20 +59,8 @@ fn limited(message: String, retry_after_ms: i64) -> Refusal {
 
 /// The start of the next UTC day and month after `now_ms`.
 fn next_day_and_month(now_ms: i64) -> (i64, i64) {
-    use chrono::Datelike;
     let next_day = now_ms - now_ms.rem_euclid(DAY_MS) + DAY_MS;
-    let next_month = chrono::DateTime::from_timestamp_millis(now_ms)
-        .and_then(|now| {
-            let (year, month) = if now.month() == 12 {
-                (now.year() + 1, 1)
-            } else {
-                (now.year(), now.month() + 1)
-            };
-            chrono::NaiveDate::from_ymd_opt(year, month, 1)
-        })
-        .and_then(|day| day.and_hms_opt(0, 0, 0))
-        .map_or(next_day, |start| start.and_utc().timestamp_millis());
-    (next_day, next_month)
+    (next_day, gb_runtime::time::month_start_ms(now_ms, 1))
 }
 
 impl Default for ManagedTokens {

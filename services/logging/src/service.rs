@@ -2,7 +2,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Datelike, TimeZone, Utc};
 use gb_proto::logging::LoggingError;
 use gb_proto::logging::v1 as pb;
 use gb_proto::logging::v1::logging_service_server::LoggingService;
@@ -26,13 +25,6 @@ const DAY_MS: i64 = 24 * HOUR_MS;
 /// A counter as the contract carries it.
 fn unsigned(count: i64) -> u64 {
     u64::try_from(count).unwrap_or(0)
-}
-
-fn start_of_month_ms() -> i64 {
-    let now = Utc::now();
-    Utc.with_ymd_and_hms(now.year(), now.month(), 1, 0, 0, 0)
-        .single()
-        .map_or(0, |start| start.timestamp_millis())
 }
 
 #[tonic::async_trait]
@@ -130,7 +122,7 @@ impl LoggingService for LoggingGrpc {
             last_minute: counts(now - MINUTE_MS).await?,
             last_hour: counts(now - HOUR_MS).await?,
             last_day: counts(now - DAY_MS).await?,
-            this_month: counts(start_of_month_ms()).await?,
+            this_month: counts(gb_runtime::time::month_start_ms(now, 0)).await?,
         }))
     }
 

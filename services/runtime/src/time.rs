@@ -38,9 +38,37 @@ pub fn optional_to_ms(time: Option<NaiveDateTime>) -> i64 {
     time.map_or(0, to_ms)
 }
 
+/// The start (Unix ms) of the UTC calendar month `ms` is in, or of the one after it (`later`
+/// months on: 0 for this one, 1 for the next).
+pub fn month_start_ms(ms: i64, later: u32) -> i64 {
+    use chrono::{Datelike, Months, TimeZone};
+    let time = DateTime::from_timestamp_millis(ms).unwrap_or_default();
+    Utc.with_ymd_and_hms(time.year(), time.month(), 1, 0, 0, 0)
+        .single()
+        .and_then(|start| start.checked_add_months(Months::new(later)))
+        .map_or(0, |start| start.timestamp_millis())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn months_start_on_their_first_day_in_utc() {
+        let at = |text: &str| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|time| time.timestamp_millis())
+                .unwrap_or_default()
+        };
+        assert_eq!(
+            month_start_ms(at("2026-12-07T10:00:00Z"), 0),
+            at("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(
+            month_start_ms(at("2026-12-31T23:59:59Z"), 1),
+            at("2027-01-01T00:00:00Z")
+        );
+    }
 
     #[test]
     fn milliseconds_round_trip() {
