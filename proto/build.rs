@@ -14,6 +14,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "gemini_balance/keys/v1/keys.proto",
         "gemini_balance/config/v1/config.proto",
         "gemini_balance/logging/v1/logging.proto",
+        "gemini_balance/files/v1/files.proto",
     ];
     for proto in protos {
         println!("cargo:rerun-if-changed={proto}");

@@ -115,6 +115,11 @@ impl Auth {
             .map(|name| Caller::named(name.to_owned()))
     }
 
+    /// Whether a caller named so presented the admin token (on a client route).
+    pub fn is_admin_caller(&self, name: &str) -> bool {
+        !self.admin_name.is_empty() && self.admin_name == name
+    }
+
     /// Whether the request carries the admin token (`Authorization`, `Bearer` optional).
     pub fn is_admin(&self, headers: &HeaderMap) -> bool {
         let Some(admin) = &self.admin_token else {

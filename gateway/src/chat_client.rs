@@ -59,6 +59,7 @@ remote! {
         chat(pb::ChatRequest) -> pb::ChatResponse;
         predict(pb::GeminiRequest) -> pb::GeminiResponse;
         forward_open_ai(pb::OpenAiRequest) -> pb::GeminiResponse;
+        delete_upstream_files(pb::DeleteUpstreamFilesRequest) -> pb::DeleteUpstreamFilesResponse;
     }
     streams {
         stream_generate_content(pb::GeminiRequest);

@@ -9,6 +9,7 @@ mod body;
 pub mod chat_client;
 mod config_routes;
 pub mod errors;
+mod files;
 mod gemini_body;
 mod gemini_routes;
 mod head_limits;

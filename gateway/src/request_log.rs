@@ -82,7 +82,7 @@ fn recorded_path(uri: &http::Uri) -> String {
         return path;
     };
     let kept: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
-        .filter(|(name, _)| name != "key")
+        .filter(|(name, _)| name != "key" && name != "upload_id")
         .map(|(name, value)| {
             // gemini-balance's admin UI names keys in the query (`gemini_key=`, `key_search=`).
             let value = if value.starts_with("AIza") || name == "gemini_key" {

@@ -70,6 +70,20 @@ async fn require_client(
     }
 }
 
+/// Google's upload endpoint: a session's chunks carry their `upload_id` (the credential, as
+/// at Google: the SDKs send no key with them); anything else needs a client token.
+async fn require_client_or_session(
+    state: State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if crate::files::google::upload_id(request.uri().query()).is_some() {
+        name_caller(&request, "upload-session");
+        return next.run(request).await;
+    }
+    require_client(state, request, next).await
+}
+
 /// Whether a request comes from a Gemini-family client (`x-goog-api-key` or `key=`), which
 /// gets Google's shapes where a path is shared with the OpenAI family (`GET /v1/models`).
 fn gemini_family(headers: &axum::http::HeaderMap, query: Option<&str>) -> bool {
@@ -333,6 +347,25 @@ async fn record_http_metrics(
     response
 }
 
+/// Whether a request's body is a file, streamed to the files service as it arrives instead of
+/// read whole (`files/`: its limit is `FILES_MAX_SIZE_MB`, its pace `BODY_READ_TIMEOUT` per chunk).
+fn streams_body(request: &Request) -> bool {
+    use axum::http::Method;
+    let path = request.uri().path();
+    match *request.method() {
+        Method::POST => {
+            matches!(path, "/files" | "/v1/files" | "/hf/v1/files")
+                || path.starts_with("/upload/v1beta/files")
+                || path.starts_with("/gemini/upload/v1beta/files")
+        }
+        Method::PUT => {
+            path.starts_with("/upload/v1beta/files")
+                || path.starts_with("/gemini/upload/v1beta/files")
+        }
+        _ => false,
+    }
+}
+
 /// What every request meets before its route's own middleware, in one layer (a router's
 /// layer clones the whole stack below it for each request, so five of them cost five clones of
 /// it): the metrics, the request log, the family's shape for plain errors, the head limits, the
@@ -343,6 +376,9 @@ async fn front(State(state): State<GatewayState>, request: Request, next: Next) 
         record_request(state, request, async move |request| {
             shape_plain_errors(request, async move |request| {
                 crate::head_limits::check_head(request, async move |request| {
+                    if streams_body(&request) {
+                        return next.run(request).await;
+                    }
                     crate::body::read_whole_body(
                         &state.body_limits,
                         request,
@@ -370,7 +406,12 @@ pub fn router(state: GatewayState) -> Router {
     let admin = from_fn_with_state(state.clone(), require_admin);
     let admin_openai = from_fn_with_state(state.clone(), require_admin_openai);
 
-    let gemini = gemini_routes::routes().route_layer(client);
+    let gemini = gemini_routes::routes()
+        .merge(crate::files::google::routes())
+        .route_layer(client.clone());
+    let google_uploads = crate::files::google::upload_routes()
+        .route_layer(from_fn_with_state(state.clone(), require_client_or_session));
+    let seed_files = crate::files::seed::routes().route_layer(client);
     let gemini_balance_keys =
         key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
     let key_resource = key_admin_routes::key_resource_routes().route_layer(admin.clone());
@@ -389,6 +430,7 @@ pub fn router(state: GatewayState) -> Router {
             get(v1_model).post(gemini_routes::model_action),
         )
         .merge(openai::routes())
+        .merge(crate::files::openai::routes())
         .route_layer(client_any_family.clone())
         .merge(anthropic::routes().route_layer(client_anthropic.clone()))
         .merge(key_list);
@@ -407,7 +449,10 @@ pub fn router(state: GatewayState) -> Router {
         .nest("/hf/v1", v1)
         .nest("/openai/v1", openai_passthrough)
         .nest("/anthropic/v1", anthropic_v1)
+        .nest("/upload/v1beta", google_uploads.clone())
+        .nest("/gemini/upload/v1beta", google_uploads)
         .merge(simple_chat)
+        .merge(seed_files)
         .merge(key_resource)
         .merge(operator_api)
         .fallback(not_found)

@@ -4,6 +4,7 @@
 
 use gb_proto::chat::Chat;
 use gb_proto::config::v1::config_service_client::ConfigServiceClient;
+use gb_proto::files::v1::files_service_client::FilesServiceClient;
 use gb_proto::keys::v1::keys_service_client::KeysServiceClient;
 use gb_proto::logging::v1::logging_service_client::LoggingServiceClient;
 use gb_runtime::grpc::GrpcChannel;
@@ -56,6 +57,7 @@ pub struct Services {
     pub keys: GrpcChannel,
     pub config: GrpcChannel,
     pub logging: GrpcChannel,
+    pub files: GrpcChannel,
 }
 
 /// Shared by every handler; cloned per request and per middleware, so one `Arc` (cloning the
@@ -76,6 +78,7 @@ pub struct Shared {
     pub keys: KeysServiceClient<GrpcChannel>,
     pub config: ConfigServiceClient<GrpcChannel>,
     pub logging: LoggingServiceClient<GrpcChannel>,
+    pub files: FilesServiceClient<GrpcChannel>,
     pub auth: Live<Auth>,
     pub translation: Live<Translation>,
     pub logs: LogShipper,
@@ -87,6 +90,8 @@ pub struct Shared {
     pub managed_tokens: std::sync::Arc<crate::managed_tokens::ManagedTokens>,
     /// Fingerprints presented tokens (the server's secret, the same on every replica).
     pub names: gb_runtime::secrets::KeyCipher,
+    /// The settings as they are now (`FILES_MAX_SIZE_MB`).
+    pub settings: LiveSettings,
 }
 
 impl GatewayState {
@@ -119,6 +124,7 @@ impl GatewayState {
             keys,
             config: ConfigServiceClient::new(services.config),
             logging,
+            files: FilesServiceClient::new(services.files).max_decoding_message_size(MAX_MESSAGE),
             auth: live.derive("client tokens", move |settings| {
                 Ok(Auth::from_settings(settings, auth_names.clone()))
             })?,
@@ -133,6 +139,7 @@ impl GatewayState {
             },
             managed_tokens,
             names,
+            settings: live.clone(),
         })))
     }
 }

@@ -83,6 +83,7 @@ chat_calls! {
     predict(v1::GeminiRequest) -> v1::GeminiResponse;
     forward_open_ai(v1::OpenAiRequest) -> v1::GeminiResponse;
     stream_open_ai(v1::OpenAiRequest) -> ChunkStream;
+    delete_upstream_files(v1::DeleteUpstreamFilesRequest) -> v1::DeleteUpstreamFilesResponse;
 }
 
 impl ChatError {

@@ -8,6 +8,7 @@
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod keys;
 pub mod logging;
 

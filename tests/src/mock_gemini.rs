@@ -76,6 +76,8 @@ struct MockState {
     stream_delay_ms: Mutex<u64>,
     /// Requests per minute and per day each key may make of a model.
     quotas: crate::mock_quotas::Quotas,
+    /// Google's Files API, each file its key's.
+    files: crate::mock_files::MockFiles,
 }
 
 /// A running mock; stops when dropped.
@@ -154,6 +156,11 @@ impl MockGemini {
         self.state.quotas.refusals()
     }
 
+    /// The Files API's state: the files each key holds.
+    pub fn files(&self) -> &crate::mock_files::MockFiles {
+        &self.state.files
+    }
+
     pub fn calls(&self) -> Vec<Call> {
         lock(&self.state.calls).clone()
     }
@@ -170,6 +177,8 @@ fn router(state: Arc<MockState>) -> Router {
             "/v1beta/models/{model_action}",
             get(get_model).post(model_action),
         )
+        .route("/upload/v1beta/files", post(upload_file))
+        .route("/v1beta/files/{name}", get(get_file).delete(delete_file))
         .route("/v1beta/openai/models", get(openai_models))
         .route("/v1beta/openai/chat/completions", post(openai_chat))
         .route("/v1beta/openai/embeddings", post(openai_embeddings))
@@ -186,6 +195,125 @@ fn router(state: Arc<MockState>) -> Router {
         .route("/_mock/stream-chunks/{chunks}", post(control_stream_chunks))
         .route("/_mock/stream-delay/{millis}", post(control_stream_delay))
         .with_state(state)
+}
+
+// ----- Files API (`mock_files.rs`) -----
+
+/// `http://host` of the mock, as the client reached it.
+fn own_base(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("127.0.0.1");
+    format!("http://{host}")
+}
+
+/// A resumable start (with a key, admitted like any call), or a session's chunk (its
+/// `upload_id` is the credential).
+async fn upload_file(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> Response {
+    let base = own_base(&headers);
+    let upload_id = query.as_deref().and_then(|query| {
+        url::form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "upload_id")
+            .map(|(_, value)| value.into_owned())
+    });
+    if let Some(upload_id) = upload_id {
+        let (status, upload_status, answer) =
+            state.files.chunk(&upload_id, &headers, body, &base).await;
+        let mut response = if answer.is_null() {
+            StatusCode::OK.into_response()
+        } else {
+            json_answer(status, &answer)
+        };
+        response.headers_mut().insert(
+            "x-goog-upload-status",
+            upload_status
+                .parse()
+                .unwrap_or(header::HeaderValue::from_static("active")),
+        );
+        return response;
+    }
+    let Ok(body) = axum::body::to_bytes(body, 1024 * 1024).await else {
+        return invalid_argument("Upload metadata too large.");
+    };
+    let path = "/upload/v1beta/files";
+    let (key, _) = match admit(&state, &headers, "POST", path, query.as_deref(), &body).await {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    let metadata: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    match state.files.start(&key, &headers, &metadata, &base) {
+        Ok(url) => {
+            let mut response = StatusCode::OK.into_response();
+            let headers = response.headers_mut();
+            headers.insert(
+                "x-goog-upload-status",
+                header::HeaderValue::from_static("active"),
+            );
+            if let Ok(url) = url.parse() {
+                headers.insert("x-goog-upload-url", url);
+            }
+            response
+        }
+        Err(error) => json_answer(400, &error),
+    }
+}
+
+async fn get_file(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let path = format!("/v1beta/files/{name}");
+    let (key, _) = match admit(
+        &state,
+        &headers,
+        "GET",
+        &path,
+        query.as_deref(),
+        &Bytes::new(),
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    match state.files.get(&key, &format!("files/{name}")) {
+        Ok(file) => json_answer(200, &file.resource(&own_base(&headers))),
+        Err(error) => json_answer(403, &error),
+    }
+}
+
+async fn delete_file(
+    State(state): State<Arc<MockState>>,
+    headers: HeaderMap,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let path = format!("/v1beta/files/{name}");
+    let (key, _) = match admit(
+        &state,
+        &headers,
+        "DELETE",
+        &path,
+        query.as_deref(),
+        &Bytes::new(),
+    )
+    .await
+    {
+        Ok(admitted) => admitted,
+        Err(answer) => return answer,
+    };
+    match state.files.delete(&key, &format!("files/{name}")) {
+        Ok(()) => json_answer(200, &json!({})),
+        Err(error) => json_answer(403, &error),
+    }
 }
 
 // ----- control API, for tests in another process -----
@@ -967,7 +1095,7 @@ async fn model_action(
     body: Bytes,
 ) -> Response {
     let path = format!("/v1beta/models/{model_action}");
-    let (_key, behavior) =
+    let (key, behavior) =
         match admit(&state, &headers, "POST", &path, query.as_deref(), &body).await {
             Ok(admitted) => admitted,
             Err(answer) => return answer,
@@ -978,6 +1106,10 @@ async fn model_action(
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return invalid_argument("Invalid JSON payload received. Unexpected token.");
     };
+    // A file is its uploading key's: any other key is refused, as Google refuses it.
+    if let Some(refusal) = state.files.check_references(&key, &request) {
+        return json_answer(403, &refusal);
+    }
     let Some(found) = find_model(model) else {
         return not_found_model(model, action);
     };

@@ -152,7 +152,14 @@ fn user_parts(
                             let (mime, data) = parse_data_url(data)
                                 .unwrap_or_else(|| ("application/pdf".into(), data.to_owned()));
                             converted.push(json!({"inlineData": {"mimeType": mime, "data": data}}));
-                        } else if let Some(uri) = file["file_id"].as_str() {
+                        } else if let Some(id) = file["file_id"].as_str() {
+                            // A gateway file (`file-7`, from `/v1/files`) by its Files API
+                            // name; the chat service gives each attempt its key's copy.
+                            let uri = if id.starts_with("file-") {
+                                format!("files/{id}")
+                            } else {
+                                id.to_owned()
+                            };
                             converted.push(json!({"fileData": {"fileUri": uri}}));
                         } else {
                             return Err(invalid("file needs file_data or file_id", &param));

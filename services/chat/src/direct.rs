@@ -44,4 +44,5 @@ direct! {
     predict(pb::GeminiRequest) -> pb::GeminiResponse, "Predict";
     forward_open_ai(pb::OpenAiRequest) -> pb::GeminiResponse, "ForwardOpenAi";
     stream_open_ai(pb::OpenAiRequest) -> ChunkStream, "StreamOpenAi";
+    delete_upstream_files(pb::DeleteUpstreamFilesRequest) -> pb::DeleteUpstreamFilesResponse, "DeleteUpstreamFiles";
 }

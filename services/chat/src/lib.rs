@@ -8,6 +8,7 @@
 pub mod attempts;
 pub mod chat_settings;
 mod direct;
+pub mod files;
 pub mod limits;
 pub mod models;
 mod openai_calls;
@@ -52,10 +53,11 @@ fn pool_limits(settings: &gb_runtime::settings::Settings) -> PoolLimits {
 
 impl ChatService {
     /// Starts following the pool and reporting outcomes; waits briefly for the first snapshot.
-    /// Request and error logs go to `logs`.
+    /// Request and error logs go to `logs`; referenced files are read from `files`.
     pub async fn start(
         live: &LiveSettings,
         keys: GrpcChannel,
+        files: GrpcChannel,
         logs: LogShipper,
         tasks: &Tasks,
     ) -> anyhow::Result<Self> {
@@ -85,6 +87,7 @@ impl ChatService {
                 pool: pool.clone(),
                 reporter,
                 logs,
+                files: files::FileLink::new(files),
             },
             settings,
             pool,

@@ -54,5 +54,6 @@ pub(crate) fn openai_call<'a>(
             None
         },
         origin,
+        files: None,
     })
 }

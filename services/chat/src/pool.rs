@@ -285,6 +285,16 @@ impl Default for LocalPool {
 }
 
 impl LocalPool {
+    /// A key of the pool by id (disabled or not), while it is in the pool.
+    pub fn key(&self, id: i64) -> Option<Arc<LocalKey>> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .by_id
+            .get(&id)
+            .cloned()
+    }
+
     fn ring(&self) -> Arc<Vec<Arc<LocalKey>>> {
         self.keys
             .read()
@@ -305,6 +315,41 @@ impl LocalPool {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(limits);
         self.day_end_ms.store(0, Ordering::Relaxed);
+    }
+
+    /// Picks `key` (usable for `model`) if its known limit allows one more request now, counting
+    /// it; else answers when it will.
+    fn reserve(
+        &self,
+        key: &Arc<LocalKey>,
+        model: &str,
+        limits: &PoolLimits,
+        now_ms: i64,
+    ) -> Result<Picked, i64> {
+        let limit = if limits.table.is_empty() {
+            None
+        } else {
+            limits.table.limit_for(&key.key_type, model)
+        };
+        let Some(limit) = limit else {
+            return Ok(Picked {
+                key: key.clone(),
+                reserved: None,
+            });
+        };
+        let day_end_ms = self.day_end_ms(limits.reset, now_ms);
+        let acked = self.acked.load(Ordering::Relaxed);
+        key.usage
+            .reserve(model, &limit, now_ms, day_end_ms, acked)
+            .map(|()| Picked {
+                key: key.clone(),
+                reserved: Some(Reserved {
+                    model: model.into(),
+                    at_ms: now_ms,
+                    day_end_ms,
+                    settled: AtomicBool::new(false),
+                }),
+            })
     }
 
     fn limits(&self) -> Arc<PoolLimits> {
@@ -328,12 +373,32 @@ impl LocalPool {
     /// The next key in round-robin order that may serve `model`, that this request has not
     /// tried yet, and that one more request of `model` keeps within its known limits.
     pub fn pick(&self, model: &str, tried: &[i64], now_ms: i64) -> Result<Picked, NoKey> {
+        self.pick_preferring(model, tried, &[], now_ms)
+    }
+
+    /// A key for `model`, as [`LocalPool::pick`], but one of `preferred` (in its order) when
+    /// one of them is usable: the keys that hold a copy of a file the request references.
+    pub fn pick_preferring(
+        &self,
+        model: &str,
+        tried: &[i64],
+        preferred: &[i64],
+        now_ms: i64,
+    ) -> Result<Picked, NoKey> {
         let ring = self.ring();
         let count = ring.len();
         if count == 0 {
             return Err(NoKey::NoneUsable);
         }
         let limits = self.limits();
+        for id in preferred.iter().filter(|id| !tried.contains(id)) {
+            if let Some(key) = ring.iter().find(|key| key.id == *id)
+                && key.usable_at(model, now_ms)
+                && let Ok(picked) = self.reserve(key, model, &limits, now_ms)
+            {
+                return Ok(picked);
+            }
+        }
         let start = self.cursor.fetch_add(1, Ordering::Relaxed);
         let mut soonest = i64::MAX;
         let mut any_untried = false;
@@ -344,31 +409,8 @@ impl LocalPool {
             }
             any_untried = true;
             if key.usable_at(model, now_ms) {
-                let limit = if limits.table.is_empty() {
-                    None
-                } else {
-                    limits.table.limit_for(&key.key_type, model)
-                };
-                let Some(limit) = limit else {
-                    return Ok(Picked {
-                        key: key.clone(),
-                        reserved: None,
-                    });
-                };
-                let day_end_ms = self.day_end_ms(limits.reset, now_ms);
-                let acked = self.acked.load(Ordering::Relaxed);
-                match key.usage.reserve(model, &limit, now_ms, day_end_ms, acked) {
-                    Ok(()) => {
-                        return Ok(Picked {
-                            key: key.clone(),
-                            reserved: Some(Reserved {
-                                model: model.into(),
-                                at_ms: now_ms,
-                                day_end_ms,
-                                settled: AtomicBool::new(false),
-                            }),
-                        });
-                    }
+                match self.reserve(key, model, &limits, now_ms) {
+                    Ok(picked) => return Ok(picked),
                     Err(free_at_ms) => {
                         metrics::counter!("gemini_key_limit_skips_total").increment(1);
                         soonest = soonest.min(free_at_ms);

@@ -47,13 +47,33 @@ impl ChatGrpc {
             let model = settings.rules.check(&request.model).map_err(refused)?;
             let path = format!("models/{model}:{action}");
             let body = prepare(request.body.clone(), &model);
+            let files = self.referenced(&request, &body).await?;
             self.unary(
                 &settings,
-                Call::native(origin, reqwest::Method::POST, &path, Some(body), &model),
+                Call::native(origin, reqwest::Method::POST, &path, Some(body), &model)
+                    .with_files(files),
             )
             .await
         })
         .await
+    }
+
+    /// The gateway files `body` references (`None`, without an RPC, when it names none).
+    async fn referenced(
+        &self,
+        request: &pb::GeminiRequest,
+        body: &Bytes,
+    ) -> Result<Option<Arc<crate::files::FileRefs>>, ChatError> {
+        let caller = request
+            .context
+            .as_ref()
+            .map_or("", |context| context.caller.as_str());
+        Ok(self
+            .attempts
+            .files
+            .resolve(caller, body)
+            .await?
+            .map(Arc::new))
     }
 
     /// Runs a handler's answer: a call it refuses before any attempt still gets its client
@@ -265,8 +285,10 @@ impl ChatService for ChatGrpc {
         let origin = Origin::of(request.context.as_ref(), "gemini-generate");
         self.logged(&origin.clone(), &request.model, async {
             let (path, resolved) = generation(&settings, &request, "generateContent")?;
+            let files = self.referenced(&request, &resolved.body).await?;
             let body = Some(resolved.body);
-            let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
+            let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model)
+                .with_files(files);
             self.unary(&settings, call).await
         })
         .await
@@ -284,8 +306,10 @@ impl ChatService for ChatGrpc {
         self.logged(&origin.clone(), &request.model, async {
             let action = "streamGenerateContent?alt=sse";
             let (path, resolved) = generation(&settings, &request, action)?;
+            let files = self.referenced(&request, &resolved.body).await?;
             let body = Some(resolved.body);
-            let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model);
+            let call = Call::native(origin, reqwest::Method::POST, &path, body, &resolved.model)
+                .with_files(files);
             self.stream(&settings, call).await
         })
         .await
@@ -452,6 +476,21 @@ impl ChatService for ChatGrpc {
             self.stream(&settings, call).await
         })
         .await
+    }
+
+    async fn delete_upstream_files(
+        &self,
+        request: Request<pb::DeleteUpstreamFilesRequest>,
+    ) -> Result<Response<pb::DeleteUpstreamFilesResponse>, Status> {
+        let settings = self.settings();
+        let copies = request.into_inner().copies;
+        let pool = &self.attempts.pool;
+        let deleted = self
+            .attempts
+            .files
+            .delete_copies(&copies, |id| pool.key(id), &settings.upstream)
+            .await;
+        Ok(Response::new(pb::DeleteUpstreamFilesResponse { deleted }))
     }
 }
 

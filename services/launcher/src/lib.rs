@@ -1,10 +1,10 @@
 //! Starts gemini-balance in either run mode, on listeners the caller has already bound (so that
 //! tests bind port 0 without a race).
 //!
-//! - all-in-one: config, logging, keys, chat and gateway in one process; the gateway calls the
+//! - all-in-one: config, logging, keys, files, chat and gateway in one process; the gateway calls the
 //!   chat service's handlers directly (`ChatService::direct`), the others reach each other
 //!   through in-process channels (same gRPC clients, no socket);
-//! - one service: `config`, `logging`, `keys`, `chat` or `gateway` on its own address, the
+//! - one service: `config`, `logging`, `keys`, `files`, `chat` or `gateway` on its own address, the
 //!   others over gRPC.
 //!
 //! Every process starts from its environment, then follows the config service's stored
@@ -27,11 +27,13 @@ use std::time::Duration;
 
 use gb_chat::ChatService;
 use gb_config::ConfigService;
+use gb_files::FilesService;
 use gb_gateway::state::{GatewayState, Services};
 use gb_keys::KeysService;
 use gb_logging::LoggingService;
 use gb_proto::chat::v1::chat_service_server::SERVICE_NAME as CHAT_SERVICE_NAME;
 use gb_proto::config::v1::config_service_server::SERVICE_NAME as CONFIG_SERVICE_NAME;
+use gb_proto::files::v1::files_service_server::SERVICE_NAME as FILES_SERVICE_NAME;
 use gb_proto::keys::v1::keys_service_server::SERVICE_NAME as KEYS_SERVICE_NAME;
 use gb_proto::logging::v1::logging_service_server::SERVICE_NAME as LOGGING_SERVICE_NAME;
 use gb_runtime::database::Database;
@@ -211,15 +213,30 @@ async fn keys_routes(
     .await
 }
 
+async fn files_routes(
+    process: &mut Process,
+    live: &LiveSettings,
+    db: Database,
+    token: &InternalToken,
+) -> anyhow::Result<ServiceRoutes> {
+    let tasks = process.owner("files");
+    let files = FilesService::start(live, db, &tasks).await?;
+    serving(FILES_SERVICE_NAME, &tasks, |builder| {
+        builder.add_service(files.grpc_service(token));
+    })
+    .await
+}
+
 async fn chat_routes(
     process: &mut Process,
     live: &LiveSettings,
     keys: GrpcChannel,
+    files: GrpcChannel,
     logs: LogShipper,
     token: &InternalToken,
 ) -> anyhow::Result<ServiceRoutes> {
     let tasks = process.owner("chat");
-    let chat = ChatService::start(live, keys, logs, &tasks).await?;
+    let chat = ChatService::start(live, keys, files, logs, &tasks).await?;
     let routes = serving(CHAT_SERVICE_NAME, &tasks, |builder| {
         builder.add_service(chat.grpc_service(token));
     })
@@ -246,11 +263,20 @@ pub async fn run_all_in_one(
     let logging = logging_routes(&mut process, &live, db.clone(), &token).await?;
     let logging_channel = grpc::in_process(logging.routes, token.clone());
     let logs = process.log_shipper(logging_channel.clone());
-    let keys = keys_routes(&mut process, &live, db, &token).await?;
+    let keys = keys_routes(&mut process, &live, db.clone(), &token).await?;
     let keys_channel = grpc::in_process(keys.routes, token.clone());
+    let files = files_routes(&mut process, &live, db, &token).await?;
+    let files_channel = grpc::in_process(files.routes, token.clone());
     // The gateway calls the chat service's handlers directly: no gRPC hop in one process.
     let chat_tasks = process.owner("chat");
-    let chat = ChatService::start(&live, keys_channel.clone(), logs.clone(), &chat_tasks).await?;
+    let chat = ChatService::start(
+        &live,
+        keys_channel.clone(),
+        files_channel.clone(),
+        logs.clone(),
+        &chat_tasks,
+    )
+    .await?;
     let direct_chat = chat.direct();
     process.chat = Some(chat);
     let services = Services {
@@ -258,6 +284,7 @@ pub async fn run_all_in_one(
         keys: keys_channel,
         config: config_channel,
         logging: logging_channel,
+        files: files_channel,
     };
     let gateway_tasks = process.owner("gateway");
     let state = GatewayState::new(services, &live, logs, &gateway_tasks)?;
@@ -307,14 +334,15 @@ pub async fn run_config(
     served
 }
 
-/// The two services that own tables and follow the settings: keys and logging.
+/// The services that own tables and follow the settings: keys, logging and files.
 #[derive(Clone, Copy)]
 enum TableOwner {
     Keys,
     Logging,
+    Files,
 }
 
-/// The keys or the logging service alone, on its own tables.
+/// The keys, logging or files service alone, on its own tables.
 async fn run_table_owner(
     owner: TableOwner,
     settings: Settings,
@@ -332,6 +360,10 @@ async fn run_table_owner(
         TableOwner::Logging => (
             "logging",
             logging_routes(&mut process, &live, db, &token).await?,
+        ),
+        TableOwner::Files => (
+            "files",
+            files_routes(&mut process, &live, db, &token).await?,
         ),
     };
     let served = serve_grpc(name, routes, listener, &shutdown, drain).await;
@@ -357,8 +389,17 @@ pub async fn run_keys(
     run_table_owner(TableOwner::Keys, settings, listener, shutdown).await
 }
 
-/// The chat service alone, reaching the keys service at `KEYS_URL` and the logging service at
-/// `LOGGING_URL`.
+/// The files service alone; it owns `files` and the content in `FILES_STORE`.
+pub async fn run_files(
+    settings: Settings,
+    listener: TcpListener,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    run_table_owner(TableOwner::Files, settings, listener, shutdown).await
+}
+
+/// The chat service alone, reaching the keys service at `KEYS_URL`, the files service at
+/// `FILES_URL` and the logging service at `LOGGING_URL`.
 pub async fn run_chat(
     settings: Settings,
     listener: TcpListener,
@@ -367,19 +408,20 @@ pub async fn run_chat(
     let mut process = Process::new(&shutdown);
     let token = internal_token(&settings, false)?;
     let keys = channel_to(&settings.shared.keys_url(), "KEYS_URL", &token)?;
+    let files = channel_to(&settings.shared.files_url(), "FILES_URL", &token)?;
     let logging = channel_to(&settings.shared.logging_url(), "LOGGING_URL", &token)?;
     let config = channel_to(&settings.shared.config_url(), "CONFIG_URL", &token)?;
     let drain = settings.shared.drain_timeout.0;
     let live = process.live_settings(settings, config).await;
     let logs = process.log_shipper(logging);
-    let routes = chat_routes(&mut process, &live, keys, logs, &token).await?;
+    let routes = chat_routes(&mut process, &live, keys, files, logs, &token).await?;
     let served = serve_grpc("chat", routes, listener, &shutdown, drain).await;
     process.stop().await;
     served
 }
 
-/// The gateway alone, reaching the services at `CHAT_URL`, `KEYS_URL`, `CONFIG_URL` and
-/// `LOGGING_URL`.
+/// The gateway alone, reaching the services at `CHAT_URL`, `KEYS_URL`, `CONFIG_URL`,
+/// `LOGGING_URL` and `FILES_URL`.
 pub async fn run_gateway(
     settings: Settings,
     listener: TcpListener,
@@ -393,6 +435,7 @@ pub async fn run_gateway(
         keys: channel_to(&shared.keys_url(), "KEYS_URL", &token)?,
         config: channel_to(&shared.config_url(), "CONFIG_URL", &token)?,
         logging: channel_to(&shared.logging_url(), "LOGGING_URL", &token)?,
+        files: channel_to(&shared.files_url(), "FILES_URL", &token)?,
     };
     let drain = shared.drain_timeout.0;
     let config = services.config.clone();

@@ -1,5 +1,5 @@
 //! `gemini-balance`: with no argument, every service in one process; with `gateway`, `chat`,
-//! `keys`, `config` or `logging`, that one service on its own address. Settings come from the
+//! `keys`, `config`, `logging` or `files`, that one service on its own address. Settings come from the
 //! environment and `.env`, then from the config service.
 
 use std::net::SocketAddr;
@@ -34,6 +34,9 @@ enum Service {
     Config,
     /// The logging service over gRPC (LOGGING_ADDR, default 0.0.0.0:50054); owns the logs.
     Logging,
+    /// The files service over gRPC (FILES_ADDR, default 0.0.0.0:50055); owns `files` and the
+    /// content (FILES_STORE).
+    Files,
     /// Prints the effective settings as JSON, by name (secrets masked), and exits.
     ShowSettings,
     /// Exits 0 when the local service answers its health check: the gateway's /health on
@@ -51,6 +54,7 @@ enum ProbeTarget {
     Keys,
     Config,
     Logging,
+    Files,
 }
 
 /// The address to probe: the listen address, with an unspecified host made loopback.
@@ -78,11 +82,16 @@ async fn probe(target: ProbeTarget, settings: &Settings) -> anyhow::Result<()> {
                 answer.status()
             );
         }
-        ProbeTarget::Chat | ProbeTarget::Keys | ProbeTarget::Config | ProbeTarget::Logging => {
+        ProbeTarget::Chat
+        | ProbeTarget::Keys
+        | ProbeTarget::Config
+        | ProbeTarget::Logging
+        | ProbeTarget::Files => {
             let address = local(match target {
                 ProbeTarget::Chat => settings.shared.chat_addr,
                 ProbeTarget::Keys => settings.shared.keys_addr,
                 ProbeTarget::Config => settings.shared.config_addr,
+                ProbeTarget::Files => settings.shared.files_addr,
                 _ => settings.shared.logging_addr,
             });
             let channel = tonic::transport::Endpoint::from_shared(format!("http://{address}"))?
@@ -126,6 +135,7 @@ async fn run(cli: Cli, settings: Settings, file_limit: std::io::Result<u64>) -> 
         Some(Service::Keys) => "gemini-balance-keys",
         Some(Service::Config) => "gemini-balance-config",
         Some(Service::Logging) => "gemini-balance-logging",
+        Some(Service::Files) => "gemini-balance-files",
         Some(Service::Probe { .. } | Service::ShowSettings) => "gemini-balance",
     };
     let _telemetry = gb_runtime::telemetry::init(&settings, service_name)?;
@@ -165,6 +175,10 @@ async fn run(cli: Cli, settings: Settings, file_limit: std::io::Result<u64>) -> 
             let listener = bind(settings.shared.logging_addr, "LOGGING_ADDR").await?;
             launcher::run_logging(settings, listener, shutdown.clone()).await
         }
+        Some(Service::Files) => {
+            let listener = bind(settings.shared.files_addr, "FILES_ADDR").await?;
+            launcher::run_files(settings, listener, shutdown.clone()).await
+        }
         Some(Service::Probe { .. } | Service::ShowSettings) => Ok(()),
     };
     shutdown.cancel();
@@ -186,7 +200,14 @@ fn main() -> ExitCode {
     // What depends on the run mode is checked too before any port opens.
     let split = matches!(
         cli.service,
-        Some(Service::Gateway | Service::Chat | Service::Keys | Service::Config | Service::Logging)
+        Some(
+            Service::Gateway
+                | Service::Chat
+                | Service::Keys
+                | Service::Config
+                | Service::Logging
+                | Service::Files
+        )
     );
     if split && let Err(error) = launcher::internal_token(&settings, false) {
         eprintln!("gemini-balance: {error:#}");

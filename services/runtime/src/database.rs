@@ -17,6 +17,7 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
 
 use gb_proto::config::ConfigError;
 use gb_proto::error::ErrorCode;
+use gb_proto::files::FilesError;
 use gb_proto::keys::KeysError;
 use gb_proto::logging::LoggingError;
 
@@ -91,7 +92,7 @@ macro_rules! database_errors_into {
     )+};
 }
 
-database_errors_into!(KeysError, ConfigError, LoggingError);
+database_errors_into!(KeysError, ConfigError, LoggingError, FilesError);
 
 /// Runs `$body` with `$conn` bound to a pooled connection of whichever backend `$db` is.
 /// The body is compiled once per backend, so it must be valid diesel for both.

@@ -8,6 +8,14 @@ pub fn now_ms() -> i64 {
     Utc::now().timestamp_millis()
 }
 
+/// Unix milliseconds as RFC 3339 UTC with milliseconds (`2026-12-07T05:14:51.123Z`), the form
+/// Google's and the design's JSON give times in.
+pub fn rfc3339_ms(ms: i64) -> String {
+    DateTime::from_timestamp_millis(ms)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
 /// The stored form of now.
 pub fn now_stored() -> NaiveDateTime {
     Utc::now().naive_utc()

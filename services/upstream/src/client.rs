@@ -97,6 +97,43 @@ impl Upstream {
         &self.base_url
     }
 
+    /// A request to Google's upload endpoint for `{BASE_URL}/{path}`: `/upload` before the
+    /// base's path (`https://host/v1beta` → `https://host/upload/v1beta/files`), through the
+    /// key's route, bounded per read (a large file takes its time).
+    pub fn upload_request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        let client = &self.clients[self.route_index(key)];
+        let url = match &self.base {
+            Some(base) => {
+                let mut url = base.clone();
+                url.set_path(&format!(
+                    "/upload{}/{}",
+                    base.path().trim_end_matches('/'),
+                    path.trim_start_matches('/')
+                ));
+                url.to_string()
+            }
+            None => format!("{}/{path}", self.base_url),
+        };
+        client.request(method, url).header("x-goog-api-key", key)
+    }
+
+    /// A request to a URL the upstream gave (a resumable upload's), through the key's route.
+    pub fn request_to(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        key: &str,
+    ) -> reqwest::RequestBuilder {
+        self.clients[self.route_index(key)]
+            .request(method, url)
+            .header("x-goog-api-key", key)
+    }
+
     /// The upstream's host, for `server.address` on spans.
     pub fn host(&self) -> String {
         url::Url::parse(&self.base_url)

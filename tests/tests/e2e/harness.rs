@@ -111,6 +111,9 @@ pub struct TestDatabase {
     pub url: String,
     postgres_name: Option<String>,
     _dir: tempfile::TempDir,
+    /// Where the files service keeps content: beside the SQLite file (the default), or a
+    /// directory of the test's own with Postgres (`FILES_STORE`).
+    pub files_dir: std::path::PathBuf,
 }
 
 impl TestDatabase {
@@ -123,6 +126,7 @@ impl TestDatabase {
                     dir.path().join("data/gemini-balance.db").display()
                 ),
                 postgres_name: None,
+                files_dir: dir.path().join("data/files"),
                 _dir: dir,
             },
             Backend::Postgres => {
@@ -142,6 +146,7 @@ impl TestDatabase {
                 TestDatabase {
                     url: format!("{base}/{name}"),
                     postgres_name: Some(name),
+                    files_dir: dir.path().join("files"),
                     _dir: dir,
                 }
             }
@@ -267,6 +272,7 @@ pub struct TestApp {
     pub keys_addr: Option<SocketAddr>,
     pub config_addr: Option<SocketAddr>,
     pub logging_addr: Option<SocketAddr>,
+    pub files_addr: Option<SocketAddr>,
     settings: HashMap<String, String>,
     /// Each service's shutdown token and task, in the order they started.
     tasks: Vec<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
@@ -316,6 +322,7 @@ impl TestAppBuilder {
                 "ENCRYPTION_KEY".into(),
                 gb_runtime::secrets::KeyCipher::generate_base64(),
             );
+            settings.insert("FILES_STORE".into(), db.files_dir.display().to_string());
         }
         settings.extend(self.settings);
         let mut app = TestApp {
@@ -329,6 +336,7 @@ impl TestAppBuilder {
             keys_addr: None,
             config_addr: None,
             logging_addr: None,
+            files_addr: None,
             settings,
             tasks: Vec::new(),
         };
@@ -358,11 +366,13 @@ impl TestApp {
                 let (config, config_addr) = bind().await;
                 let (logging, logging_addr) = bind().await;
                 let (keys, keys_addr) = bind().await;
+                let (files, files_addr) = bind().await;
                 let (chat, chat_addr) = bind().await;
                 for (name, addr) in [
                     ("CONFIG", config_addr),
                     ("LOGGING", logging_addr),
                     ("KEYS", keys_addr),
+                    ("FILES", files_addr),
                     ("CHAT", chat_addr),
                 ] {
                     self.settings
@@ -372,9 +382,11 @@ impl TestApp {
                 self.chat_addr = Some(chat_addr);
                 self.config_addr = Some(config_addr);
                 self.logging_addr = Some(logging_addr);
+                self.files_addr = Some(files_addr);
                 self.spawn_service(launcher::run_config, config);
                 self.spawn_service(launcher::run_logging, logging);
                 self.spawn_service(launcher::run_keys, keys);
+                self.spawn_service(launcher::run_files, files);
                 self.spawn_service(launcher::run_chat, chat);
                 self.spawn_service(launcher::run_gateway, gateway);
             }
@@ -399,6 +411,7 @@ impl TestApp {
             self.config_addr,
             self.logging_addr,
             self.keys_addr,
+            self.files_addr,
             self.chat_addr,
         ]
         .into_iter()
@@ -468,7 +481,7 @@ impl TestApp {
             Mode::Microservices,
             "only split services stop alone"
         );
-        // The order they started in: config, logging, keys, chat, gateway.
+        // The order they started in: config, logging, keys, files, chat, gateway.
         let (index, addr, run): (
             usize,
             SocketAddr,

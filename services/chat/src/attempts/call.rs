@@ -118,6 +118,8 @@ pub struct Call<'a> {
     /// A key outside the pool (`PAID_KEY`): one attempt, no outcome report.
     pub fixed_key: Option<&'a str>,
     pub origin: Origin,
+    /// The gateway files the body references: each attempt's body names its key's copies.
+    pub files: Option<Arc<crate::files::FileRefs>>,
 }
 
 impl<'a> Call<'a> {
@@ -137,6 +139,25 @@ impl<'a> Call<'a> {
             placement: KeyPlacement::GoogApiKey,
             fixed_key: None,
             origin,
+            files: None,
+        }
+    }
+
+    pub fn with_files(mut self, files: Option<Arc<crate::files::FileRefs>>) -> Self {
+        self.files = files;
+        self
+    }
+
+    /// The body of an attempt on `key`.
+    pub(super) async fn body_for(
+        &self,
+        link: &crate::files::FileLink,
+        key: &crate::pool::LocalKey,
+        upstream: &gb_upstream::Upstream,
+    ) -> Result<Option<Bytes>, UpstreamFailure> {
+        match &self.files {
+            Some(files) => link.body_for(files, key, upstream).await.map(Some),
+            None => Ok(self.body.clone()),
         }
     }
 

@@ -48,6 +48,8 @@ pub struct Attempts {
     pub pool: Arc<LocalPool>,
     pub reporter: OutcomeReporter,
     pub logs: LogShipper,
+    /// The files service, for requests that reference the gateway's files.
+    pub files: crate::files::FileLink,
 }
 
 impl Attempts {
@@ -63,8 +65,14 @@ impl Attempts {
                 Some(failure) => Err(CallError::Upstream(failure)),
             };
         }
+        let now = now_ms();
+        let preferred = call
+            .files
+            .as_ref()
+            .map(|files| files.preferred_keys(now))
+            .unwrap_or_default();
         self.pool
-            .pick(call.model, tried, now_ms())
+            .pick_preferring(call.model, tried, &preferred, now)
             .map_err(|no_key| match last.take() {
                 Some(failure) => CallError::Upstream(failure),
                 None => CallError::NoKey(no_key),

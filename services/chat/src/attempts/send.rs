@@ -30,7 +30,7 @@ impl Attempts {
             call.placement,
             true,
         );
-        if let Some(body) = call.body.clone() {
+        if let Some(body) = call.body_for(&self.files, &key, upstream).await? {
             request = request
                 .header("content-type", "application/json")
                 .body(body);
@@ -60,6 +60,7 @@ impl Attempts {
         call: &Call<'_>,
         key: Arc<LocalKey>,
     ) -> Result<(Bytes, EventStream), UpstreamFailure> {
+        let body = call.body_for(&self.files, &key, upstream).await?;
         let response = upstream
             .request_as(
                 call.method.clone(),
@@ -69,7 +70,7 @@ impl Attempts {
                 false,
             )
             .header("content-type", "application/json")
-            .body(call.body.clone().unwrap_or_default())
+            .body(body.unwrap_or_default())
             .send()
             .await
             .map_err(|error| UpstreamFailure::from_transport(&error))?;

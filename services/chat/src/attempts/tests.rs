@@ -66,6 +66,14 @@ fn harness_with(keys: usize, settings: &[(&str, String)]) -> Harness {
             pool: Arc::new(pool),
             reporter: crate::outcomes::OutcomeReporter::new(reporter),
             logs,
+            // Never called: no test body names a gateway file.
+            files: crate::files::FileLink::new(
+                gb_runtime::grpc::connect(
+                    "http://127.0.0.1:9",
+                    gb_runtime::grpc::InternalToken::new("test").unwrap(),
+                )
+                .unwrap(),
+            ),
         },
         settings: chat_settings,
         outcomes,

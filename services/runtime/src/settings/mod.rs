@@ -72,6 +72,8 @@ declare_settings! {
         config_addr: SocketAddr = "CONFIG_ADDR", "0.0.0.0:50053", No, Process;
         /// The logging service's gRPC listen address (split mode).
         logging_addr: SocketAddr = "LOGGING_ADDR", "0.0.0.0:50054", No, Process;
+        /// The files service's gRPC listen address (split mode).
+        files_addr: SocketAddr = "FILES_ADDR", "0.0.0.0:50055", No, Process;
         /// Where split services find the chat service (default: loopback, `CHAT_ADDR`'s port).
         chat_url: Option<String> = "CHAT_URL", "", No, Process;
         /// Where split services find the keys service (default: loopback, `KEYS_ADDR`'s port).
@@ -81,6 +83,8 @@ declare_settings! {
         /// Where split services find the logging service (default: loopback, `LOGGING_ADDR`'s
         /// port).
         logging_url: Option<String> = "LOGGING_URL", "", No, Process;
+        /// Where split services find the files service (default: loopback, `FILES_ADDR`'s port).
+        files_url: Option<String> = "FILES_URL", "", No, Process;
         /// Where `/metrics` is served (each process its own).
         metrics_addr: SocketAddr = "METRICS_ADDR", "0.0.0.0:9464", No, Process;
         /// Seconds open requests and streams get to finish after SIGTERM.
@@ -190,6 +194,24 @@ declare_settings! {
         max_connections: Option<u32> = "MAX_CONNECTIONS", "", No, Process;
     }
 
+    /// What the files service reads: where the content is kept, how large a file may be.
+    files: FilesSettings {
+        /// Where the content is kept: a directory (default: `files` beside the SQLite file, or
+        /// `data/files`), or `s3://bucket/prefix` (credentials, region and `AWS_ENDPOINT_URL`
+        /// from the standard `AWS_*` variables) for replicas that share it.
+        files_store: Option<String> = "FILES_STORE", "", No, Fixed;
+        /// The largest file, in MB (Google's own limit per file is 2 GB); over it: 413, nothing kept.
+        files_max_size_mb: u32 = "FILES_MAX_SIZE_MB", "2048", No, Live;
+        /// Forget (and delete at Google) upstream copies past their expiry, and drop upload
+        /// sessions left unfinished for a day, every `FILES_CLEANUP_INTERVAL_HOURS`.
+        files_cleanup_enabled: bool = "FILES_CLEANUP_ENABLED", "true", No, Live;
+        /// Hours between cleanups.
+        files_cleanup_interval: Hours = "FILES_CLEANUP_INTERVAL_HOURS", "1", No, Live;
+        /// Each client sees and uses only the files it uploaded (the admin token sees all); off:
+        /// every client sees every file.
+        files_user_isolation_enabled: bool = "FILES_USER_ISOLATION_ENABLED", "true", No, Live;
+    }
+
     /// What the logging service reads: how long logs are kept.
     logging: LoggingSettings {
         /// Delete error logs older than `AUTO_DELETE_ERROR_LOGS_DAYS` (every hour, and at once
@@ -288,6 +310,10 @@ impl SharedSettings {
 
     pub fn logging_url(&self) -> String {
         loopback_url(&self.logging_url, self.logging_addr)
+    }
+
+    pub fn files_url(&self) -> String {
+        loopback_url(&self.files_url, self.files_addr)
     }
 }
 

@@ -122,6 +122,19 @@ impl Settings {
         if self.gateway.max_connections == Some(0) {
             return Err(problem("MAX_CONNECTIONS", "must be at least 1"));
         }
+        let files = &self.files;
+        if files.files_max_size_mb == 0 {
+            return Err(problem("FILES_MAX_SIZE_MB", "must be at least 1"));
+        }
+        if let Some(period) = files.files_cleanup_interval.0 {
+            within("FILES_CLEANUP_INTERVAL_HOURS", period, 366 * DAY)?;
+        }
+        if let Some(store) = files.files_store.as_deref()
+            && let Some(rest) = store.strip_prefix("s3://")
+            && rest.split('/').next().is_none_or(str::is_empty)
+        {
+            return Err(problem("FILES_STORE", "s3://bucket/prefix needs a bucket"));
+        }
         let logging = &self.logging;
         if logging.auto_delete_error_logs_days == 0 {
             return Err(problem(

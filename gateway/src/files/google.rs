@@ -1,0 +1,520 @@
+//! Google's Files API over the gateway's files, as `google-genai`'s `client.files` speaks it:
+//! uploads under `/upload/v1beta/files` (resumable: start, upload, finalize, query, cancel;
+//! multipart; raw), and `files.list/get/delete` under `/v1beta/files`. A file is
+//! `files/file-<id>`; its `uri` points back at the gateway, and a request that references it
+//! runs on a key that holds a copy at Google (the chat service makes one when needed).
+//!
+//! The upload URL a start answers is a capability, as Google's is: the SDKs send no key with
+//! the chunks, so the session id (128 random bits) is what authorizes them; the session is
+//! kept by the files service, so any gateway replica continues it.
+
+use axum::body::Body;
+use axum::extract::{Path, Query, RawQuery, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use base64::Engine;
+use futures::StreamExt;
+use gb_proto::files::v1 as pb;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{files_caller, http_status};
+use crate::auth::Caller;
+use crate::errors::google_error;
+use crate::state::GatewayState;
+
+/// `/v1beta/files…`, behind the client-token check.
+pub fn routes() -> Router<GatewayState> {
+    Router::new()
+        .route("/files", get(list))
+        .route("/files/{name}", get(retrieve).delete(remove))
+}
+
+/// `/upload/v1beta/files`: a start or a one-shot upload needs a client token; a session's
+/// chunks carry its `upload_id` instead (`router.rs` checks which).
+pub fn upload_routes() -> Router<GatewayState> {
+    Router::new().route("/files", post(upload).put(upload))
+}
+
+fn from_status(status: &tonic::Status) -> Response {
+    google_error(http_status(status), status.message())
+}
+
+/// `file-7`, `files/file-7` → 7.
+fn name_id(name: &str) -> Option<i64> {
+    super::seed::file_id(name.strip_prefix("files/").unwrap_or(name))
+}
+
+/// Where the client reached the gateway: its scheme and host, for the URLs it is given.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get("x-forwarded-host")
+        .or_else(|| headers.get(axum::http::header::HOST))
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("localhost");
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|value| value.to_str().ok())
+        .filter(|scheme| matches!(*scheme, "http" | "https"))
+        .unwrap_or("http");
+    format!("{scheme}://{host}")
+}
+
+/// Google's File resource for a gateway file.
+pub(crate) fn file_resource(file: &pb::File, origin: &str) -> Value {
+    let time = gb_runtime::time::rfc3339_ms(file.upload_time_ms);
+    let expires = gb_runtime::time::rfc3339_ms(file.upload_time_ms + 48 * 3600 * 1000);
+    let digest: Vec<u8> = (0..file.sha256.len() / 2)
+        .filter_map(|at| u8::from_str_radix(file.sha256.get(at * 2..at * 2 + 2)?, 16).ok())
+        .collect();
+    let display = if file.display_name.is_empty() {
+        &file.filename
+    } else {
+        &file.display_name
+    };
+    json!({
+        "name": format!("files/file-{}", file.id),
+        "displayName": display,
+        "mimeType": file.filetype,
+        "sizeBytes": file.filesize.to_string(),
+        "createTime": time,
+        "updateTime": time,
+        // Google's own copies live 48 hours; the gateway keeps the file until it is deleted,
+        // and makes new copies as needed. This is when a client that caches it should ask again.
+        "expirationTime": expires,
+        "sha256Hash": base64::engine::general_purpose::STANDARD.encode(digest),
+        "uri": format!("{origin}/v1beta/files/file-{}", file.id),
+        "state": "ACTIVE",
+        "source": "UPLOADED",
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ListQuery {
+    page_size: Option<String>,
+    page_token: Option<String>,
+}
+
+/// `GET /v1beta/files`: the caller's files, newest first, 10 a page by default (at most 100),
+/// `nextPageToken` while there are more.
+async fn list(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+    Query(query): Query<ListQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let size = match query.page_size.as_deref().map(str::parse::<u32>) {
+        None => 10,
+        Some(Ok(size)) => size.clamp(1, 100),
+        Some(Err(_)) => return google_error(400, "pageSize must be a number"),
+    };
+    let offset = match query
+        .page_token
+        .as_deref()
+        .filter(|token| !token.is_empty())
+    {
+        None => 0,
+        Some(token) => match token.parse::<u32>() {
+            Ok(offset) => offset,
+            Err(_) => return google_error(400, "pageToken is not one this gateway gave"),
+        },
+    };
+    let request = pb::ListFilesRequest {
+        caller: Some(files_caller(&state, &caller)),
+        limit: size,
+        offset,
+        ..pb::ListFilesRequest::default()
+    };
+    let answer = match state.files.clone().list_files(request).await {
+        Ok(answer) => answer.into_inner(),
+        Err(status) => return from_status(&status),
+    };
+    let origin = origin(&headers);
+    let next = u64::from(offset) + answer.files.len() as u64;
+    let mut body = json!({
+        "files": answer.files.iter().map(|file| file_resource(file, &origin)).collect::<Vec<_>>(),
+    });
+    if next < answer.total {
+        body["nextPageToken"] = json!(next.to_string());
+    }
+    Json(body).into_response()
+}
+
+fn not_found(name: &str) -> Response {
+    google_error(
+        403,
+        &format!("You do not have permission to access the File {name} or it may not exist."),
+    )
+}
+
+async fn retrieve(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = name_id(&name) else {
+        return not_found(&name);
+    };
+    let request = pb::GetFileRequest {
+        caller: Some(files_caller(&state, &caller)),
+        id,
+    };
+    match state.files.clone().get_file(request).await {
+        Ok(file) => Json(file_resource(&file.into_inner(), &origin(&headers))).into_response(),
+        Err(status) if status.code() == tonic::Code::NotFound => not_found(&name),
+        Err(status) => from_status(&status),
+    }
+}
+
+async fn remove(
+    State(state): State<GatewayState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Response {
+    let Some(id) = name_id(&name) else {
+        return not_found(&name);
+    };
+    match super::seed::delete_file(&state, &caller, id).await {
+        Ok(_) => Json(json!({})).into_response(),
+        Err(status) if status.code() == tonic::Code::NotFound => not_found(&name),
+        Err(status) => from_status(&status),
+    }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get(name)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+}
+
+/// The `upload_id` of a session's request.
+pub(crate) fn upload_id(query: Option<&str>) -> Option<String> {
+    url::form_urlencoded::parse(query?.as_bytes())
+        .find(|(name, _)| name == "upload_id")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// An answer with `X-Goog-Upload-Status` (and the bytes received, for a query).
+fn session_answer(status: &str, session: &pb::UploadSession, origin: &str) -> Response {
+    let mut response = match &session.file {
+        Some(file) => Json(json!({"file": file_resource(file, origin)})).into_response(),
+        None => StatusCode::OK.into_response(),
+    };
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-goog-upload-status",
+        HeaderValue::from_str(status).unwrap_or(HeaderValue::from_static("active")),
+    );
+    if let Ok(received) = HeaderValue::from_str(&session.received.to_string()) {
+        headers.insert("x-goog-upload-size-received", received);
+    }
+    response
+}
+
+/// The upload routes: a session's command, or a new upload.
+async fn upload(
+    State(state): State<GatewayState>,
+    RawQuery(query): RawQuery,
+    caller: Option<Extension<Caller>>,
+    request: Request,
+) -> Response {
+    let origin = origin(request.headers());
+    if let Some(session) = upload_id(query.as_deref()) {
+        return continue_session(&state, session, request, &origin).await;
+    }
+    let Some(Extension(caller)) = caller else {
+        return google_error(
+            401,
+            "API key not valid: pass a client token as x-goog-api-key or key=",
+        );
+    };
+    if let Some(message) = super::declared_too_large(&state, request.headers()) {
+        return google_error(413, &message);
+    }
+    let caller = files_caller(&state, &caller);
+    let headers = request.headers().clone();
+    let protocol = header(&headers, "x-goog-upload-protocol")
+        .unwrap_or("raw")
+        .to_ascii_lowercase();
+    match protocol.as_str() {
+        "resumable" => start_session(&state, caller, request, &origin).await,
+        "multipart" => upload_multipart(&state, caller, request, &origin).await,
+        "raw" => {
+            let start = pb::UploadStart {
+                caller: Some(caller),
+                filename: header(&headers, "x-goog-upload-file-name")
+                    .unwrap_or_default()
+                    .to_owned(),
+                filetype: header(&headers, "content-type")
+                    .unwrap_or_default()
+                    .to_owned(),
+                ..pb::UploadStart::default()
+            };
+            stored(
+                &state,
+                start,
+                request.into_body().into_data_stream(),
+                &origin,
+            )
+            .await
+        }
+        other => google_error(
+            400,
+            &format!("X-Goog-Upload-Protocol {other:?}: expected resumable, multipart or raw"),
+        ),
+    }
+}
+
+async fn stored(
+    state: &GatewayState,
+    start: pb::UploadStart,
+    body: impl futures::Stream<Item = Result<bytes::Bytes, axum::Error>>,
+    origin: &str,
+) -> Response {
+    match super::upload(state, start, body).await {
+        Ok(file) => Json(json!({"file": file_resource(&file, origin)})).into_response(),
+        Err(error) => {
+            let (status, message) = error.http();
+            google_error(status, &message)
+        }
+    }
+}
+
+/// The start's small JSON body: `{"file": {"displayName", "mimeType"}}`.
+async fn start_metadata(body: Body) -> Result<Value, Response> {
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .map_err(|_| google_error(400, "the upload's metadata is over 64 KB or did not arrive"))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice::<Value>(&bytes)
+        .ok()
+        .filter(Value::is_object)
+        .ok_or_else(|| google_error(400, "the upload's metadata is not a JSON object"))
+}
+
+async fn start_session(
+    state: &GatewayState,
+    caller: pb::Caller,
+    request: Request,
+    origin: &str,
+) -> Response {
+    let (parts, body) = request.into_parts();
+    if header(&parts.headers, "x-goog-upload-command") != Some("start") {
+        return google_error(
+            400,
+            "a resumable upload begins with X-Goog-Upload-Command: start",
+        );
+    }
+    let declared = match header(&parts.headers, "x-goog-upload-header-content-length")
+        .map(str::parse::<i64>)
+    {
+        Some(Ok(size)) if size >= 0 => Some(size),
+        None => None,
+        Some(_) => return google_error(400, "X-Goog-Upload-Header-Content-Length is not a size"),
+    };
+    let metadata = match start_metadata(body).await {
+        Ok(metadata) => metadata,
+        Err(answer) => return answer,
+    };
+    let file = metadata.get("file").unwrap_or(&metadata);
+    let text = |name: &str| {
+        file.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let display_name = text("displayName");
+    let filename = header(&parts.headers, "x-goog-upload-file-name")
+        .map(str::to_owned)
+        .unwrap_or_else(|| display_name.clone());
+    let filetype = header(&parts.headers, "x-goog-upload-header-content-type")
+        .map(str::to_owned)
+        .unwrap_or_else(|| text("mimeType"));
+    let start = pb::UploadStart {
+        caller: Some(caller),
+        filename,
+        filetype,
+        display_name,
+        declared_size: declared,
+        ..pb::UploadStart::default()
+    };
+    let request = pb::StartUploadSessionRequest { start: Some(start) };
+    let session = match state.files.clone().start_upload_session(request).await {
+        Ok(session) => session.into_inner(),
+        Err(status) => return from_status(&status),
+    };
+    let url = format!("{origin}{}?upload_id={}", parts.uri.path(), session.id);
+    let mut response = StatusCode::OK.into_response();
+    let headers = response.headers_mut();
+    headers.insert("x-goog-upload-status", HeaderValue::from_static("active"));
+    headers.insert(
+        "x-goog-upload-chunk-granularity",
+        HeaderValue::from_static("8388608"),
+    );
+    if let Ok(url) = HeaderValue::from_str(&url) {
+        headers.insert("x-goog-upload-url", url);
+    }
+    response
+}
+
+/// The session's command: `upload` (with `, finalize`), `finalize`, `query` or `cancel`.
+async fn continue_session(
+    state: &GatewayState,
+    session_id: String,
+    request: Request,
+    origin: &str,
+) -> Response {
+    // The session id is the credential (see the module's documentation).
+    let caller = pb::Caller {
+        name: String::new(),
+        admin: true,
+    };
+    let headers = request.headers().clone();
+    let command = header(&headers, "x-goog-upload-command")
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let commands: Vec<&str> = command.split(',').map(str::trim).collect();
+    let mut files = state.files.clone();
+    let lookup = pb::GetUploadSessionRequest {
+        caller: Some(caller.clone()),
+        session_id: session_id.clone(),
+    };
+    if commands == ["query"] {
+        return match files.get_upload_session(lookup).await {
+            Ok(session) => {
+                let session = session.into_inner();
+                let status = if session.cancelled {
+                    "cancelled"
+                } else if session.file.is_some() {
+                    "final"
+                } else {
+                    "active"
+                };
+                session_answer(status, &session, origin)
+            }
+            Err(status) => from_status(&status),
+        };
+    }
+    if commands == ["cancel"] {
+        return match files.cancel_upload_session(lookup).await {
+            Ok(session) => session_answer("cancelled", &session.into_inner(), origin),
+            Err(status) => from_status(&status),
+        };
+    }
+    let finalize = commands.contains(&"finalize");
+    if !(commands.contains(&"upload") || finalize)
+        || commands
+            .iter()
+            .any(|c| !matches!(*c, "upload" | "finalize"))
+    {
+        return google_error(
+            400,
+            &format!(
+                "X-Goog-Upload-Command {command:?}: expected upload, finalize, query or cancel"
+            ),
+        );
+    }
+    let Some(Ok(offset)) = header(&headers, "x-goog-upload-offset").map(str::parse::<i64>) else {
+        return google_error(400, "X-Goog-Upload-Offset is required with an upload");
+    };
+    let chunk = pb::SessionChunk {
+        caller: Some(caller),
+        session_id,
+        offset,
+        finalize,
+    };
+    let message = |part| pb::AppendUploadSessionRequest { part: Some(part) };
+    let body = request.into_body().into_data_stream();
+    let body = if commands.contains(&"upload") {
+        body.left_stream()
+    } else {
+        futures::stream::empty().right_stream()
+    };
+    let appended = super::stream_into(
+        state,
+        message(pb::append_upload_session_request::Part::Chunk(chunk)),
+        body,
+        |data| pb::AppendUploadSessionRequest {
+            part: Some(pb::append_upload_session_request::Part::Data(data)),
+        },
+        message(pb::append_upload_session_request::Part::End(pb::End {})),
+        move |messages| async move { files.append_upload_session(messages).await },
+    )
+    .await;
+    match appended {
+        Ok(session) if finalize => session_answer("final", &session, origin),
+        Ok(session) => session_answer("active", &session, origin),
+        Err(super::UploadError::Status(status))
+            if status.code() == tonic::Code::FailedPrecondition =>
+        {
+            // A wrong offset: the client asks where to resume (`query`).
+            let mut answer = google_error(400, status.message());
+            answer
+                .headers_mut()
+                .insert("x-goog-upload-status", HeaderValue::from_static("active"));
+            answer
+        }
+        Err(error) => {
+            let (status, message) = error.http();
+            google_error(status, &message)
+        }
+    }
+}
+
+/// `X-Goog-Upload-Protocol: multipart`: a `multipart/related` body, the metadata (JSON) first,
+/// then the content, which is streamed.
+async fn upload_multipart(
+    state: &GatewayState,
+    caller: pb::Caller,
+    request: Request,
+    origin: &str,
+) -> Response {
+    let Some(boundary) = header(request.headers(), "content-type")
+        .and_then(|value| multer::parse_boundary(value).ok())
+    else {
+        return google_error(
+            400,
+            "a multipart upload needs a multipart/related Content-Type with a boundary",
+        );
+    };
+    let mut multipart = multer::Multipart::new(request.into_body().into_data_stream(), boundary);
+    let metadata = match multipart.next_field().await {
+        Ok(Some(field)) => match field.bytes().await {
+            Ok(bytes) if bytes.len() <= 64 * 1024 => {
+                serde_json::from_slice::<Value>(&bytes).unwrap_or(json!({}))
+            }
+            _ => return google_error(400, "the upload's metadata part is over 64 KB or broken"),
+        },
+        _ => return google_error(400, "the multipart body has no metadata part"),
+    };
+    let content = match multipart.next_field().await {
+        Ok(Some(field)) => field,
+        _ => return google_error(400, "the multipart body has no content part"),
+    };
+    let file = metadata.get("file").unwrap_or(&metadata);
+    let text = |name: &str| {
+        file.get(name)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let start = pb::UploadStart {
+        caller: Some(caller),
+        filename: text("displayName"),
+        filetype: content
+            .content_type()
+            .map(ToString::to_string)
+            .unwrap_or_else(|| text("mimeType")),
+        display_name: text("displayName"),
+        ..pb::UploadStart::default()
+    };
+    let body = content.map(|chunk| chunk.map_err(axum::Error::new));
+    stored(state, start, body, origin).await
+}
