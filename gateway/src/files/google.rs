@@ -350,7 +350,12 @@ async fn start_session(
         Ok(session) => session.into_inner(),
         Err(status) => return from_status(&status),
     };
-    let url = format!("{origin}{}?upload_id={}", parts.uri.path(), session.id);
+    // The path as the client sent it (under `/gemini` or not): the router nests it.
+    let path = parts
+        .extensions
+        .get::<axum::extract::OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_owned(), |uri| uri.path().to_owned());
+    let url = format!("{origin}{path}?upload_id={}", session.id);
     let mut response = StatusCode::OK.into_response();
     let headers = response.headers_mut();
     headers.insert("x-goog-upload-status", HeaderValue::from_static("active"));
@@ -476,9 +481,19 @@ async fn upload_multipart(
     request: Request,
     origin: &str,
 ) -> Response {
-    let Some(boundary) = header(request.headers(), "content-type")
-        .and_then(|value| multer::parse_boundary(value).ok())
-    else {
+    let boundary = header(request.headers(), "content-type").and_then(|value| {
+        let (kind, parameters) = value.split_once(';')?;
+        kind.trim()
+            .to_ascii_lowercase()
+            .starts_with("multipart/")
+            .then_some(())?;
+        parameters.split(';').find_map(|parameter| {
+            let (name, value) = parameter.split_once('=')?;
+            (name.trim().eq_ignore_ascii_case("boundary"))
+                .then(|| value.trim().trim_matches('"').to_owned())
+        })
+    });
+    let Some(boundary) = boundary.filter(|boundary| !boundary.is_empty()) else {
         return google_error(
             400,
             "a multipart upload needs a multipart/related Content-Type with a boundary",

@@ -15,6 +15,7 @@ mod config_api;
 mod connections;
 mod files;
 mod gemini_routes;
+mod google_files;
 mod grpc;
 mod key_limits;
 mod key_pool;
