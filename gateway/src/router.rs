@@ -86,7 +86,7 @@ async fn require_client_or_session(
 
 /// Whether a request comes from a Gemini-family client (`x-goog-api-key` or `key=`), which
 /// gets Google's shapes where a path is shared with the OpenAI family (`GET /v1/models`).
-fn gemini_family(headers: &axum::http::HeaderMap, query: Option<&str>) -> bool {
+pub(crate) fn gemini_family(headers: &axum::http::HeaderMap, query: Option<&str>) -> bool {
     headers.contains_key("x-goog-api-key")
         || query.is_some_and(|query| {
             url::form_urlencoded::parse(query.as_bytes()).any(|(name, _)| name == "key")
@@ -352,16 +352,10 @@ async fn record_http_metrics(
 fn streams_body(request: &Request) -> bool {
     use axum::http::Method;
     let path = request.uri().path();
+    let google_upload = path.starts_with("/upload/") || path.starts_with("/gemini/upload/");
     match *request.method() {
-        Method::POST => {
-            matches!(path, "/files" | "/v1/files" | "/hf/v1/files")
-                || path.starts_with("/upload/v1beta/files")
-                || path.starts_with("/gemini/upload/v1beta/files")
-        }
-        Method::PUT => {
-            path.starts_with("/upload/v1beta/files")
-                || path.starts_with("/gemini/upload/v1beta/files")
-        }
+        Method::POST => matches!(path, "/files" | "/v1/files" | "/hf/v1/files") || google_upload,
+        Method::PUT => google_upload,
         _ => false,
     }
 }
@@ -450,7 +444,9 @@ pub fn router(state: GatewayState) -> Router {
         .nest("/openai/v1", openai_passthrough)
         .nest("/anthropic/v1", anthropic_v1)
         .nest("/upload/v1beta", google_uploads.clone())
-        .nest("/gemini/upload/v1beta", google_uploads)
+        .nest("/upload/v1", google_uploads.clone())
+        .nest("/gemini/upload/v1beta", google_uploads.clone())
+        .nest("/gemini/upload/v1", google_uploads)
         .merge(simple_chat)
         .merge(seed_files)
         .merge(key_resource)

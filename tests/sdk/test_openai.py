@@ -279,3 +279,33 @@ def test_responses_structured_output(client):
         text={"format": {"type": "json_schema", "name": "echo", "schema": {"type": "object", "properties": {"echo": {"type": "string"}}}}},
     )
     assert json.loads(answer.output_text)["echo"].startswith("Echo: shape")
+
+
+def test_files_create_list_retrieve_content_delete_and_a_chat_with_the_file(client, mock):
+    """`client.files` unchanged, and a chat whose message carries the uploaded file."""
+    content = b"%PDF-1.4\n" + bytes(range(256)) * 400
+    created = client.files.create(file=("report.pdf", content, "application/pdf"), purpose="user_data")
+    assert created.id.startswith("file-")
+    assert created.bytes == len(content)
+    assert created.purpose == "user_data"
+    assert created.filename == "report.pdf"
+    assert created.id in [listed.id for listed in client.files.list()]
+    assert client.files.retrieve(created.id).bytes == len(content)
+    assert client.files.content(created.id).read() == content
+
+    answer = client.chat.completions.create(
+        model="gemini-2.5-flash",
+        messages=[{"role": "user", "content": [
+            {"type": "text", "text": "what is in this file"},
+            {"type": "file", "file": {"file_id": created.id}},
+        ]}],
+    )
+    assert answer.choices[0].message.content.startswith("Echo:")
+    reference = mock.calls()[-1]["body"]["contents"][0]["parts"][1]["fileData"]
+    assert "/v1beta/files/mock" in reference["fileUri"], reference
+    assert reference["mimeType"] == "application/pdf"
+
+    deleted = client.files.delete(created.id)
+    assert deleted.deleted is True
+    with pytest.raises(openai.NotFoundError):
+        client.files.retrieve(created.id)

@@ -32,7 +32,7 @@ pub fn routes() -> Router<GatewayState> {
         .route("/files/{name}", get(retrieve).delete(remove))
 }
 
-/// `/upload/v1beta/files`: a start or a one-shot upload needs a client token; a session's
+/// `/upload/v1beta/files` (and `/upload/v1/files`, where recent SDKs go): a start or a one-shot upload needs a client token; a session's
 /// chunks carry its `upload_id` instead (`router.rs` checks which).
 pub fn upload_routes() -> Router<GatewayState> {
     Router::new().route("/files", post(upload).put(upload))
@@ -93,14 +93,14 @@ pub(crate) fn file_resource(file: &pb::File, origin: &str) -> Value {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct ListQuery {
+pub(crate) struct ListQuery {
     page_size: Option<String>,
     page_token: Option<String>,
 }
 
 /// `GET /v1beta/files`: the caller's files, newest first, 10 a page by default (at most 100),
 /// `nextPageToken` while there are more.
-async fn list(
+pub(crate) async fn list(
     State(state): State<GatewayState>,
     Extension(caller): Extension<Caller>,
     Query(query): Query<ListQuery>,
@@ -150,7 +150,7 @@ fn not_found(name: &str) -> Response {
     )
 }
 
-async fn retrieve(
+pub(crate) async fn retrieve(
     State(state): State<GatewayState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
@@ -170,7 +170,7 @@ async fn retrieve(
     }
 }
 
-async fn remove(
+pub(crate) async fn remove(
     State(state): State<GatewayState>,
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
@@ -285,6 +285,23 @@ async fn stored(
     }
 }
 
+/// A field of a File's metadata in either of the JSON spellings Google accepts
+/// (`displayName`, `display_name`: the Python SDK sends the latter).
+fn metadata_text(file: &Value, camel: &str) -> String {
+    let snake: String = camel
+        .chars()
+        .flat_map(|c| {
+            let lower = c.to_ascii_lowercase();
+            (c.is_ascii_uppercase().then_some('_').into_iter()).chain([lower])
+        })
+        .collect();
+    file.get(camel)
+        .or_else(|| file.get(&snake))
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
 /// The start's small JSON body: `{"file": {"displayName", "mimeType"}}`.
 async fn start_metadata(body: Body) -> Result<Value, Response> {
     let bytes = axum::body::to_bytes(body, 64 * 1024)
@@ -324,12 +341,7 @@ async fn start_session(
         Err(answer) => return answer,
     };
     let file = metadata.get("file").unwrap_or(&metadata);
-    let text = |name: &str| {
-        file.get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let text = |name: &str| metadata_text(file, name);
     let display_name = text("displayName");
     let filename = header(&parts.headers, "x-goog-upload-file-name")
         .map(str::to_owned)
@@ -514,12 +526,7 @@ async fn upload_multipart(
         _ => return google_error(400, "the multipart body has no content part"),
     };
     let file = metadata.get("file").unwrap_or(&metadata);
-    let text = |name: &str| {
-        file.get(name)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
+    let text = |name: &str| metadata_text(file, name);
     let start = pb::UploadStart {
         caller: Some(caller),
         filename: text("displayName"),

@@ -16,11 +16,57 @@ use crate::auth::Caller;
 use crate::errors::{openai_error, openai_error_with_param};
 use crate::state::GatewayState;
 
+/// Under `/v1`, where recent `google-genai` SDKs send Google's Files API calls too: a request
+/// with a Gemini-family key (`x-goog-api-key`, `key=`) gets Google's Files API.
 pub fn routes() -> Router<GatewayState> {
     Router::new()
-        .route("/files", get(list).post(create))
-        .route("/files/{id}", get(retrieve).delete(remove))
+        .route("/files", get(list_any_family).post(create))
+        .route("/files/{id}", get(retrieve_any_family).delete(remove_any_family))
         .route("/files/{id}/content", get(content))
+}
+
+async fn list_any_family(
+    state: State<GatewayState>,
+    caller: Extension<Caller>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if crate::router::gemini_family(&headers, uri.query()) {
+        return match Query::try_from_uri(&uri) {
+            Ok(query) => super::google::list(state, caller, query, headers).await,
+            Err(rejection) => crate::errors::google_error(400, &rejection.body_text()),
+        };
+    }
+    match Query::try_from_uri(&uri) {
+        Ok(query) => list(state, caller, query).await,
+        Err(rejection) => openai_error(400, &rejection.body_text()),
+    }
+}
+
+async fn retrieve_any_family(
+    state: State<GatewayState>,
+    caller: Extension<Caller>,
+    path: Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if crate::router::gemini_family(&headers, uri.query()) {
+        return super::google::retrieve(state, caller, path, headers).await;
+    }
+    retrieve(state, caller, path).await
+}
+
+async fn remove_any_family(
+    state: State<GatewayState>,
+    caller: Extension<Caller>,
+    path: Path<String>,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+) -> Response {
+    if crate::router::gemini_family(&headers, uri.query()) {
+        return super::google::remove(state, caller, path).await;
+    }
+    remove(state, caller, path).await
 }
 
 /// OpenAI's file object.
