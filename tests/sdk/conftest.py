@@ -104,9 +104,10 @@ def start_gateway(mock, workdir: Path, keys, log_file=None, **extra_env):
         CHECK_INTERVAL_HOURS="0",
         LOG_LEVEL="warn",
     )
-    env.update(extra_env)
+    # A test names its own database and key when it wants one (Postgres).
     env.pop("DATABASE_URL", None)
     env.pop("ENCRYPTION_KEY", None)
+    env.update(extra_env)
     process = subprocess.Popen([str(BIN_DIR / "gemini-balance")], cwd=workdir, env=env, stdout=log_file, stderr=log_file)
     wait_until(f"http://127.0.0.1:{port}/health", process)
     return process, f"http://127.0.0.1:{port}", f"http://127.0.0.1:{metrics_port}/metrics"
