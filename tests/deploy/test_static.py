@@ -41,12 +41,12 @@ def defaults():
 def subcommands():
     help_text = run(BINARY, "--help")
     commands = re.findall(r"^  ([a-z-]+)\s", help_text.split("Commands:")[1].split("Options:")[0], re.M)
-    assert {"gateway", "chat", "keys", "config", "logging", "probe"} <= set(commands)
+    assert {"gateway", "chat", "keys", "config", "logging", "files", "probe"} <= set(commands)
     return set(commands)
 
 
 # Every service of the microservice mode, as Deployment, compose service and subcommand.
-SERVICES = ["gateway", "chat", "keys", "config", "logging"]
+SERVICES = ["gateway", "chat", "keys", "config", "logging", "files"]
 
 
 def port_of(address: str) -> int:
@@ -113,11 +113,13 @@ def test_deployments_agree_with_the_binary(defaults, subcommands):
 def test_configmap_urls_point_at_the_services(defaults):
     configmap = yaml.safe_load((ROOT / "k8s" / "base" / "configmap.yaml").read_text())["data"]
     assert configmap["CHAT_URL"] == f"http://chat:{port_of(defaults['CHAT_ADDR'])}"
-    for name in ["chat", "keys", "config", "logging"]:
+    for name in ["chat", "keys", "config", "logging", "files"]:
         assert configmap[f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name.upper()}_ADDR'])}"
     assert configmap["OTEL_EXPORTER_OTLP_ENDPOINT"].endswith(":4317")
     secret = yaml.safe_load((ROOT / "k8s" / "base" / "secret.yaml").read_text())["stringData"]
-    assert set(secret) == {"API_KEYS", "ALLOWED_TOKENS", "AUTH_TOKEN", "ENCRYPTION_KEY", "DATABASE_URL"}
+    assert set(secret) == {"API_KEYS", "ALLOWED_TOKENS", "AUTH_TOKEN", "ENCRYPTION_KEY", "DATABASE_URL",
+                           "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    assert configmap["FILES_STORE"].startswith("s3://"), "files replicas share a bucket"
     assert all("REPLACE" in value for value in secret.values()), "no real secret committed"
 
 
@@ -147,7 +149,7 @@ def test_compose_files_agree_with_the_binary(defaults, subcommands):
         assert service["build"]["dockerfile"] == "docker/Dockerfile"
         assert service["environment"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://jaeger:4317"
         assert service["environment"]["DATABASE_URL"].startswith("postgres://")
-    for name in ["chat", "keys", "config", "logging"]:
+    for name in ["chat", "keys", "config", "logging", "files"]:
         assert services["gateway"]["environment"][f"{name.upper()}_URL"] == f"http://{name}:{port_of(defaults[f'{name.upper()}_ADDR'])}"
     assert services["gateway"]["ports"] == [f"{port_of(defaults['GATEWAY_ADDR'])}:{port_of(defaults['GATEWAY_ADDR'])}"]
     single = yaml.safe_load((ROOT / "docker" / "compose.all-in-one.yaml").read_text())["services"]["gemini-balance"]

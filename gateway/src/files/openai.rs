@@ -21,7 +21,10 @@ use crate::state::GatewayState;
 pub fn routes() -> Router<GatewayState> {
     Router::new()
         .route("/files", get(list_any_family).post(create))
-        .route("/files/{id}", get(retrieve_any_family).delete(remove_any_family))
+        .route(
+            "/files/{id}",
+            get(retrieve_any_family).delete(remove_any_family),
+        )
         .route("/files/{id}/content", get(content))
 }
 

@@ -86,7 +86,9 @@ impl ContentStore {
     /// A writer for a new object, counting and hashing what it is given.
     pub fn writer(&self, location: &str) -> ContentWriter {
         ContentWriter {
-            inner: BufWriter::with_capacity(self.store.clone(), Path::from(location), PART_BYTES),
+            // Two parts in flight at most: a file in transit holds about 3 parts of memory.
+            inner: BufWriter::with_capacity(self.store.clone(), Path::from(location), PART_BYTES)
+                .with_max_concurrency(2),
             hasher: Sha256::new(),
             written: 0,
         }
