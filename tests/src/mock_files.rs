@@ -122,6 +122,11 @@ impl MockFiles {
         *lock(&self.lifetime) = lifetime;
     }
 
+    /// Deletes a file behind the gateway's back (as Google may before its expiry).
+    pub fn remove(&self, name: &str) {
+        lock(&self.files).remove(name);
+    }
+
     /// Every file the mock holds.
     pub fn all(&self) -> Vec<MockFile> {
         let mut files: Vec<MockFile> = lock(&self.files).values().cloned().collect();

@@ -216,9 +216,16 @@ fn message_parts(
                     converted.push(json!({"inlineData": {"mimeType": mime, "data": data}}));
                 } else if let Some(url) = part["file_url"].as_str() {
                     converted.push(media(url, fetched, &at)?);
+                } else if let Some(id) = part["file_id"]
+                    .as_str()
+                    .filter(|id| id.starts_with("file-"))
+                {
+                    // A gateway file (`/v1/files`): the chat service gives each attempt its
+                    // key's copy.
+                    converted.push(json!({"fileData": {"fileUri": format!("files/{id}")}}));
                 } else {
                     return Err(invalid(
-                        "input_file needs file_data or file_url (file_id is not supported)",
+                        "input_file needs file_data, file_url or the file_id of a file uploaded to /v1/files",
                         &at,
                     ));
                 }

@@ -378,6 +378,27 @@ impl FileLink {
         Ok(reqwest::Body::wrap_stream(data))
     }
 
+    /// Forgets `key_id`'s copies of the referenced files (Google no longer has them), here
+    /// and in the files service; the next body for that key uploads new ones.
+    pub async fn forget(&self, refs: &FileRefs, key_id: i64) {
+        for file in &refs.files {
+            let had = file
+                .copies
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .remove(&key_id)
+                .is_some();
+            let request = pb::ForgetUpstreamCopyRequest {
+                file_id: file.file.id,
+                key_id,
+            };
+            if had && let Err(status) = self.client.clone().forget_upstream_copy(request).await {
+                tracing::warn!(file = file.file.id, error = %status.message(), "a copy gone upstream was not forgotten");
+            }
+        }
+        metrics::counter!("gemini_file_copies_gone_total").increment(1);
+    }
+
     /// Deletes copies at Google with the keys that made them; answers how many went.
     pub async fn delete_copies(
         &self,

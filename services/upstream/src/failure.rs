@@ -206,6 +206,11 @@ impl UpstreamFailure {
 }
 
 /// Classifies an upstream error answer by its status, `ErrorInfo` reason and `RetryInfo`.
+/// Google's answer to a reference to a file the key's project does not hold.
+pub fn is_missing_file(message: &str) -> bool {
+    message.contains("permission to access the File")
+}
+
 pub fn classify(status: u16, body: &[u8]) -> FailureClass {
     let parsed: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
     let error = &parsed["error"];
@@ -235,6 +240,9 @@ pub fn classify(status: u16, body: &[u8]) -> FailureClass {
         429 => FailureClass::Quota {
             retry_after: retry_delay(&details),
         },
+        // A file the key's project does not hold (another project's, or one Google deleted):
+        // the request's problem, not the key's.
+        403 if is_missing_file(message) => FailureClass::ClientError,
         401 | 403 => FailureClass::DeadKey,
         400 if dead_reason
             || message.contains("API key not valid")
@@ -279,6 +287,15 @@ mod tests {
         );
         assert_eq!(classify(400, &answer), FailureClass::DeadKey);
         assert_eq!(classify(403, b"{}"), FailureClass::DeadKey);
+    }
+
+    #[test]
+    fn a_file_of_another_project_is_the_requests_problem() {
+        let answer = body(
+            serde_json::json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
+            "message": "You do not have permission to access the File abc123 or it may not exist."}}),
+        );
+        assert_eq!(classify(403, &answer), FailureClass::ClientError);
     }
 
     #[test]

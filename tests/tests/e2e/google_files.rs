@@ -459,6 +459,35 @@ async fn references_through_openai_count_tokens_and_expiry(mode: Mode, backend: 
         "the file's type filled in"
     );
 
+    // The Responses API's `input_file` by id.
+    let response = app
+        .http
+        .post(app.url("/v1/responses"))
+        .bearer_auth(CLIENT_TOKEN)
+        .json(&json!({"model": "gemini-2.5-flash", "store": false, "input": [{"role": "user", "content": [
+            {"type": "input_text", "text": "summarize"},
+            {"type": "input_file", "file_id": id}
+        ]}]}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_json(response).await;
+    assert_eq!(status, 200, "{body}");
+    let sent = app
+        .mock
+        .calls()
+        .into_iter()
+        .rfind(|call| call.path.ends_with(":generateContent"))
+        .unwrap();
+    let part = &sent.body["contents"][0]["parts"][1]["fileData"];
+    assert!(
+        part["fileUri"]
+            .as_str()
+            .unwrap()
+            .contains("/v1beta/files/mock"),
+        "{part}"
+    );
+
     // countTokens and a stream reference it too.
     let body = json!({"contents": [{"role": "user", "parts": [{"fileData": {"fileUri": format!("files/{id}")}}]}]});
     let (status, answer) = app
@@ -475,7 +504,7 @@ async fn references_through_openai_count_tokens_and_expiry(mode: Mode, backend: 
         .unwrap();
     assert_eq!(stream.status(), 200);
     assert!(stream.text().await.unwrap().contains("data: "));
-    assert_eq!(app.mock.files().all().len(), 1, "one copy served all three");
+    assert_eq!(app.mock.files().all().len(), 1, "one copy served all four");
 
     // Another client's reference is Google's 403, without an upstream call.
     let calls = app.mock.calls().len();
@@ -491,6 +520,23 @@ async fn references_through_openai_count_tokens_and_expiry(mode: Mode, backend: 
     assert_eq!(status, 403, "{refused}");
     assert_eq!(refused["error"]["status"], "PERMISSION_DENIED", "{refused}");
     assert_eq!(app.mock.calls().len(), calls);
+
+    // A copy Google deleted early: the request that meets it forgets it and sends again on
+    // the same key with a new copy; the key is not blamed.
+    let gone = app.mock.files().all()[0].clone();
+    app.mock.files().remove(&gone.name);
+    let (status, answer) = app
+        .gemini_post("/v1beta/models/gemini-2.5-flash:generateContent", &body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let copies = app.mock.files().all();
+    assert_eq!(copies.len(), 1, "a new copy");
+    assert_ne!(copies[0].name, gone.name);
+    let index = app.keys.iter().position(|key| *key == gone.key).unwrap();
+    let state = app
+        .wait_for_key(index, |key| key["status"] == "active")
+        .await;
+    assert_eq!(state["failure_count"], 0, "{state}");
 
     // Copies near their expiry are made again: with Google keeping files 5 minutes, every
     // request finds the copy too close to its end and uploads a fresh one.

@@ -17,7 +17,54 @@ pub type EventStream =
     Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
 
 impl Attempts {
+    /// Whether `failure` says that the key's copy of a referenced file is gone at Google
+    /// (deleted before its expiry): the copy is then forgotten, and the attempt is sent once
+    /// more on the same key, which uploads a new one. The key is not at fault.
+    async fn copy_was_gone(
+        &self,
+        call: &Call<'_>,
+        key: &LocalKey,
+        failure: &UpstreamFailure,
+    ) -> bool {
+        let Some(files) = &call.files else {
+            return false;
+        };
+        if failure.status != 403 || !gb_upstream::failure::is_missing_file(&failure.message()) {
+            return false;
+        }
+        self.files.forget(files, key.id).await;
+        true
+    }
+
     pub(super) async fn send_unary(
+        &self,
+        upstream: &Upstream,
+        call: &Call<'_>,
+        key: Arc<LocalKey>,
+    ) -> Result<Bytes, UpstreamFailure> {
+        match self.send_unary_once(upstream, call, key.clone()).await {
+            Err(failure) if self.copy_was_gone(call, &key, &failure).await => {
+                self.send_unary_once(upstream, call, key).await
+            }
+            sent => sent,
+        }
+    }
+
+    pub(super) async fn send_stream(
+        &self,
+        upstream: &Upstream,
+        call: &Call<'_>,
+        key: Arc<LocalKey>,
+    ) -> Result<(Bytes, EventStream), UpstreamFailure> {
+        match self.send_stream_once(upstream, call, key.clone()).await {
+            Err(failure) if self.copy_was_gone(call, &key, &failure).await => {
+                self.send_stream_once(upstream, call, key).await
+            }
+            sent => sent,
+        }
+    }
+
+    async fn send_unary_once(
         &self,
         upstream: &Upstream,
         call: &Call<'_>,
@@ -54,7 +101,7 @@ impl Attempts {
         }
     }
 
-    pub(super) async fn send_stream(
+    async fn send_stream_once(
         &self,
         upstream: &Upstream,
         call: &Call<'_>,
