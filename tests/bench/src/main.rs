@@ -5,6 +5,7 @@
 //! - `gb-bench run --gateway PATH [--smoke]`: starts both and the gateway (all-in-one and
 //!   microservices), measures them side by side, writes `report.md` and `report.json`.
 
+mod files;
 mod instructions;
 mod load;
 mod log_volume;
@@ -95,6 +96,14 @@ enum Command {
         iterations: u64,
         #[arg(long, default_value_t = 5)]
         rounds: usize,
+    },
+    /// The files phase alone: one file of `size_mb` up and down through the all-in-one
+    /// gateway, against the same bytes to and from a file straight, with the peak RSS growth.
+    Files {
+        #[arg(long)]
+        gateway: PathBuf,
+        #[arg(long, default_value_t = 1024)]
+        size_mb: usize,
     },
     /// The whole measurement.
     Run {
@@ -195,6 +204,14 @@ fn main() -> anyhow::Result<()> {
                 for (name, figures) in measured? {
                     eprintln!("{name}: {}", serde_json::to_string(&figures)?);
                 }
+                Ok(())
+            }
+            Command::Files { gateway, size_mb } => {
+                let data =
+                    std::env::temp_dir().join(format!("gb-bench-files-{}", std::process::id()));
+                let figures = files::run(&gateway, &data, size_mb).await;
+                let _ = std::fs::remove_dir_all(&data);
+                eprintln!("{}", serde_json::to_string_pretty(&figures?)?);
                 Ok(())
             }
             Command::Select { iterations, rounds } => {

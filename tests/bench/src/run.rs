@@ -32,6 +32,8 @@ struct Plan {
     /// Client requests whose records the logging-volume phase writes.
     log_requests: u64,
     stats_reads: usize,
+    /// The file moved through the files APIs, in MB.
+    file_mb: usize,
 }
 
 impl Plan {
@@ -49,6 +51,7 @@ impl Plan {
                 counted_requests: 20,
                 log_requests: 20_000,
                 stats_reads: 5,
+                file_mb: 16,
             }
         } else {
             Plan {
@@ -63,6 +66,7 @@ impl Plan {
                 counted_requests: 1_000,
                 log_requests: 10_000_000,
                 stats_reads: 50,
+                file_mb: 1024,
             }
         }
     }
@@ -112,7 +116,7 @@ fn rss_mb(pid: Option<u32>) -> f64 {
 }
 
 /// A `/proc/{pid}/status` figure in MB (`VmRSS:`, `VmHWM:`).
-fn status_mb(pid: u32, field: &str) -> f64 {
+pub(crate) fn status_mb(pid: u32, field: &str) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|status| {
@@ -386,7 +390,7 @@ pub async fn run(
         None => None,
     };
 
-    // Microservices: config, logging, keys, chat, gateway as five processes over gRPC, on one
+    // Microservices: config, logging, keys, files, chat, gateway as six processes over gRPC, on one
     // SQLite file, or (`--split-on-postgres`) on a Postgres database of their own.
     std::fs::create_dir_all(data.join("microservices"))?;
     let postgres_admin = crate::postgres::admin_url();
@@ -396,11 +400,11 @@ pub async fn run(
         None
     };
     let addresses: Vec<(&str, std::net::SocketAddr)> =
-        ["config", "logging", "keys", "chat", "gateway"]
+        ["config", "logging", "keys", "files", "chat", "gateway"]
             .into_iter()
             .map(|service| Ok((service, free_address()?)))
             .collect::<anyhow::Result<_>>()?;
-    let micro = addresses[4].1;
+    let micro = addresses[5].1;
     for (service, _) in &addresses {
         let mut command = Command::new(gateway);
         gateway_env(&mut command, upstream, &data.join("microservices"), 10);
@@ -619,6 +623,8 @@ pub async fn run(
         "both",
     )
     .await?;
+    // One large file up and down through the files APIs.
+    let files = crate::files::run(gateway, &data, plan.file_mb).await?;
     let _ = std::fs::remove_dir_all(&data);
 
     let report = Report {
@@ -634,6 +640,7 @@ pub async fn run(
         one_core,
         instructions,
         log_volume,
+        files,
         held,
         open_streams,
         select_10,
@@ -665,6 +672,7 @@ struct Report<'a> {
     one_core: [(String, crate::one_core::OneCore); 3],
     instructions: crate::instructions::Instructions,
     log_volume: Vec<crate::log_volume::LogVolume>,
+    files: crate::files::FilesFigures,
     held: usize,
     open_streams: usize,
     select_10: f64,
@@ -695,6 +703,18 @@ impl Report<'_> {
                         run.rate, run.errors, run.sent
                     ));
                 }
+            }
+        }
+        // A file in transit must not sit in memory (issue 11: less than 64 MB of growth).
+        for (what, growth) in [
+            ("upload", self.files.upload_peak_growth_mb),
+            ("download", self.files.download_peak_growth_mb),
+        ] {
+            if growth >= 64.0 {
+                problems.push(format!(
+                    "a {} MB file's {what} grew the gateway's peak RSS by {growth:.1} MB (bound: 64)",
+                    self.files.size_mb
+                ));
             }
         }
         for (name, (rps, errors)) in &self.peak {
@@ -783,6 +803,13 @@ impl Report<'_> {
             "select_ns_10000_keys": round(self.select_10000, 1),
             "select_ns_10_keys_with_limits": round(self.select_limited_10, 1),
             "select_ns_10000_keys_with_limits": round(self.select_limited_10000, 1),
+            "file_mb": self.files.size_mb,
+            "file_upload_mb_s_gateway": round(self.files.upload_mb_s, 0),
+            "file_upload_mb_s_store": round(self.files.store_write_mb_s, 0),
+            "file_download_mb_s_gateway": round(self.files.download_mb_s, 0),
+            "file_download_mb_s_store": round(self.files.store_read_mb_s, 0),
+            "file_upload_peak_rss_growth_mb": round(self.files.upload_peak_growth_mb, 1),
+            "file_download_peak_rss_growth_mb": round(self.files.download_peak_growth_mb, 1),
         })
     }
 
@@ -859,6 +886,19 @@ impl Report<'_> {
                 volume.rollup_bytes
             ));
         }
+        let files = &self.files;
+        text.push_str(&format!(
+            "\nOne {} MB file through the all-in-one gateway (gateway and files service in one process, the local directory store): up at {:.0} MB/s ({:.2} × writing the same bytes to a file straight, {:.0} MB/s), down at {:.0} MB/s ({:.2} × reading them straight, {:.0} MB/s); peak RSS grew by {:.1} MB while it went up and {:.1} MB while it came down.\n",
+            files.size_mb,
+            files.upload_mb_s,
+            files.upload_mb_s / files.store_write_mb_s.max(1e-9),
+            files.store_write_mb_s,
+            files.download_mb_s,
+            files.download_mb_s / files.store_read_mb_s.max(1e-9),
+            files.store_read_mb_s,
+            files.upload_peak_growth_mb,
+            files.download_peak_growth_mb
+        ));
         for (size, growth) in &self.body_peaks {
             text.push_str(&format!(
                 "\nOne {size} MB body alone through the all-in-one gateway: peak RSS grows by {growth:.1} MB ({:.2} × the body).\n",
@@ -887,6 +927,7 @@ impl Report<'_> {
             "instructions": self.instructions,
             "body_peaks_mb": self.body_peaks,
             "log_volume": self.log_volume,
+            "files": self.files,
             "file_limit": self.file_limit,
         });
         std::fs::write(
