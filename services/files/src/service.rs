@@ -15,7 +15,43 @@ use crate::files::Files;
 use crate::sessions::Sessions;
 
 /// The largest data message a download sends.
-const DOWNLOAD_CHUNK: usize = 256 * 1024;
+const DOWNLOAD_CHUNK: usize = 512 * 1024;
+
+/// Pieces read from the store as data messages of at most `DOWNLOAD_CHUNK` (an error ends them).
+fn messages_of(pieces: Vec<FilesResult<Bytes>>) -> Vec<Result<pb::DownloadResponse, Status>> {
+    let data = |bytes: Bytes| {
+        Ok(pb::DownloadResponse {
+            part: Some(pb::download_response::Part::Data(bytes)),
+        })
+    };
+    let mut messages = Vec::new();
+    let mut joined = bytes::BytesMut::new();
+    for piece in pieces {
+        match piece {
+            Ok(bytes) => {
+                if joined.len() + bytes.len() > DOWNLOAD_CHUNK && !joined.is_empty() {
+                    messages.push(data(joined.split().freeze()));
+                }
+                if bytes.len() >= DOWNLOAD_CHUNK {
+                    messages.push(data(bytes));
+                } else {
+                    joined.extend_from_slice(&bytes);
+                }
+            }
+            Err(error) => {
+                if !joined.is_empty() {
+                    messages.push(data(joined.split().freeze()));
+                }
+                messages.push(Err(Status::from(error)));
+                return messages;
+            }
+        }
+    }
+    if !joined.is_empty() {
+        messages.push(data(joined.freeze()));
+    }
+    messages
+}
 
 pub struct FilesGrpc {
     pub files: Arc<Files>,
@@ -114,22 +150,11 @@ impl FilesService for FilesGrpc {
                 part: Some(pb::download_response::Part::Head(head)),
             })
         });
-        let data = content.flat_map(|chunk| {
-            let messages: Vec<Result<pb::DownloadResponse, Status>> = match chunk {
-                Ok(mut bytes) => {
-                    let mut pieces = Vec::with_capacity(bytes.len() / DOWNLOAD_CHUNK + 1);
-                    while !bytes.is_empty() {
-                        let piece = bytes.split_to(bytes.len().min(DOWNLOAD_CHUNK));
-                        pieces.push(Ok(pb::DownloadResponse {
-                            part: Some(pb::download_response::Part::Data(piece)),
-                        }));
-                    }
-                    pieces
-                }
-                Err(error) => vec![Err(Status::from(error))],
-            };
-            futures::stream::iter(messages)
-        });
+        // A store reads in small pieces (8 KiB from a local file): the pieces already read
+        // travel together, as messages of up to `DOWNLOAD_CHUNK`.
+        let data = content
+            .ready_chunks(DOWNLOAD_CHUNK / (8 * 1024))
+            .flat_map(|pieces| futures::stream::iter(messages_of(pieces)));
         Ok(Response::new(Box::pin(head.chain(data))))
     }
 
