@@ -49,14 +49,7 @@ pub async fn read_whole_body(
         // Answered at once, from the header. What the client still sends is read and dropped
         // (never kept), for at most the body timeout, so that it reads the answer instead of
         // a reset connection.
-        let limit = limits.read_timeout;
-        let shutdown = limits.tasks.shutdown().clone();
-        limits.tasks.spawn(async move {
-            tokio::select! {
-                _ = tokio::time::timeout(limit, discard(body)) => {}
-                _ = shutdown.cancelled() => {}
-            }
-        });
+        drain(limits, body);
         return too_large();
     }
     let capacity = declared.map_or(0, |size| size as usize);
@@ -73,6 +66,19 @@ pub async fn read_whole_body(
         Ok(Ok(bytes)) => bytes,
     };
     next(Request::from_parts(parts, Body::from(bytes.freeze()))).await
+}
+
+/// Reads and drops what a client still sends of a body refused before it was read (for at
+/// most the body timeout), so that it reads the answer instead of a reset connection.
+pub(crate) fn drain(limits: &BodyLimits, body: Body) {
+    let limit = limits.read_timeout;
+    let shutdown = limits.tasks.shutdown().clone();
+    limits.tasks.spawn(async move {
+        tokio::select! {
+            _ = tokio::time::timeout(limit, discard(body)) => {}
+            _ = shutdown.cancelled() => {}
+        }
+    });
 }
 
 /// Reads a body to its end, keeping nothing.

@@ -234,6 +234,7 @@ async fn upload(
         );
     };
     if let Some(message) = super::declared_too_large(&state, request.headers()) {
+        crate::body::drain(&state.body_limits, request.into_body());
         return google_error(413, &message);
     }
     let caller = files_caller(&state, &caller);

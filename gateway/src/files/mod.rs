@@ -74,6 +74,9 @@ pub(crate) fn declared_too_large(state: &GatewayState, headers: &HeaderMap) -> O
     })
 }
 
+/// How much of a body refused in flight is still read (and dropped) before the answer.
+const DRAINED_AFTER_REFUSAL: usize = 64 * 1024 * 1024;
+
 /// Sends `messages` (the first already built) and then the chunks of `body` to a client-stream
 /// RPC, with `end` after the last: the service keeps nothing when the body breaks (no `end`
 /// then). At most a few chunks are in flight: memory does not grow with the file.
@@ -105,8 +108,17 @@ where
                 Ok(Some(Err(error))) => return Err(format!("the request body broke: {error}")),
                 Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
                 Ok(Some(Ok(chunk))) => {
-                    // The service stopped reading (it answered): its answer tells why.
                     if sender.send(data(chunk)).await.is_err() {
+                        // The service stopped reading (it answered: its answer tells why).
+                        // A little more of the body is read and dropped, so that a client
+                        // still sending reads the answer rather than a reset connection.
+                        let mut dropped = 0usize;
+                        while dropped < DRAINED_AFTER_REFUSAL {
+                            match tokio::time::timeout(idle, body.next()).await {
+                                Ok(Some(Ok(chunk))) => dropped += chunk.len(),
+                                _ => break,
+                            }
+                        }
                         return Ok(());
                     }
                 }

@@ -56,6 +56,7 @@ pub(crate) async fn upload_multipart(
     error: fn(u16, &str) -> Response,
 ) -> Result<(pb::File, HashMap<String, String>), Response> {
     if let Some(message) = super::declared_too_large(state, request.headers()) {
+        crate::body::drain(&state.body_limits, request.into_body());
         return Err(error(413, &message));
     }
     let is_multipart = request
