@@ -4,6 +4,7 @@
 //! its headers and ranges, and the size limit. Bodies of these routes are never read whole
 //! (`router.rs::streams_body`): the bytes go through as they arrive.
 
+pub mod attachments;
 pub mod google;
 pub mod openai;
 pub mod seed;
@@ -74,6 +75,9 @@ pub(crate) fn declared_too_large(state: &GatewayState, headers: &HeaderMap) -> O
     })
 }
 
+/// The largest data message sent to the files service.
+const MAX_PIECE: usize = 1024 * 1024;
+
 /// How much of a body refused in flight is still read (and dropped) before the answer.
 const DRAINED_AFTER_REFUSAL: usize = 64 * 1024 * 1024;
 
@@ -107,8 +111,14 @@ where
                 Err(_) => return Err("the request body stalled (BODY_READ_TIMEOUT)".to_owned()),
                 Ok(Some(Err(error))) => return Err(format!("the request body broke: {error}")),
                 Ok(Some(Ok(chunk))) if chunk.is_empty() => {}
-                Ok(Some(Ok(chunk))) => {
-                    if sender.send(data(chunk)).await.is_err() {
+                Ok(Some(Ok(mut chunk))) => {
+                    // A message stays well under the services' gRPC limit.
+                    let mut refused = false;
+                    while !chunk.is_empty() && !refused {
+                        let piece = chunk.split_to(chunk.len().min(MAX_PIECE));
+                        refused = sender.send(data(piece)).await.is_err();
+                    }
+                    if refused {
                         // The service stopped reading (it answered: its answer tells why).
                         // A little more of the body is read and dropped, so that a client
                         // still sending reads the answer rather than a reset connection.

@@ -21,7 +21,7 @@ pub async fn chat_completions(
     Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Response {
-    let request: ChatCompletionRequest = match parse_body(&body) {
+    let mut request: ChatCompletionRequest = match parse_body(&body) {
         Ok(request) => request,
         Err(answer) => return answer,
     };
@@ -32,6 +32,11 @@ pub async fn chat_completions(
     let translation = state.translation.get();
     if request.model == format!("{}-chat", translation.create_image_model) {
         return image_chat(&state, &caller, &request, &translation.create_image_model).await;
+    }
+    if let Err(crate::files::attachments::AttachmentError(status, message)) =
+        crate::files::attachments::store_large(&state, &caller, &mut request.messages).await
+    {
+        return openai_error(status, &message);
     }
     let fetched = match translation
         .media

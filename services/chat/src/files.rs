@@ -466,6 +466,28 @@ mod tests {
         assert_eq!(file_ref("files/file-0"), None);
     }
 
+    #[tokio::test]
+    async fn a_body_that_names_no_gateway_file_costs_no_rpc() {
+        // The files service is out of reach: any call would fail.
+        let channel = gb_runtime::grpc::connect(
+            "http://127.0.0.1:9",
+            gb_runtime::grpc::InternalToken::new("test").unwrap(),
+        )
+        .unwrap();
+        let link = FileLink::new(channel);
+        let google = Bytes::from_static(
+            br#"{"contents":[{"parts":[{"fileData":{"fileUri":"https://generativelanguage.googleapis.com/v1beta/files/abc"}}]}]}"#,
+        );
+        assert!(matches!(link.resolve("client", &google).await, Ok(None)));
+        let ours = Bytes::from_static(
+            br#"{"contents":[{"parts":[{"fileData":{"fileUri":"files/file-3"}}]}]}"#,
+        );
+        assert!(
+            link.resolve("client", &ours).await.is_err(),
+            "a gateway file is looked up (and the service is unreachable here)"
+        );
+    }
+
     #[test]
     fn every_file_data_is_found_in_both_spellings() {
         let mut body = serde_json::json!({

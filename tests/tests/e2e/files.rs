@@ -196,6 +196,18 @@ async fn seed_files_keep_and_serve_files(mode: Mode, backend: Backend) {
     assert_eq!(answer.status(), 404);
     let (_, all) = status_and_json(get(&app, ADMIN_TOKEN, "/files").await).await;
     assert_eq!(all["files"].as_array().unwrap().len(), 2, "{all}");
+    // The admin token may delete any file.
+    let (status, body) = app
+        .admin_send(
+            reqwest::Method::DELETE,
+            &format!("/files/{}", text["id"]),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) =
+        status_and_json(get(&app, CLIENT_TOKEN, &format!("/files/{}", text["id"])).await).await;
+    assert_eq!(status, 404);
 
     // Bad input, each with its status, in Google's JSON shape.
     let not_multipart = app
@@ -259,11 +271,7 @@ async fn seed_files_keep_and_serve_files(mode: Mode, backend: Backend) {
             .status(),
         404
     );
-    assert_eq!(
-        stored_objects(&app),
-        1,
-        "only the text file's content is left"
-    );
+    assert_eq!(stored_objects(&app), 0, "no content left");
 
     // The uploads and downloads are in the request log (written in batches).
     let download = format!("GET /files/{id} 200");
@@ -279,6 +287,35 @@ async fn seed_files_keep_and_serve_files(mode: Mode, backend: Backend) {
 }
 
 each_setup!(seed_files, seed_files_keep_and_serve_files);
+
+async fn without_isolation_every_client_sees_every_file(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend)
+        .setting(
+            "ALLOWED_TOKENS",
+            &format!("[\"{CLIENT_TOKEN}\",\"{OTHER_TOKEN}\"]"),
+        )
+        .setting("FILES_USER_ISOLATION_ENABLED", "false")
+        .spawn()
+        .await;
+    let (_, file) = seed_upload(
+        &app,
+        CLIENT_TOKEN,
+        "shared.txt",
+        b"shared".to_vec(),
+        "text/plain",
+    )
+    .await;
+    let (_, listed) = status_and_json(get(&app, OTHER_TOKEN, "/files").await).await;
+    assert_eq!(listed["files"][0]["id"], file["id"], "{listed}");
+    let answer = get(&app, OTHER_TOKEN, &format!("/files/{}", file["id"])).await;
+    assert_eq!(answer.bytes().await.unwrap().as_ref(), b"shared");
+    app.stop().await;
+}
+
+two_setups!(
+    isolation_off,
+    without_isolation_every_client_sees_every_file
+);
 
 async fn a_file_over_the_limit_is_refused_and_nothing_is_kept(mode: Mode, backend: Backend) {
     let app = TestApp::builder(mode, backend)

@@ -555,3 +555,91 @@ two_setups!(
     file_references,
     references_through_openai_count_tokens_and_expiry
 );
+
+async fn a_30_mb_pdf_goes_through_the_files_api(mode: Mode, backend: Backend) {
+    let app = spawn(mode, backend).await;
+    let pdf = content(30 * 1024 * 1024);
+    let data_url = format!(
+        "data:application/pdf;base64,{}",
+        base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &pdf)
+    );
+    let response = app
+        .http
+        .post(app.url("/v1/chat/completions"))
+        .bearer_auth(CLIENT_TOKEN)
+        .json(
+            &json!({"model": "gemini-2.5-flash", "messages": [{"role": "user", "content": [
+                {"type": "text", "text": "summarize"},
+                {"type": "file", "file": {"filename": "big.pdf", "file_data": data_url}}
+            ]}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_and_json(response).await;
+    assert_eq!(status, 200, "{body}");
+    // Not inline (Google refuses a request over 20 MB): a copy of 30 MB at the mock, referenced.
+    let sent = app
+        .mock
+        .calls()
+        .into_iter()
+        .rfind(|call| call.path.ends_with(":generateContent"))
+        .unwrap();
+    let part = &sent.body["contents"][0]["parts"][1];
+    assert!(part.get("inlineData").is_none(), "not inline");
+    assert!(
+        part["fileData"]["fileUri"]
+            .as_str()
+            .unwrap()
+            .contains("/v1beta/files/mock"),
+        "{part}"
+    );
+    let copies = app.mock.files().all();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].size, pdf.len() as u64);
+    assert_eq!(copies[0].mime_type, "application/pdf");
+    // Kept as the caller's file, listed with its name.
+    let (_, listed) = status_and_json(
+        app.http
+            .get(app.url("/v1/files"))
+            .bearer_auth(CLIENT_TOKEN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(listed["data"][0]["filename"], "big.pdf", "{listed}");
+    assert_eq!(listed["data"][0]["bytes"], pdf.len(), "{listed}");
+    app.stop().await;
+}
+
+two_setups!(large_attachments, a_30_mb_pdf_goes_through_the_files_api);
+
+async fn expired_copies_are_forgotten_by_the_cleanup(mode: Mode, backend: Backend) {
+    let app = TestApp::builder(mode, backend)
+        // About every two seconds.
+        .setting("FILES_CLEANUP_INTERVAL_HOURS", "0.0005")
+        .spawn()
+        .await;
+    app.mock
+        .files()
+        .set_lifetime(std::time::Duration::from_secs(1));
+    let file = upload_resumable(&app, &content(5000), "text/plain").await;
+    let (status, body) = generate_with(&app, file["uri"].as_str().unwrap()).await;
+    assert_eq!(status, 200, "{body}");
+    let count = "SELECT CAST(COUNT(*) AS TEXT) AS text FROM file_upstream_copies";
+    assert_eq!(
+        app.db.texts(count).await,
+        vec!["1"],
+        "the copy is remembered"
+    );
+    app.eventually_within(
+        "the expired copy is forgotten",
+        std::time::Duration::from_secs(10),
+        || async { app.db.texts(count).await == vec!["0"] },
+    )
+    .await;
+    app.stop().await;
+}
+
+two_setups!(cleanup, expired_copies_are_forgotten_by_the_cleanup);
