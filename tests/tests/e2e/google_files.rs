@@ -639,6 +639,31 @@ async fn expired_copies_are_forgotten_by_the_cleanup(mode: Mode, backend: Backen
         || async { app.db.texts(count).await == vec!["0"] },
     )
     .await;
+
+    // A session left unfinished for more than a day goes, with the parts it stored.
+    let url = start_session(&app, &app.base_url, 10_000, "text/plain").await;
+    assert_eq!(
+        send_chunk(&app, &url, 0, &content(4000), "upload")
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(
+        stored_objects(&app),
+        2,
+        "the file and the session's first part"
+    );
+    app.db
+        .execute("UPDATE file_upload_sessions SET created_at = 0")
+        .await;
+    let sessions = "SELECT CAST(COUNT(*) AS TEXT) AS text FROM file_upload_sessions";
+    app.eventually_within(
+        "the old session is dropped",
+        std::time::Duration::from_secs(10),
+        || async { app.db.texts(sessions).await == vec!["0"] },
+    )
+    .await;
+    assert_eq!(stored_objects(&app), 1, "its part is gone, the file stays");
     app.stop().await;
 }
 
