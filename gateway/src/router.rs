@@ -77,7 +77,7 @@ async fn require_client_or_session(
     request: Request,
     next: Next,
 ) -> Response {
-    if crate::files::google::upload_id(request.uri().query()).is_some() {
+    if crate::files::google_upload::upload_id(request.uri().query()).is_some() {
         name_caller(&request, "upload-session");
         return next.run(request).await;
     }
@@ -403,7 +403,7 @@ pub fn router(state: GatewayState) -> Router {
     let gemini = gemini_routes::routes()
         .merge(crate::files::google::routes())
         .route_layer(client.clone());
-    let google_uploads = crate::files::google::upload_routes()
+    let google_uploads = crate::files::google_upload::upload_routes()
         .route_layer(from_fn_with_state(state.clone(), require_client_or_session));
     let seed_files = crate::files::seed::routes().route_layer(client);
     let gemini_balance_keys =

@@ -1,11 +1,13 @@
 //! The three views of the files service: the original design's `/files` (`seed.rs`), OpenAI's
-//! Files API (`openai.rs`) and Google's (`google.rs`). What they share is here: who the caller
-//! is to the files service, a client body streamed into an upload, a file streamed back with
-//! its headers and ranges, and the size limit. Bodies of these routes are never read whole
+//! Files API (`openai.rs`) and Google's (`google.rs`, its uploads `google_upload.rs`); OpenAI
+//! attachments too large to go inline (`attachments.rs`). What they share is here: who the
+//! caller is to the files service, a client body streamed into an upload, a file streamed back
+//! with its headers and ranges, and the size limit. Bodies of these routes are never read whole
 //! (`router.rs::streams_body`): the bytes go through as they arrive.
 
 pub mod attachments;
 pub mod google;
+pub mod google_upload;
 pub mod openai;
 pub mod seed;
 
