@@ -63,3 +63,42 @@ async fn each_key_keeps_its_proxy() {
     );
     app.stop().await;
 }
+
+/// A file's copy at Google is uploaded like every other call: to `BASE_URL`'s host, through
+/// the key's proxy (gemini-balance's upload went straight to Google's host, proxy or not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_copy_goes_through_the_keys_proxy() {
+    let proxy = MockGemini::start().await.unwrap();
+    let app = TestApp::builder(Mode::AllInOne, Backend::Sqlite)
+        .keys(vec![new_key()])
+        .setting("PROXIES", &format!("[\"http://{}\"]", proxy.addr))
+        .spawn()
+        .await;
+    let file =
+        crate::google_files::upload_resumable(&app, &crate::files::content(5000), "text/plain")
+            .await;
+    let body = serde_json::json!({"contents": [{"role": "user", "parts": [
+        {"text": "read it"}, {"fileData": {"fileUri": file["uri"]}}
+    ]}]});
+    let (status, answer) = app
+        .gemini_post("/v1beta/models/gemini-2.5-flash:generateContent", &body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert!(app.mock.calls().is_empty(), "nothing went out directly");
+    let copies = proxy.files().all();
+    assert_eq!(copies.len(), 1, "the copy was uploaded through the proxy");
+    assert_eq!(copies[0].key, app.keys[0]);
+    assert!(
+        proxy
+            .calls()
+            .iter()
+            .any(|call| call.path == "/upload/v1beta/files"),
+        "{:?}",
+        proxy
+            .calls()
+            .iter()
+            .map(|call| &call.path)
+            .collect::<Vec<_>>()
+    );
+    app.stop().await;
+}
