@@ -1,5 +1,5 @@
 //! The services over real gRPC (microservice mode): health, reflection (v1 and v1alpha), the
-//! admin token on the keys service, and the chat contract called directly.
+//! admin token on the keys service, and the chat and files contracts called directly.
 
 use gb_proto::chat::v1 as chat;
 use gb_proto::keys::v1 as keys;
@@ -30,6 +30,10 @@ async fn health_and_reflection_on_every_service() {
         (
             app.logging_addr.unwrap(),
             "gemini_balance.logging.v1.LoggingService",
+        ),
+        (
+            app.files_addr.unwrap(),
+            "gemini_balance.files.v1.FilesService",
         ),
     ] {
         let mut health = tonic_health::pb::health_client::HealthClient::new(channel(addr).await);
@@ -282,5 +286,144 @@ async fn chat_contract_called_directly() {
     use prost::Message;
     let upstream = chat::UpstreamError::decode(failed.details()).unwrap();
     assert_eq!(upstream.http_status, 400);
+    app.stop().await;
+}
+
+/// A message with the admin token, as split services send it to each other.
+fn authorized<T>(message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {ADMIN_TOKEN}").parse().unwrap(),
+    );
+    request
+}
+
+/// The files contract over gRPC: the admin token required; an upload is a stream that must
+/// end with its mark (one that stops without it keeps nothing); a download streams a range;
+/// another client's file is NOT_FOUND; a chunk at the wrong offset FAILED_PRECONDITION.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_contract_called_directly() {
+    use files::files_service_client::FilesServiceClient;
+    use gb_proto::files::v1 as files;
+    let app = TestApp::builder(Mode::Microservices, Backend::Sqlite)
+        .spawn()
+        .await;
+    let mut client = FilesServiceClient::new(channel(app.files_addr.unwrap()).await);
+    let owner = files::Caller {
+        name: "token-owner".into(),
+        admin: false,
+    };
+    let start = |declared: Option<i64>| files::UploadRequest {
+        part: Some(files::upload_request::Part::Start(files::UploadStart {
+            caller: Some(owner.clone()),
+            filename: "grpc.txt".into(),
+            filetype: "text/plain".into(),
+            declared_size: declared,
+            ..Default::default()
+        })),
+    };
+    let data = |bytes: &'static [u8]| files::UploadRequest {
+        part: Some(files::upload_request::Part::Data(
+            bytes::Bytes::from_static(bytes),
+        )),
+    };
+    let end = files::UploadRequest {
+        part: Some(files::upload_request::Part::End(files::End {})),
+    };
+    let denied = client
+        .list_files(files::ListFilesRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(denied.code(), tonic::Code::Unauthenticated);
+
+    let stream = tokio_stream::iter(vec![
+        start(Some(11)),
+        data(b"hello "),
+        data(b"world"),
+        end.clone(),
+    ]);
+    let file = client
+        .upload(authorized(stream))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((file.filesize, file.filename.as_str()), (11, "grpc.txt"));
+
+    // Without its end mark (a client that left), nothing is kept.
+    let broken = tokio_stream::iter(vec![start(None), data(b"half")]);
+    let refused = client.upload(authorized(broken)).await.unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+    let listed = client
+        .list_files(authorized(files::ListFilesRequest {
+            caller: Some(owner.clone()),
+            ..Default::default()
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.total, 1);
+
+    let mut download = client
+        .download(authorized(files::DownloadRequest {
+            caller: Some(owner.clone()),
+            id: file.id,
+            range_start: Some(6),
+            range_end: Some(11),
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut received = Vec::new();
+    while let Some(message) = download.message().await.unwrap() {
+        if let Some(files::download_response::Part::Data(data)) = message.part {
+            received.extend_from_slice(&data);
+        }
+    }
+    assert_eq!(received, b"world");
+
+    let stranger = files::Caller {
+        name: "token-stranger".into(),
+        admin: false,
+    };
+    let hidden = client
+        .get_file(authorized(files::GetFileRequest {
+            caller: Some(stranger),
+            id: file.id,
+        }))
+        .await
+        .unwrap_err();
+    assert_eq!(hidden.code(), tonic::Code::NotFound);
+
+    let session = client
+        .start_upload_session(authorized(files::StartUploadSessionRequest {
+            start: match start(Some(4)).part {
+                Some(files::upload_request::Part::Start(start)) => Some(start),
+                _ => None,
+            },
+        }))
+        .await
+        .unwrap()
+        .into_inner();
+    let chunk = files::AppendUploadSessionRequest {
+        part: Some(files::append_upload_session_request::Part::Chunk(
+            files::SessionChunk {
+                caller: Some(owner.clone()),
+                session_id: session.id.clone(),
+                offset: 2,
+                finalize: false,
+            },
+        )),
+    };
+    let end_mark = files::AppendUploadSessionRequest {
+        part: Some(files::append_upload_session_request::Part::End(
+            files::End {},
+        )),
+    };
+    let wrong = client
+        .append_upload_session(authorized(tokio_stream::iter(vec![chunk, end_mark])))
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::FailedPrecondition, "{wrong:?}");
     app.stop().await;
 }
