@@ -277,6 +277,17 @@ microservices_only!(
     a_session_continues_on_another_gateway
 );
 
+/// Part `index` of the last generation the mock received.
+fn last_generation_part(app: &TestApp, index: usize) -> Value {
+    let sent = app
+        .mock
+        .calls()
+        .into_iter()
+        .rfind(|call| call.path.ends_with(":generateContent"))
+        .unwrap();
+    sent.body["contents"][0]["parts"][index].clone()
+}
+
 async fn generate_with(app: &TestApp, uri: &str) -> (u16, Value) {
     let body = json!({"contents": [{"role": "user", "parts": [
         {"text": "summarize"},
@@ -440,13 +451,7 @@ async fn references_through_openai_count_tokens_and_expiry(mode: Mode, backend: 
         .unwrap();
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
-    let sent = app
-        .mock
-        .calls()
-        .into_iter()
-        .rfind(|call| call.path.ends_with(":generateContent"))
-        .unwrap();
-    let part = &sent.body["contents"][0]["parts"][1]["fileData"];
+    let part = last_generation_part(&app, 1)["fileData"].clone();
     assert!(
         part["fileUri"]
             .as_str()
@@ -473,13 +478,7 @@ async fn references_through_openai_count_tokens_and_expiry(mode: Mode, backend: 
         .unwrap();
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
-    let sent = app
-        .mock
-        .calls()
-        .into_iter()
-        .rfind(|call| call.path.ends_with(":generateContent"))
-        .unwrap();
-    let part = &sent.body["contents"][0]["parts"][1]["fileData"];
+    let part = last_generation_part(&app, 1)["fileData"].clone();
     assert!(
         part["fileUri"]
             .as_str()
@@ -579,13 +578,7 @@ async fn a_30_mb_pdf_goes_through_the_files_api(mode: Mode, backend: Backend) {
     let (status, body) = status_and_json(response).await;
     assert_eq!(status, 200, "{body}");
     // Not inline (Google refuses a request over 20 MB): a copy of 30 MB at the mock, referenced.
-    let sent = app
-        .mock
-        .calls()
-        .into_iter()
-        .rfind(|call| call.path.ends_with(":generateContent"))
-        .unwrap();
-    let part = &sent.body["contents"][0]["parts"][1];
+    let part = last_generation_part(&app, 1);
     assert!(part.get("inlineData").is_none(), "not inline");
     assert!(
         part["fileData"]["fileUri"]
