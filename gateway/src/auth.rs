@@ -115,6 +115,11 @@ impl Auth {
             .map(|name| Caller::named(name.to_owned()))
     }
 
+    /// The admin token, which console sessions are bound to.
+    pub(crate) fn admin_token(&self) -> Option<&str> {
+        self.admin_token.as_deref()
+    }
+
     /// Whether a caller named so presented the admin token (on a client route).
     pub fn is_admin_caller(&self, name: &str) -> bool {
         !self.admin_name.is_empty() && self.admin_name == name

@@ -8,6 +8,7 @@ pub mod auth;
 mod body;
 pub mod chat_client;
 mod config_routes;
+mod console;
 pub mod errors;
 mod files;
 mod gemini_body;

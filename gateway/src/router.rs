@@ -177,10 +177,29 @@ async fn admin_only(
     refuse: fn(u16, &str) -> Response,
 ) -> Response {
     if !state.auth.get().is_admin(request.headers()) {
-        return refuse(
-            401,
-            "this route needs the admin token (AUTH_TOKEN) in Authorization",
+        // The console's pages call the admin API with their session, and with its CSRF
+        // token on anything that changes state.
+        let Some(session) = crate::console::session_of(state, request.headers()) else {
+            return refuse(
+                401,
+                "this route needs the admin token (AUTH_TOKEN) in Authorization",
+            );
+        };
+        let reads = matches!(
+            *request.method(),
+            axum::http::Method::GET | axum::http::Method::HEAD
         );
+        let csrf = request
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or_default();
+        if !reads && !crate::console::csrf_matches(state, &session, csrf) {
+            return refuse(
+                403,
+                "the console's CSRF token (X-CSRF-Token) is missing or wrong: reload the page",
+            );
+        }
     }
     // The admin API's searches reach the database; a NUL is text no backend stores (Postgres
     // fails on it), so it is the caller's error.
@@ -209,6 +228,18 @@ async fn require_admin_openai(
     next: Next,
 ) -> Response {
     admin_only(&state, request, next, openai_error).await
+}
+
+/// `GET /keys` is the original design's JSON API; a browser that opens it (gemini-balance's
+/// bookmark) is sent to the console's keys page.
+async fn keys_page_for_browsers(request: Request, next: Next) -> Response {
+    if request.method() == axum::http::Method::GET
+        && request.uri().path() == "/keys"
+        && crate::console::is_browser(request.headers())
+    {
+        return axum::response::Redirect::to("/console/keys").into_response();
+    }
+    next.run(request).await
 }
 
 async fn health() -> impl IntoResponse {
@@ -408,7 +439,9 @@ pub fn router(state: GatewayState) -> Router {
     let seed_files = crate::files::seed::routes().route_layer(client);
     let gemini_balance_keys =
         key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
-    let key_resource = key_admin_routes::key_resource_routes().route_layer(admin.clone());
+    let key_resource = key_admin_routes::key_resource_routes()
+        .route_layer(admin.clone())
+        .route_layer(axum::middleware::from_fn(keys_page_for_browsers));
     let operator_api = config_routes::routes()
         .merge(logs_routes::routes())
         .merge(stats_routes::routes())
@@ -451,6 +484,7 @@ pub fn router(state: GatewayState) -> Router {
         .merge(seed_files)
         .merge(key_resource)
         .merge(operator_api)
+        .merge(crate::console::routes())
         .fallback(not_found)
         // The size limit is `body.rs`'s, enforced once, before the extractors see the body:
         // a body too large is refused on its header, one sent too slowly is cut off, and a URI

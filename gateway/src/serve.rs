@@ -93,8 +93,18 @@ pub async fn serve(
             Some(ready) = speaking.recv() => ready,
             _ = shutdown.cancelled() => break,
         };
+        // Each request carries its connection's peer (the console limits failed logins per
+        // client address).
+        let peer = crate::console::ClientAddr(stream.peer_addr().ok().map(|peer| peer.ip()));
+        let shared = service.clone();
+        let with_peer = hyper::service::service_fn(
+            move |mut request: hyper::Request<hyper::body::Incoming>| {
+                request.extensions_mut().insert(peer);
+                hyper::service::Service::call(&shared, request)
+            },
+        );
         let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service.clone())
+            .serve_connection_with_upgrades(TokioIo::new(stream), with_peer)
             .into_owned();
         let connection = graceful.watch(connection);
         // Owned by `graceful`, which the drain below waits for.

@@ -92,6 +92,8 @@ pub struct Shared {
     pub names: gb_runtime::secrets::KeyCipher,
     /// The settings as they are now (`FILES_MAX_SIZE_MB`).
     pub settings: LiveSettings,
+    /// Failed console logins per client address.
+    pub login_limiter: crate::console::session::LoginLimiter,
 }
 
 impl GatewayState {
@@ -140,6 +142,7 @@ impl GatewayState {
             managed_tokens,
             names,
             settings: live.clone(),
+            login_limiter: Default::default(),
         })))
     }
 }

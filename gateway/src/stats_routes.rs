@@ -25,6 +25,7 @@ pub fn routes() -> Router<GatewayState> {
         .route("/api/stats/calls", get(calls))
         .route("/api/stats/tokens", get(tokens))
         .route("/api/stats/limits", get(limits))
+        .route("/api/stats/series", get(series))
         .route("/api/key-usage-details/{key}", get(key_usage))
 }
 
@@ -38,10 +39,12 @@ fn period_ms(period: Option<&str>) -> Result<i64, GoogleError> {
         "1h" => 60 * MINUTE,
         "8h" => 8 * 60 * MINUTE,
         "24h" => 24 * 60 * MINUTE,
+        "7d" => 7 * 24 * 60 * MINUTE,
+        "30d" => 30 * 24 * 60 * MINUTE,
         other => {
             return Err(GoogleError(
                 400,
-                format!("period: {other:?} is not one of 1m, 1h, 8h, 24h"),
+                format!("period: {other:?} is not one of 1m, 1h, 8h, 24h, 7d, 30d"),
             ));
         }
     })
@@ -301,5 +304,59 @@ async fn tokens(
         "group_by": if by_client { "client" } else { "key" },
         "days": days,
         "rows": rows,
+    })))
+}
+
+#[derive(Deserialize)]
+struct SeriesQuery {
+    /// `minute`, `hour` or `day`.
+    width: Option<String>,
+    /// `1h`, `8h`, `24h`, … as the other statistics take it.
+    period: Option<String>,
+}
+
+/// Calls and failures per minute, hour or day over a period, with the period's latency
+/// percentiles of upstream attempts: the console's charts.
+async fn series(
+    State(state): State<GatewayState>,
+    query: QueryResult<SeriesQuery>,
+) -> Result<Json<Value>, GoogleError> {
+    let Query(query) = query?;
+    let width_s = match query.width.as_deref().unwrap_or("minute") {
+        "minute" => 60,
+        "hour" => 3_600,
+        "day" => 86_400,
+        other => {
+            return Err(GoogleError(
+                400,
+                format!("width: {other:?} is not minute, hour or day"),
+            ));
+        }
+    };
+    let period = period_ms(query.period.as_deref())?;
+    let since_ms = now_ms() - period;
+    let series = state
+        .logging
+        .clone()
+        .call_series(pb::CallSeriesRequest {
+            since_ms: since_ms - since_ms.rem_euclid(i64::from(width_s) * 1_000),
+            width_s,
+        })
+        .await?
+        .into_inner();
+    Ok(Json(json!({
+        "width": query.width.as_deref().unwrap_or("minute"),
+        "points": series.points.iter().map(|point| json!({
+            "time": time(point.bucket_ms),
+            "calls": point.calls,
+            "success": point.success,
+            "failure": point.calls - point.success,
+        })).collect::<Vec<_>>(),
+        "calls": series.calls,
+        "latency_ms": {
+            "p50": series.latency_p50_ms,
+            "p90": series.latency_p90_ms,
+            "p99": series.latency_p99_ms,
+        },
     })))
 }

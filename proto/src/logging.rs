@@ -20,6 +20,8 @@ pub enum LoggingError {
         "sort_by: {0:?} is not one of id, request_time, error_code, model_name, error_type, gemini_key"
     )]
     UnknownSort(String),
+    #[error("width_s {0}: expected 60, 3600 or 86400")]
+    UnknownWidth(u32),
     #[error("{message}")]
     Database { code: ErrorCode, message: String },
 }
@@ -32,7 +34,9 @@ impl ServiceError for LoggingError {
             LoggingError::NoErrorLog(_)
             | LoggingError::NoErrorLogNear
             | LoggingError::NoResponse(_) => ErrorCode::NotFound,
-            LoggingError::Required(_) | LoggingError::UnknownSort(_) => ErrorCode::InvalidArgument,
+            LoggingError::Required(_)
+            | LoggingError::UnknownSort(_)
+            | LoggingError::UnknownWidth(_) => ErrorCode::InvalidArgument,
             LoggingError::Database { code, .. } => *code,
         }
     }

@@ -126,6 +126,39 @@ impl LoggingService for LoggingGrpc {
         }))
     }
 
+    async fn call_series(
+        &self,
+        request: Request<pb::CallSeriesRequest>,
+    ) -> Result<Response<pb::CallSeriesResponse>, Status> {
+        let request = request.into_inner();
+        let width_s = match request.width_s {
+            60 => crate::rollups::MINUTE_S,
+            3_600 => crate::rollups::HOUR_S,
+            86_400 => crate::rollups::DAY_S,
+            other => return Err(LoggingError::UnknownWidth(other).into()),
+        };
+        let points = stats::series(&self.db, width_s, request.since_ms)
+            .await
+            .map_err(LoggingError::from)?;
+        let sums = stats::total(&self.db, request.since_ms, now_ms())
+            .await
+            .map_err(LoggingError::from)?;
+        Ok(Response::new(pb::CallSeriesResponse {
+            points: points
+                .into_iter()
+                .map(|(bucket_ms, calls, success)| pb::SeriesPoint {
+                    bucket_ms,
+                    calls: unsigned(calls),
+                    success: unsigned(success),
+                })
+                .collect(),
+            calls: unsigned(sums.calls),
+            latency_p50_ms: sums.latency_quantile_ms(0.5),
+            latency_p90_ms: sums.latency_quantile_ms(0.9),
+            latency_p99_ms: sums.latency_quantile_ms(0.99),
+        }))
+    }
+
     async fn list_calls(
         &self,
         request: Request<pb::ListCallsRequest>,

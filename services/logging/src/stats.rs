@@ -92,6 +92,26 @@ pub async fn total(db: &Database, since_ms: i64, now_ms: i64) -> Result<Sums, Db
     Ok(all)
 }
 
+/// Calls and successes per bucket of `width_s` since `since_ms` (bucket start, calls,
+/// successes), oldest first. Buckets of a width are kept for a time (`MINUTE_BUCKETS_KEPT_MS`,
+/// `HOUR_BUCKETS_KEPT_MS`): older ones are simply not there.
+pub async fn series(
+    db: &Database,
+    width_s: i32,
+    since_ms: i64,
+) -> Result<Vec<(i64, i64, i64)>, DbError> {
+    Ok(with_connection!(db, |conn| {
+        r::table
+            .filter(r::width_s.eq(width_s))
+            .filter(r::bucket_ms.ge(since_ms))
+            .group_by(r::bucket_ms)
+            .select((r::bucket_ms, total!("calls"), total!("successes")))
+            .order_by(r::bucket_ms.asc())
+            .load(conn)
+            .await?
+    }))
+}
+
 /// Attempts answered with `status_code`, per key (keys only: id > 0).
 pub async fn per_key_with_status(
     db: &Database,

@@ -189,6 +189,8 @@ declare_settings! {
         header_read_timeout: Seconds = "HEADER_READ_TIMEOUT", "10", No, Process;
         /// Seconds a client has to send a whole request body.
         body_read_timeout: Seconds = "BODY_READ_TIMEOUT", "60", No, Process;
+        /// Seconds a web console session lasts after its login (a new login starts a new one).
+        admin_session_expire: Seconds = "ADMIN_SESSION_EXPIRE", "3600", No, Live;
         /// Open client connections at most; past it new ones are refused at once (default:
         /// from the open-file limit, which is raised to its hard limit at start).
         max_connections: Option<u32> = "MAX_CONNECTIONS", "", No, Process;

@@ -1,0 +1,62 @@
+// What every console page shares: the strings of its language, the CSRF token, calls to the
+// admin API with the session (and the token on every change), a toast, a confirmation.
+"use strict";
+const GB = (() => {
+  const t = JSON.parse(document.getElementById("i18n")?.textContent || "{}");
+  const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
+
+  async function api(method, url, body) {
+    const headers = { "x-csrf-token": csrf, accept: "application/json" };
+    const options = { method, headers, credentials: "same-origin" };
+    if (body !== undefined) {
+      if (body instanceof FormData || body instanceof Blob) {
+        options.body = body;
+      } else {
+        headers["content-type"] = "application/json";
+        options.body = JSON.stringify(body);
+      }
+    }
+    const response = await fetch(url, options);
+    const text = await response.text();
+    let data = null;
+    try { data = text ? JSON.parse(text) : null; } catch { data = { raw: text }; }
+    if (response.status === 401) { toast(t.session_over, true); }
+    if (!response.ok) {
+      const message = data?.error?.message || data?.detail || data?.raw || response.statusText;
+      const error = new Error(message);
+      error.status = response.status;
+      error.data = data;
+      throw error;
+    }
+    return data;
+  }
+
+  let toastTimer = null;
+  function toast(message, bad) {
+    const box = document.getElementById("toast");
+    if (!box) return;
+    box.textContent = message;
+    box.className = bad ? "bad" : "";
+    box.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(() => { box.hidden = true; }, 5000);
+  }
+
+  function el(tag, attributes, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attributes || {})) {
+      if (name === "class") node.className = value;
+      else if (name.startsWith("on")) node.addEventListener(name.slice(2), value);
+      else node.setAttribute(name, value);
+    }
+    for (const child of children) node.append(child instanceof Node ? child : document.createTextNode(String(child ?? "")));
+    return node;
+  }
+
+  async function copy(text) {
+    try { await navigator.clipboard.writeText(text); toast(t.copied); }
+    catch { toast(t.failed, true); }
+  }
+
+  return { t, csrf, api, toast, el, copy };
+})();
