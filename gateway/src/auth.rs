@@ -115,6 +115,11 @@ impl Auth {
             .map(|name| Caller::named(name.to_owned()))
     }
 
+    /// The admin token's name as a caller (the console's, too).
+    pub(crate) fn admin_name(&self) -> &str {
+        &self.admin_name
+    }
+
     /// The admin token, which console sessions are bound to.
     pub(crate) fn admin_token(&self) -> Option<&str> {
         self.admin_token.as_deref()

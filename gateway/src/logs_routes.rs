@@ -111,17 +111,18 @@ fn details_json(log: &pb::ErrorLog) -> Value {
     details
 }
 
+/// The filters of an error-log listing, as gemini-balance's UI sends them (and the console).
 #[derive(Deserialize, Default)]
-struct ListQuery {
-    limit: Option<u32>,
-    offset: Option<u32>,
-    key_search: Option<String>,
-    error_search: Option<String>,
-    error_code_search: Option<String>,
-    start_date: Option<String>,
-    end_date: Option<String>,
-    sort_by: Option<String>,
-    sort_order: Option<String>,
+pub struct ListQuery {
+    pub limit: Option<u32>,
+    pub offset: Option<u32>,
+    pub key_search: Option<String>,
+    pub error_search: Option<String>,
+    pub error_code_search: Option<String>,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub sort_by: Option<String>,
+    pub sort_order: Option<String>,
 }
 
 fn nonempty(value: &Option<String>) -> Option<&str> {
@@ -136,6 +137,18 @@ async fn list_errors(
     query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, GoogleError> {
     let Query(query) = query?;
+    let (logs, total) = error_logs(&state, &query).await?;
+    Ok(Json(json!({
+        "logs": logs.iter().map(summary_json).collect::<Vec<_>>(),
+        "total": total,
+    })))
+}
+
+/// The error logs a listing's filters select (one page of them) and how many they select.
+pub async fn error_logs(
+    state: &GatewayState,
+    query: &ListQuery,
+) -> Result<(Vec<pb::ErrorLog>, u64), GoogleError> {
     let limit = query.limit.unwrap_or(20);
     if !(1..=1000).contains(&limit) {
         return Err(GoogleError(400, "limit: must be between 1 and 1000".into()));
@@ -175,9 +188,9 @@ async fn list_errors(
         // A whole key (or an id) names one key; anything else searches the masked values.
         let whole_key = key.len() > 24 && !key.contains('…') || key.parse::<i64>().is_ok();
         match whole_key {
-            true => match find_key(&state, key).await? {
+            true => match find_key(state, key).await? {
                 Some((id, _)) => request.key_id = id,
-                None => return Ok(Json(json!({"logs": [], "total": 0}))),
+                None => return Ok((Vec::new(), 0)),
             },
             false => request.key_search = key.to_owned(),
         }
@@ -188,10 +201,7 @@ async fn list_errors(
         .list_error_logs(request)
         .await?
         .into_inner();
-    Ok(Json(json!({
-        "logs": answer.logs.iter().map(summary_json).collect::<Vec<_>>(),
-        "total": answer.total,
-    })))
+    Ok((answer.logs, answer.total))
 }
 
 fn log_id(text: &str) -> Result<i64, GoogleError> {

@@ -84,6 +84,37 @@ async fn require_client_or_session(
     require_client(state, request, next).await
 }
 
+/// The design's `/files`: a client token, or the console's session as the admin caller (its
+/// CSRF token on uploads and deletes), so that the files page works with the same routes.
+async fn require_client_or_console(
+    state: State<GatewayState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let presented = crate::auth::presented_client_token(request.headers(), request.uri().query());
+    let session = crate::console::session_of(&state, request.headers());
+    let (Some(session), None) = (session, presented) else {
+        return require_client(state, request, next).await;
+    };
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let csrf = request
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if !reads && !crate::console::csrf_matches(&state, &session, csrf) {
+        return google_error(
+            403,
+            "the console's CSRF token (X-CSRF-Token) is missing or wrong: reload the page",
+        );
+    }
+    let admin = crate::auth::Caller::named(state.auth.get().admin_name().to_owned());
+    as_caller(admin, request, next).await
+}
+
 /// Whether a request comes from a Gemini-family client (`x-goog-api-key` or `key=`), which
 /// gets Google's shapes where a path is shared with the OpenAI family (`GET /v1/models`).
 pub(crate) fn gemini_family(headers: &axum::http::HeaderMap, query: Option<&str>) -> bool {
@@ -436,7 +467,10 @@ pub fn router(state: GatewayState) -> Router {
         .route_layer(client.clone());
     let google_uploads = crate::files::google_upload::upload_routes()
         .route_layer(from_fn_with_state(state.clone(), require_client_or_session));
-    let seed_files = crate::files::seed::routes().route_layer(client);
+    let seed_files = crate::files::seed::routes().route_layer(from_fn_with_state(
+        state.clone(),
+        require_client_or_console,
+    ));
     let gemini_balance_keys =
         key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
     let key_resource = key_admin_routes::key_resource_routes()

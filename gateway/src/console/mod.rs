@@ -5,14 +5,14 @@
 //! CSRF token on every POST, PUT and DELETE (`router.rs::admin_only`).
 
 mod assets;
-// mod config;
-// mod files;
+mod config;
+mod files;
 pub mod i18n;
 mod keys;
-// mod logs;
+mod logs;
 mod login;
 pub mod session;
-// mod stats;
+mod stats;
 
 use askama::Template;
 use axum::Router;
@@ -35,10 +35,10 @@ pub fn routes() -> Router<GatewayState> {
         .route("/console/logout", post(login::log_out))
         .route("/console/keys", get(keys::page))
         .route("/console/keys/add", post(keys::add))
-        //        .route("/console/config", get(config::page))
-        //        .route("/console/logs", get(logs::page))
-        //        .route("/console/stats", get(stats::page))
-        //        .route("/console/files", get(files::page))
+                .route("/console/config", get(config::page))
+                .route("/console/logs", get(logs::page))
+                .route("/console/stats", get(stats::page))
+                .route("/console/files", get(files::page))
         .route("/console/assets/{*name}", get(assets::serve))
         // gemini-balance's bookmarks.
         .route("/config", get(|| async { Redirect::to("/console/config") }))
