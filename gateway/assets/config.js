@@ -13,7 +13,9 @@
     for (const tab of tabs) tab.classList.toggle("on", tab.dataset.tab === id);
   }
   for (const tab of tabs) tab.addEventListener("click", (event) => { event.preventDefault(); show(tab.dataset.tab); history.replaceState(null, "", `#tab-${tab.dataset.tab}`); });
-  show((location.hash.match(/^#tab-(\w+)/) || [])[1] || tabs[0]?.dataset.tab);
+  const fromHash = () => show((location.hash.match(/^#tab-(\w+)/) || [])[1] || tabs[0]?.dataset.tab);
+  window.addEventListener("hashchange", fromHash);
+  fromHash();
 
   function token() {
     const bytes = crypto.getRandomValues(new Uint8Array(24));

@@ -356,11 +356,14 @@ async fn shape_plain_errors(
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .is_some_and(|value| value.starts_with("application/json"));
+        .is_some_and(|value| {
+            value.starts_with("application/json") || value.starts_with("text/html")
+        });
     let upstreams_own = response
         .extensions()
         .get::<crate::errors::UpstreamsOwnBody>()
         .is_some();
+    // JSON, and the console's pages (HTML), are in their shape already.
     if !(status.is_client_error() || status.is_server_error()) || is_json || upstreams_own {
         return response;
     }
@@ -467,10 +470,8 @@ pub fn router(state: GatewayState) -> Router {
         .route_layer(client.clone());
     let google_uploads = crate::files::google_upload::upload_routes()
         .route_layer(from_fn_with_state(state.clone(), require_client_or_session));
-    let seed_files = crate::files::seed::routes().route_layer(from_fn_with_state(
-        state.clone(),
-        require_client_or_console,
-    ));
+    let seed_files = crate::files::seed::routes()
+        .route_layer(from_fn_with_state(state.clone(), require_client_or_console));
     let gemini_balance_keys =
         key_admin_routes::gemini_balance_key_routes().route_layer(admin.clone());
     let key_resource = key_admin_routes::key_resource_routes()

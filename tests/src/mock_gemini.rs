@@ -29,6 +29,9 @@ pub enum Behavior {
     InvalidKey,
     /// 403 `PERMISSION_DENIED` with reason `CONSUMER_SUSPENDED`.
     Suspended,
+    /// The same 403, with a message of the test's choosing (what a relay, or Google quoting a
+    /// request, may put there: the console must show it as text).
+    SuspendedWithMessage { message: String },
     /// 429 `RESOURCE_EXHAUSTED` with a `QuotaFailure` of the whole project (no model named)
     /// and (when set) a `RetryInfo` delay.
     Quota { retry_delay_seconds: Option<f64> },
@@ -402,6 +405,18 @@ fn behavior_error(behavior: &Behavior, key: &str) -> Option<(u16, Value)> {
                 "PERMISSION_DENIED",
                 // Google names the consumer by its key here: a gateway must mask it.
                 &format!("Permission denied: Consumer 'api_key:{key}' has been suspended."),
+                json!([
+                    {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CONSUMER_SUSPENDED",
+                     "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}
+                ]),
+            ),
+        )),
+        Behavior::SuspendedWithMessage { message } => Some((
+            403,
+            google_error(
+                403,
+                "PERMISSION_DENIED",
+                message,
                 json!([
                     {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "CONSUMER_SUSPENDED",
                      "domain": "googleapis.com", "metadata": {"service": "generativelanguage.googleapis.com"}}

@@ -7,7 +7,7 @@
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use gb_proto::config::v1 as pb;
 
 use super::{Chrome, failure, render, when};
@@ -128,7 +128,7 @@ async fn model_names(state: &GatewayState) -> Result<Vec<String>, String> {
 pub async fn page(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri) -> Response {
     let chrome = match Chrome::of(&state, &headers, uri.query(), "config") {
         Ok(chrome) => chrome,
-        Err(login) => return login,
+        Err(login) => return login.into_response(),
     };
     let entries = match state
         .config

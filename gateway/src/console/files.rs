@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use gb_proto::files::v1 as pb;
 use serde::Deserialize;
 
@@ -67,7 +67,7 @@ pub async fn page(
 ) -> Response {
     let chrome = match Chrome::of(&state, &headers, uri.query(), "files") {
         Ok(chrome) => chrome,
-        Err(login) => return login,
+        Err(login) => return login.into_response(),
     };
     let page: u32 = paging.page.parse().unwrap_or(1).max(1);
     let request = pb::ListFilesRequest {

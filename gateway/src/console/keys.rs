@@ -164,7 +164,7 @@ pub async fn page(
 ) -> Response {
     let chrome = match Chrome::of(&state, &headers, uri.query(), "keys") {
         Ok(chrome) => chrome,
-        Err(login) => return login,
+        Err(login) => return login.into_response(),
     };
     match keys_page(&state, chrome, filter, None).await {
         Ok(page) => render(&page),
@@ -349,7 +349,7 @@ pub async fn add(
 ) -> Response {
     let chrome = match Chrome::of(&state, &headers, uri.query(), "keys") {
         Ok(chrome) => chrome,
-        Err(login) => return login,
+        Err(login) => return login.into_response(),
     };
     let session_ok = super::session_of(&state, &headers)
         .is_some_and(|session| super::csrf_matches(&state, &session, &form.csrf));

@@ -6,7 +6,7 @@
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use gb_proto::logging::v1 as pb;
 use serde::Deserialize;
 
@@ -69,10 +69,11 @@ impl Filter {
     }
 
     fn per_page(&self) -> usize {
-        match self.per_page.parse() {
-            Ok(size @ (20 | 50 | 100 | 500)) => size,
-            _ => 50,
-        }
+        self.per_page
+            .parse()
+            .ok()
+            .filter(|size| matches!(size, 20 | 50 | 100 | 500))
+            .unwrap_or(50)
     }
 }
 
@@ -133,7 +134,7 @@ pub async fn page(
 ) -> Response {
     let chrome = match Chrome::of(&state, &headers, uri.query(), "logs") {
         Ok(chrome) => chrome,
-        Err(login) => return login,
+        Err(login) => return login.into_response(),
     };
     let per_page = filter.per_page();
     let asked_page: usize = filter.page.parse().unwrap_or(1).max(1);
@@ -185,11 +186,7 @@ pub async fn page(
     render(&page)
 }
 
-async fn errors(
-    state: &GatewayState,
-    page: &mut LogsPage,
-    per_page: usize,
-) -> Result<(), String> {
+async fn errors(state: &GatewayState, page: &mut LogsPage, per_page: usize) -> Result<(), String> {
     let filter = &page.filter;
     let text = |value: &str| (!value.trim().is_empty()).then(|| value.trim().to_owned());
     let query = ListQuery {
@@ -210,7 +207,10 @@ async fn errors(
     };
     let (logs, total) = error_logs(state, &query).await.map_err(|error| error.1)?;
     page.total = total;
-    page.pages = usize::try_from(total).unwrap_or(usize::MAX).div_ceil(per_page).max(1);
+    page.pages = usize::try_from(total)
+        .unwrap_or(usize::MAX)
+        .div_ceil(per_page)
+        .max(1);
     page.errors = logs
         .into_iter()
         .map(|log| {
@@ -252,7 +252,10 @@ async fn requests(
     };
     let code: Option<u32> = match filter.code.trim() {
         "" => None,
-        code => Some(code.parse().map_err(|_| format!("{code:?} is not a status code"))?),
+        code => Some(
+            code.parse()
+                .map_err(|_| format!("{code:?} is not a status code"))?,
+        ),
     };
     let key = filter.key.trim();
     let key_id = match key {

@@ -9,8 +9,8 @@ mod config;
 mod files;
 pub mod i18n;
 mod keys;
-mod logs;
 mod login;
+mod logs;
 pub mod session;
 mod stats;
 
@@ -35,10 +35,10 @@ pub fn routes() -> Router<GatewayState> {
         .route("/console/logout", post(login::log_out))
         .route("/console/keys", get(keys::page))
         .route("/console/keys/add", post(keys::add))
-                .route("/console/config", get(config::page))
-                .route("/console/logs", get(logs::page))
-                .route("/console/stats", get(stats::page))
-                .route("/console/files", get(files::page))
+        .route("/console/config", get(config::page))
+        .route("/console/logs", get(logs::page))
+        .route("/console/stats", get(stats::page))
+        .route("/console/files", get(files::page))
         .route("/console/assets/{*name}", get(assets::serve))
         // gemini-balance's bookmarks.
         .route("/config", get(|| async { Redirect::to("/console/config") }))
@@ -136,9 +136,9 @@ impl Chrome {
         headers: &HeaderMap,
         query: Option<&str>,
         active: &'static str,
-    ) -> Result<Chrome, Response> {
+    ) -> Result<Chrome, Redirect> {
         let Some(session) = session_of(state, headers) else {
-            return Err(Redirect::to("/").into_response());
+            return Err(Redirect::to("/"));
         };
         let auth = state.auth.get();
         let csrf = Sessions {

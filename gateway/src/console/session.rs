@@ -160,7 +160,7 @@ pub fn client_address(headers: &HeaderMap, peer: Option<IpAddr>) -> IpAddr {
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
         .filter_map(|part| part.trim().parse::<IpAddr>().ok())
-        .last();
+        .next_back();
     match (peer_is_proxy, forwarded) {
         (true, Some(forwarded)) => forwarded,
         _ => peer.unwrap_or(unspecified),

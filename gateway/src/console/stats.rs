@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use axum::extract::State;
 use axum::http::{HeaderMap, Uri};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use gb_proto::logging::v1 as pb;
 
 use super::{Chrome, failure, render};
@@ -74,7 +74,7 @@ async fn token_rows(
 pub async fn page(State(state): State<GatewayState>, headers: HeaderMap, uri: Uri) -> Response {
     let chrome = match Chrome::of(&state, &headers, uri.query(), "stats") {
         Ok(chrome) => chrome,
-        Err(login) => return login,
+        Err(login) => return login.into_response(),
     };
     let now = gb_runtime::now_ms();
     let loaded = async {

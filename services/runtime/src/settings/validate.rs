@@ -120,10 +120,10 @@ impl Settings {
         )?;
         within("BODY_READ_TIMEOUT", self.gateway.body_read_timeout.0, DAY)?;
         let session = self.gateway.admin_session_expire.0.as_secs();
-        if !(300..=86_400).contains(&session) {
+        if !(5..=86_400).contains(&session) {
             return Err(problem(
                 "ADMIN_SESSION_EXPIRE",
-                "must be between 300 and 86400 seconds",
+                "must be between 5 and 86400 seconds",
             ));
         }
         if self.gateway.max_connections == Some(0) {
