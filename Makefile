@@ -11,7 +11,7 @@ PYTHON ?= python3
 
 SHELL := bash
 .DEFAULT_GOAL := help
-.PHONY: help run test faults fuzz lint deny fmt postgres valgrind venv agents build bench tools
+.PHONY: help run test faults fuzz lint deny fmt postgres valgrind chromium venv agents build bench tools
 
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-10s %s\n", $$1, $$2}'
@@ -22,11 +22,12 @@ run: ## Run everything in one process on :8000 (SQLite under ./data; API_KEYS, A
 build: ## Build every crate and binary (debug)
 	cargo build --workspace --bins
 
-test: postgres valgrind venv agents build ## Run the whole test suite: Rust unit and end-to-end tests, the bench smoke, then the Python tests
+test: postgres valgrind chromium venv agents build ## Run the whole test suite: Rust unit and end-to-end tests, the bench smoke, then the Python tests (SDKs, the console in Chromium)
 	cargo test --workspace
 	$(CARGO_TARGET_DIR)/debug/gb-bench run --smoke --gateway $(CARGO_TARGET_DIR)/debug/gemini-balance --out $(CARGO_TARGET_DIR)/bench-smoke 2>/dev/null
 	test -s $(CARGO_TARGET_DIR)/bench-smoke/report.json && test -s $(CARGO_TARGET_DIR)/bench-smoke/report.md
-	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug AGENTS_DIR=$(AGENTS_DIR) $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
+	GB_BIN_DIR=$(CARGO_TARGET_DIR)/debug AGENTS_DIR=$(AGENTS_DIR) GB_ARTIFACTS=$(CARGO_TARGET_DIR)/console $(VENV)/bin/python -m pytest -q tests/sdk tests/deploy
+	@echo "console screenshots: $(CARGO_TARGET_DIR)/console"
 	$(MAKE) --no-print-directory faults
 
 faults: build ## Kill each service under load (split on a Postgres of the run's own, all-in-one on SQLite): no request or row lost, state kept
@@ -76,6 +77,11 @@ valgrind: ## Make sure valgrind is here: the benchmark counts instructions per r
 	@command -v callgrind_control >/dev/null || \
 	  (command -v apt-get >/dev/null && apt-get install -y -q valgrind >/dev/null) || \
 	  (echo "valgrind is needed (apt-get install valgrind): the benchmark, whose smoke run is in make test, counts instructions with callgrind" && exit 1)
+
+chromium: ## Make sure Debian's Chromium (and a CJK font for the Chinese pages) is here: the console's browser tests drive it (no browser is downloaded)
+	@command -v chromium >/dev/null && fc-list 2>/dev/null | grep -qi wenquanyi || \
+	  (command -v apt-get >/dev/null && apt-get update -q >/dev/null && apt-get install -y -q chromium fonts-wqy-zenhei >/dev/null) || \
+	  (echo "chromium is needed (apt-get install chromium fonts-wqy-zenhei): the console's browser tests drive it" && exit 1)
 
 agents: ## Claude Code, Codex CLI and the AI SDK from npm (pinned), for the tests that run them against the gateway
 	@mkdir -p $(AGENTS_DIR)

@@ -58,5 +58,20 @@ const GB = (() => {
     catch { toast(t.failed, true); }
   }
 
-  return { t, csrf, api, toast, el, copy };
+  // A series with a point for every bucket of the period (the API lists only buckets with
+  // calls), so that a quiet time shows as zero rather than as nothing.
+  function filled(answer, width, period) {
+    const step = { minute: 60e3, hour: 3600e3, day: 86400e3 }[width];
+    const span = { "1h": 3600e3, "8h": 8 * 3600e3, "24h": 86400e3, "7d": 7 * 86400e3, "30d": 30 * 86400e3 }[period];
+    const end = Math.floor(Date.now() / step) * step;
+    const byTime = new Map(answer.points.map((point) => [Date.parse(point.time), point]));
+    const points = [];
+    for (let at = end - Math.floor(span / step) * step + step; at <= end; at += step) {
+      const point = byTime.get(at);
+      points.push(point || { time: new Date(at).toISOString(), calls: 0, success: 0, failure: 0 });
+    }
+    return Object.assign({}, answer, { points, listed: answer.points.length });
+  }
+
+  return { t, csrf, api, toast, el, copy, filled };
 })();

@@ -90,7 +90,7 @@
     }
     try {
       const width = period === "1h" ? "minute" : period === "8h" ? "minute" : "hour";
-      const answer = await api("GET", `/api/stats/series?width=${width}&period=${period}`);
+      const answer = GB.filled(await api("GET", `/api/stats/series?width=${width}&period=${period}`), width, period);
       const labels = answer.points.map((point) => new Date(point.time).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" }));
       const data = {
         labels,
@@ -100,7 +100,7 @@
         ],
       };
       const canvas = document.getElementById("trend-chart");
-      canvas.dataset.points = answer.points.length;
+      canvas.dataset.points = answer.listed;
       if (chart) { chart.data = data; chart.update(); }
       else chart = new Chart(canvas, { type: "line", data, options: { animation: false, maintainAspectRatio: false, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } });
       canvas.dataset.rendered = "true";

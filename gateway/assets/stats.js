@@ -16,12 +16,12 @@
   async function series(width, period) {
     for (const button of document.querySelectorAll("#series-widths button")) button.classList.toggle("on", button.dataset.width === width);
     try {
-      const answer = await api("GET", `/api/stats/series?width=${width}&period=${period}`);
+      const answer = GB.filled(await api("GET", `/api/stats/series?width=${width}&period=${period}`), width, period);
       const label = (time) => {
         const date = new Date(time);
         return width === "day" ? date.toLocaleDateString() : width === "hour" ? `${date.toLocaleDateString()} ${date.getHours()}:00` : date.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
       };
-      document.getElementById("series-chart").dataset.points = answer.points.length;
+      document.getElementById("series-chart").dataset.points = answer.listed;
       draw("series-chart", {
         type: "bar",
         data: {

@@ -103,6 +103,7 @@ strings! {
     source_environment: "environment", "环境变量";
     source_api: "set here", "此处设置";
     read_only: "read-only (environment only)", "只读（仅环境变量）";
+    secret: "secret", "机密";
     not_applied: "Not in force:", "未生效：";
     save: "Save", "保存";
     saved: "Saved and applied.", "已保存并生效。";
