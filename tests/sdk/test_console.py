@@ -496,3 +496,30 @@ def test_a_session_expires(mock, browser, tmp_path):
     finally:
         process.terminate()
         process.wait(timeout=15)
+
+
+def test_reading_works_without_javascript(console, browser):
+    url = console["url"]
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    stored = len(json.loads(http("GET", f"{url}/keys", headers=admin)[2])["keys"])
+    for _ in range(max(0, 21 - stored)):
+        assert http("POST", f"{url}/keys", {"key_value": new_key()}, admin)[0] == 201
+    assert generate(url)[0] == 200
+    context, page = log_in(browser, url)
+    cookies = context.cookies()
+    context.close()
+    quiet = browser.new_context(java_script_enabled=False)
+    quiet.add_cookies(cookies)
+    page = quiet.new_page()
+    page.goto(f"{url}/console/keys?per_page=20")
+    expect(page.locator("#keys-table tbody tr")).to_have_count(20)
+    page.click("#next-page")
+    expect(page.locator("#page-number")).to_have_text("2")
+    page.goto(f"{url}/console/config")
+    expect(page.locator('.setting[data-name="MAX_RETRIES"] code.value')).to_have_text("3")
+    expect(page.locator('.tab-panel[data-tab="logging"]')).to_be_visible()
+    page.goto(f"{url}/console/logs?kind=requests")
+    assert page.locator("#calls-table tbody tr").count() > 0
+    page.goto(f"{url}/console/stats")
+    expect(page.locator("#latency-table tbody tr")).to_have_count(3)
+    quiet.close()

@@ -138,6 +138,10 @@ strings! {
     request_body: "Request body", "请求内容";
     not_recorded: "Not recorded.", "未记录。";
     client: "Client", "客户端";
+    path: "Path", "路径";
+    attempts: "Attempts", "尝试次数";
+    copies_at_google: "Copies at Google", "Google 副本";
+    error_logs_of_call: "Its error logs", "相关错误日志";
     latency: "Latency", "延迟";
     period: "Period", "时段";
     calls_and_errors: "Calls and failures", "调用与失败";

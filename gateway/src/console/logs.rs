@@ -109,6 +109,8 @@ pub struct CallRow {
     pub latency_ms: u32,
     pub tokens: u64,
     pub attempts: u32,
+    /// The error logs of the call's minute (gemini-balance's lookup from a call to its error).
+    pub error_logs: String,
 }
 
 #[derive(Template)]
@@ -229,6 +231,13 @@ async fn errors(state: &GatewayState, page: &mut LogsPage, per_page: usize) -> R
     Ok(())
 }
 
+/// A time as the date filters take it (`YYYY-MM-DDTHH:MM`, UTC), cut to its minute.
+fn minute_text(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|time| time.format("%Y-%m-%dT%H:%M").to_string())
+        .unwrap_or_default()
+}
+
 /// The most calls one listing reads (the newest of the window).
 const MAX_CALLS: u32 = 10_000;
 
@@ -303,6 +312,14 @@ async fn requests(
         .skip((page.page - 1) * per_page)
         .take(per_page)
         .map(|call| CallRow {
+            error_logs: format!(
+                "/console/logs?{}",
+                query_string(&[
+                    ("key", call.key_masked.clone()),
+                    ("from", minute_text(call.at_ms)),
+                    ("to", minute_text(call.at_ms + 60_000)),
+                ])
+            ),
             time: when(call.at_ms),
             key: call.key_masked,
             model: call.model,

@@ -5,6 +5,7 @@
 //! - `gb-bench run --gateway PATH [--smoke]`: starts both and the gateway (all-in-one and
 //!   microservices), measures them side by side, writes `report.md` and `report.json`.
 
+mod console;
 mod files;
 mod instructions;
 mod load;
@@ -104,6 +105,16 @@ enum Command {
         gateway: PathBuf,
         #[arg(long, default_value_t = 1024)]
         size_mb: usize,
+    },
+    /// The console phase alone: `keys` added through the console's bulk add, then its keys
+    /// page and a search timed against the admin API's JSON list of every key.
+    Console {
+        #[arg(long)]
+        gateway: PathBuf,
+        #[arg(long, default_value_t = 10_000)]
+        keys: usize,
+        #[arg(long, default_value_t = 21)]
+        reads: usize,
     },
     /// The whole measurement.
     Run {
@@ -210,6 +221,18 @@ fn main() -> anyhow::Result<()> {
                 let data =
                     std::env::temp_dir().join(format!("gb-bench-files-{}", std::process::id()));
                 let figures = files::run(&gateway, &data, size_mb).await;
+                let _ = std::fs::remove_dir_all(&data);
+                eprintln!("{}", serde_json::to_string_pretty(&figures?)?);
+                Ok(())
+            }
+            Command::Console {
+                gateway,
+                keys,
+                reads,
+            } => {
+                let data =
+                    std::env::temp_dir().join(format!("gb-bench-console-{}", std::process::id()));
+                let figures = console::run(&gateway, &data, keys, reads).await;
                 let _ = std::fs::remove_dir_all(&data);
                 eprintln!("{}", serde_json::to_string_pretty(&figures?)?);
                 Ok(())

@@ -34,6 +34,9 @@ struct Plan {
     stats_reads: usize,
     /// The file moved through the files APIs, in MB.
     file_mb: usize,
+    /// The keys of the console phase's pool, and the reads of each page timed.
+    console_keys: usize,
+    console_reads: usize,
 }
 
 impl Plan {
@@ -52,6 +55,8 @@ impl Plan {
                 log_requests: 20_000,
                 stats_reads: 5,
                 file_mb: 16,
+                console_keys: 1_000,
+                console_reads: 5,
             }
         } else {
             Plan {
@@ -67,6 +72,8 @@ impl Plan {
                 log_requests: 10_000_000,
                 stats_reads: 50,
                 file_mb: 1024,
+                console_keys: 10_000,
+                console_reads: 21,
             }
         }
     }
@@ -625,6 +632,9 @@ pub async fn run(
     .await?;
     // One large file up and down through the files APIs.
     let files = crate::files::run(gateway, &data, plan.file_mb).await?;
+    // The console's keys page with a large pool.
+    let console =
+        crate::console::run(gateway, &data, plan.console_keys, plan.console_reads).await?;
     let _ = std::fs::remove_dir_all(&data);
 
     let report = Report {
@@ -641,6 +651,7 @@ pub async fn run(
         instructions,
         log_volume,
         files,
+        console,
         held,
         open_streams,
         select_10,
@@ -673,6 +684,7 @@ struct Report<'a> {
     instructions: crate::instructions::Instructions,
     log_volume: Vec<crate::log_volume::LogVolume>,
     files: crate::files::FilesFigures,
+    console: crate::console::ConsoleFigures,
     held: usize,
     open_streams: usize,
     select_10: f64,
@@ -810,6 +822,11 @@ impl Report<'_> {
             "file_download_mb_s_store": round(self.files.store_read_mb_s, 0),
             "file_upload_peak_rss_growth_mb": round(self.files.upload_peak_growth_mb, 1),
             "file_download_peak_rss_growth_mb": round(self.files.download_peak_growth_mb, 1),
+            "console_keys": self.console.keys,
+            "console_keys_page_ms": round(self.console.page_ms, 1),
+            "console_keys_search_ms": round(self.console.search_ms, 1),
+            "console_json_list_ms": round(self.console.json_list_ms, 1),
+            "console_add_keys_per_s": round(self.console.add_keys_per_s, 0),
         })
     }
 
@@ -899,6 +916,18 @@ impl Report<'_> {
             files.upload_peak_growth_mb,
             files.download_peak_growth_mb
         ));
+        let console = &self.console;
+        text.push_str(&format!(
+            "\nThe console's keys page with {} keys (added through its bulk add, 500 a form, at {:.0} keys/s): one page of 50 in {:.1} ms, a search of every key sorted by calls (100 a page) in {:.1} ms, against the admin API's JSON list of every key in {:.1} ms ({:.2} × and {:.2} × that baseline; medians of {} reads).\n",
+            console.keys,
+            console.add_keys_per_s,
+            console.page_ms,
+            console.search_ms,
+            console.json_list_ms,
+            console.page_ms / console.json_list_ms.max(1e-9),
+            console.search_ms / console.json_list_ms.max(1e-9),
+            console.reads
+        ));
         for (size, growth) in &self.body_peaks {
             text.push_str(&format!(
                 "\nOne {size} MB body alone through the all-in-one gateway: peak RSS grows by {growth:.1} MB ({:.2} × the body).\n",
@@ -928,6 +957,7 @@ impl Report<'_> {
             "body_peaks_mb": self.body_peaks,
             "log_volume": self.log_volume,
             "files": self.files,
+            "console": self.console,
             "file_limit": self.file_limit,
         });
         std::fs::write(
