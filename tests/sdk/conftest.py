@@ -128,3 +128,35 @@ def gateway(mock, tmp_path_factory):
         process.terminate()
         process.wait(timeout=15)
     assert process.returncode == 0, "the gateway exits cleanly on SIGTERM"
+
+
+@pytest.fixture(scope="session")
+def console(mock, tmp_path_factory):
+    """The console's tests' gateway of their own (three keys): its URL and keys."""
+    workdir = tmp_path_factory.mktemp("console")
+    keys = [new_key(), new_key(), new_key()]
+    process, url, _ = start_gateway(mock, workdir, keys)
+    try:
+        yield {"url": url, "keys": keys, "process": process}
+    finally:
+        process.terminate()
+        process.wait(timeout=15)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright (no browser download)."""
+    from playwright.sync_api import sync_playwright
+
+    from console_support import ARTIFACTS, CHROMIUM
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (make test installs it)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--headless", "--no-sandbox", "--disable-background-networking", "--disable-gpu"],
+        )
+        yield browser
+        browser.close()
