@@ -92,8 +92,8 @@ pub struct Shared {
     pub names: gb_runtime::secrets::KeyCipher,
     /// The settings as they are now (`FILES_MAX_SIZE_MB`).
     pub settings: LiveSettings,
-    /// Failed console logins per client address.
-    pub login_limiter: crate::console::session::LoginLimiter,
+    /// The web console's own state: failed logins per address, the models list it offers.
+    pub console: crate::console::ConsoleState,
 }
 
 impl GatewayState {
@@ -142,7 +142,7 @@ impl GatewayState {
             managed_tokens,
             names,
             settings: live.clone(),
-            login_limiter: Default::default(),
+            console: Default::default(),
         })))
     }
 }

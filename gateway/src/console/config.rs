@@ -95,8 +95,30 @@ fn picker_of(name: &str) -> &'static str {
     }
 }
 
-/// The model names the chat service lists (`models/` dropped), or why there are none.
+/// How long the picker's models list is kept.
+const MODELS_KEPT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The model names the chat service lists (`models/` dropped), or why there are none; a list
+/// fetched in the last ten minutes is used again.
 async fn model_names(state: &GatewayState) -> Result<Vec<String>, String> {
+    let kept = |models: &std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>| {
+        models.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    };
+    if let Some((fetched, names)) = kept(&state.console.models)
+        && fetched.elapsed() < MODELS_KEPT
+    {
+        return Ok(names);
+    }
+    let names = fetch_model_names(state).await?;
+    *state
+        .console
+        .models
+        .lock()
+        .unwrap_or_else(|e| e.into_inner()) = Some((std::time::Instant::now(), names.clone()));
+    Ok(names)
+}
+
+async fn fetch_model_names(state: &GatewayState) -> Result<Vec<String>, String> {
     let request = gb_proto::chat::v1::ListModelsRequest {
         context: Some(gb_proto::chat::v1::CallContext {
             caller: "admin".into(),

@@ -93,7 +93,7 @@ pub async fn log_in(
 ) -> Response {
     let now_s = gb_runtime::now_ms() / 1_000;
     let address = session::client_address(&headers, peer.and_then(|peer| peer.0.0));
-    if let Some(wait_s) = state.login_limiter.wait_s(address, now_s) {
+    if let Some(wait_s) = state.console.login_limiter.wait_s(address, now_s) {
         let mut response = form(
             &state,
             &headers,
@@ -122,7 +122,7 @@ pub async fn log_in(
         );
     }
     if !sessions.is_admin_token(login.token.trim()) {
-        state.login_limiter.failed(address, now_s);
+        state.console.login_limiter.failed(address, now_s);
         tracing::warn!(%address, "a console login failed");
         return form(
             &state,

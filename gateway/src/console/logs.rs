@@ -178,14 +178,23 @@ pub async fn page(
                     code: record.error_code,
                     kind: record.error_type,
                     client: record.client,
-                    message: record.error_message,
-                    request_body: record.request_body,
+                    message: pretty(&record.error_message),
+                    request_body: pretty(&record.request_body),
                 });
             }
             Err(status) => page.problem = status.message().to_owned(),
         }
     }
     render(&page)
+}
+
+/// A body as it reads best: JSON indented, anything else as it came.
+fn pretty(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .and_then(|value| serde_json::to_string_pretty(&value).ok())
+        .unwrap_or_else(|| text.to_owned())
 }
 
 async fn errors(state: &GatewayState, page: &mut LogsPage, per_page: usize) -> Result<(), String> {

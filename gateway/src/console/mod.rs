@@ -84,6 +84,14 @@ async fn page_headers(request: Request, next: Next) -> Response {
     response
 }
 
+/// What the console keeps in the gateway: failed logins per client address, and the models
+/// list of the settings page's picker (a call to Google through the pool: kept ten minutes).
+#[derive(Default)]
+pub struct ConsoleState {
+    pub login_limiter: session::LoginLimiter,
+    pub models: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
+}
+
 /// The session a request's cookie proves, if any.
 pub fn session_of(state: &GatewayState, headers: &HeaderMap) -> Option<Session> {
     let auth = state.auth.get();

@@ -13,6 +13,7 @@ mod anthropic_routes;
 mod client_tokens;
 mod config_api;
 mod connections;
+mod console;
 mod files;
 mod gemini_routes;
 mod google_files;
