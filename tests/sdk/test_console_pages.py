@@ -288,3 +288,37 @@ def test_reading_works_without_javascript(console, browser):
     page.goto(f"{url}/console/stats")
     expect(page.locator("#latency-table tbody tr")).to_have_count(3)
     quiet.close()
+
+
+def test_the_editors_of_objects_and_json_the_model_picker_and_reset_all(console, browser):
+    url = console["url"]
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    stored = lambda name: json.loads(http("GET", f"{url}/api/config", headers=admin)[2])[name]
+    context, page = log_in(browser, url)
+    page.goto(f"{url}/console/config#tab-model")
+    # The picker offers the models the upstream lists.
+    options = page.locator("#model-names option")
+    assert "gemini-2.5-pro" in [options.nth(i).get_attribute("value") for i in range(options.count())]
+    assert page.locator('.setting[data-name="THINKING_MODELS"] .item').count() >= 1
+    # A flat object: key/value rows.
+    budget = page.locator('.setting[data-name="THINKING_BUDGET_MAP"]')
+    budget.get_by_role("button", name="Add entry").click()
+    budget.locator(".entry-name").last.fill("gemini-2.5-flash")
+    budget.locator(".entry-value").last.fill("512")
+    # A list of objects: JSON, checked before it is sent.
+    safety = page.locator('.setting[data-name="SAFETY_SETTINGS"] textarea')
+    safety.fill('[{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"')
+    page.click("#save-config")
+    expect(page.locator('[data-error-for="SAFETY_SETTINGS"]')).to_contain_text("Not valid JSON")
+    assert stored("THINKING_BUDGET_MAP") == {}, "nothing is saved while one field is bad"
+    safety.fill('[{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]')
+    page.click("#save-config")
+    expect(page.locator("#save-status")).to_have_text("Saved and applied.")
+    assert stored("THINKING_BUDGET_MAP") == {"gemini-2.5-flash": 512}
+    assert stored("SAFETY_SETTINGS") == [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
+    page.wait_for_load_state("load")
+    page.goto(f"{url}/console/config")
+    page.click("#reset-all")
+    eventually(lambda: stored("THINKING_BUDGET_MAP") == {} and stored("SAFETY_SETTINGS") == [], what="the reset of every setting")
+    assert not page.errors
+    context.close()
