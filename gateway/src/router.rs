@@ -91,25 +91,17 @@ async fn require_client_or_console(
     request: Request,
     next: Next,
 ) -> Response {
-    let presented = crate::auth::presented_client_token(request.headers(), request.uri().query());
-    let session = crate::console::session_of(&state, request.headers());
-    let (Some(session), None) = (session, presented) else {
+    if crate::auth::presented_client_token(request.headers(), request.uri().query()).is_some() {
         return require_client(state, request, next).await;
-    };
-    let reads = matches!(
-        *request.method(),
-        axum::http::Method::GET | axum::http::Method::HEAD
-    );
-    let csrf = request
-        .headers()
-        .get("x-csrf-token")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    if !reads && !crate::console::csrf_matches(&state, &session, csrf) {
-        return google_error(
-            403,
-            "the console's CSRF token (X-CSRF-Token) is missing or wrong: reload the page",
-        );
+    }
+    match crate::console::session_access(&state, &request) {
+        crate::console::SessionAccess::Allowed => {}
+        crate::console::SessionAccess::CsrfRefused => {
+            return google_error(403, crate::console::CSRF_REFUSED);
+        }
+        crate::console::SessionAccess::NoSession => {
+            return require_client(state, request, next).await;
+        }
     }
     let admin = crate::auth::Caller::named(state.auth.get().admin_name().to_owned());
     as_caller(admin, request, next).await
@@ -210,26 +202,17 @@ async fn admin_only(
     if !state.auth.get().is_admin(request.headers()) {
         // The console's pages call the admin API with their session, and with its CSRF
         // token on anything that changes state.
-        let Some(session) = crate::console::session_of(state, request.headers()) else {
-            return refuse(
-                401,
-                "this route needs the admin token (AUTH_TOKEN) in Authorization",
-            );
-        };
-        let reads = matches!(
-            *request.method(),
-            axum::http::Method::GET | axum::http::Method::HEAD
-        );
-        let csrf = request
-            .headers()
-            .get("x-csrf-token")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default();
-        if !reads && !crate::console::csrf_matches(state, &session, csrf) {
-            return refuse(
-                403,
-                "the console's CSRF token (X-CSRF-Token) is missing or wrong: reload the page",
-            );
+        match crate::console::session_access(state, &request) {
+            crate::console::SessionAccess::Allowed => {}
+            crate::console::SessionAccess::CsrfRefused => {
+                return refuse(403, crate::console::CSRF_REFUSED);
+            }
+            crate::console::SessionAccess::NoSession => {
+                return refuse(
+                    401,
+                    "this route needs the admin token (AUTH_TOKEN) in Authorization",
+                );
+            }
         }
     }
     // The admin API's searches reach the database; a NUL is text no backend stores (Postgres

@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde::Deserialize;
 
-use super::session::{self, ClientAddr, LOGIN_COOKIE, SESSION_COOKIE, Sessions};
+use super::session::{self, ClientAddr, LOGIN_COOKIE, SESSION_COOKIE};
 use super::{assets, i18n, render};
 use crate::state::GatewayState;
 
@@ -35,12 +35,8 @@ fn form(
     let lang = i18n::language(headers, query);
     let t = i18n::strings(lang);
     let nonce = uuid::Uuid::new_v4().simple().to_string();
-    let auth = state.auth.get();
-    let sessions = Sessions {
-        names: &state.names,
-        admin_token: auth.admin_token(),
-    };
-    let error = match (auth.admin_token(), error) {
+    let csrf = super::sessions(state, |sessions| sessions.csrf(&format!("login:{nonce}")));
+    let error = match (state.auth.get().admin_token(), error) {
         (None, _) => Some(t.login_closed),
         (_, Some(error)) => Some(error(t)),
         _ => None,
@@ -50,7 +46,7 @@ fn form(
         lang,
         other_lang: if lang == "en" { "zh-CN" } else { "en" },
         version: assets::version(),
-        csrf: sessions.csrf(&format!("login:{nonce}")),
+        csrf,
         error,
     });
     *response.status_mut() = status;
@@ -74,6 +70,17 @@ pub async fn page(State(state): State<GatewayState>, request: Request) -> Respon
         StatusCode::OK,
         None,
     )
+}
+
+/// What a login form's post comes to.
+enum Verdict {
+    /// A session, as its cookie value.
+    Started(String),
+    /// The form's CSRF token does not match its nonce cookie (or there is none).
+    FormExpired,
+    WrongToken,
+    /// No admin token is set: no session can start.
+    Closed,
 }
 
 #[derive(Deserialize)]
@@ -106,32 +113,6 @@ pub async fn log_in(
             .insert(header::RETRY_AFTER, HeaderValue::from(wait_s));
         return response;
     }
-    let auth = state.auth.get();
-    let sessions = Sessions {
-        names: &state.names,
-        admin_token: auth.admin_token(),
-    };
-    let nonce = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
-    if nonce.is_empty() || !sessions.csrf_matches(&format!("login:{nonce}"), &login.csrf) {
-        return form(
-            &state,
-            &headers,
-            uri.query(),
-            StatusCode::FORBIDDEN,
-            Some(|t| t.login_expired_form),
-        );
-    }
-    if !sessions.is_admin_token(login.token.trim()) {
-        state.console.login_limiter.failed(address, now_s);
-        tracing::warn!(%address, "a console login failed");
-        return form(
-            &state,
-            &headers,
-            uri.query(),
-            StatusCode::UNAUTHORIZED,
-            Some(|t| t.login_wrong),
-        );
-    }
     let lifetime_s = i64::try_from(
         state
             .settings
@@ -142,8 +123,43 @@ pub async fn log_in(
             .as_secs(),
     )
     .unwrap_or(3_600);
-    let Some((_, cookie)) = sessions.start(now_s, lifetime_s) else {
-        return form(&state, &headers, uri.query(), StatusCode::FORBIDDEN, None);
+    let nonce = session::cookie(&headers, LOGIN_COOKIE).unwrap_or_default();
+    let verdict = super::sessions(&state, |sessions| {
+        if nonce.is_empty() || !sessions.csrf_matches(&format!("login:{nonce}"), &login.csrf) {
+            Verdict::FormExpired
+        } else if !sessions.is_admin_token(login.token.trim()) {
+            Verdict::WrongToken
+        } else {
+            sessions
+                .start(now_s, lifetime_s)
+                .map_or(Verdict::Closed, |(_, cookie)| Verdict::Started(cookie))
+        }
+    });
+    let cookie = match verdict {
+        Verdict::Started(cookie) => cookie,
+        Verdict::FormExpired => {
+            return form(
+                &state,
+                &headers,
+                uri.query(),
+                StatusCode::FORBIDDEN,
+                Some(|t| t.login_expired_form),
+            );
+        }
+        Verdict::WrongToken => {
+            state.console.login_limiter.failed(address, now_s);
+            tracing::warn!(%address, "a console login failed");
+            return form(
+                &state,
+                &headers,
+                uri.query(),
+                StatusCode::UNAUTHORIZED,
+                Some(|t| t.login_wrong),
+            );
+        }
+        Verdict::Closed => {
+            return form(&state, &headers, uri.query(), StatusCode::FORBIDDEN, None);
+        }
     };
     let secure = session::over_https(&headers, &uri);
     let mut response = Redirect::to("/console/keys").into_response();

@@ -92,27 +92,61 @@ pub struct ConsoleState {
     pub models: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
 }
 
-/// The session a request's cookie proves, if any.
-pub fn session_of(state: &GatewayState, headers: &HeaderMap) -> Option<Session> {
+/// The sessions of the server's secret and the admin token as they are now.
+pub fn sessions<R>(state: &GatewayState, use_them: impl FnOnce(&Sessions<'_>) -> R) -> R {
     let auth = state.auth.get();
-    let sessions = Sessions {
+    use_them(&Sessions {
         names: &state.names,
         admin_token: auth.admin_token(),
-    };
-    sessions.check(
-        session::cookie(headers, session::SESSION_COOKIE)?,
-        gb_runtime::now_ms() / 1_000,
-    )
+    })
+}
+
+/// The session a request's cookie proves, if any.
+pub fn session_of(state: &GatewayState, headers: &HeaderMap) -> Option<Session> {
+    let cookie = session::cookie(headers, session::SESSION_COOKIE)?;
+    sessions(state, |sessions| {
+        sessions.check(cookie, gb_runtime::now_ms() / 1_000)
+    })
 }
 
 /// Whether a presented CSRF token is the session's.
 pub fn csrf_matches(state: &GatewayState, session: &Session, presented: &str) -> bool {
-    let auth = state.auth.get();
-    Sessions {
-        names: &state.names,
-        admin_token: auth.admin_token(),
+    sessions(state, |sessions| {
+        sessions.csrf_matches(&session.id, presented)
+    })
+}
+
+/// What a console session lets a request without the admin token do on the admin API.
+pub enum SessionAccess {
+    /// No session: the route's own check answers.
+    NoSession,
+    /// A read, or a change that carries the session's CSRF token (`X-CSRF-Token`).
+    Allowed,
+    /// A change without the session's CSRF token: 403.
+    CsrfRefused,
+}
+
+pub const CSRF_REFUSED: &str =
+    "the console's CSRF token (X-CSRF-Token) is missing or wrong: reload the page";
+
+pub fn session_access(state: &GatewayState, request: &Request) -> SessionAccess {
+    let Some(session) = session_of(state, request.headers()) else {
+        return SessionAccess::NoSession;
+    };
+    let reads = matches!(
+        *request.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    let csrf = request
+        .headers()
+        .get("x-csrf-token")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default();
+    if reads || csrf_matches(state, &session, csrf) {
+        SessionAccess::Allowed
+    } else {
+        SessionAccess::CsrfRefused
     }
-    .csrf_matches(&session.id, presented)
 }
 
 /// A browser asking for a page (it accepts HTML and sends no `Authorization`): `/keys` sends
@@ -148,12 +182,7 @@ impl Chrome {
         let Some(session) = session_of(state, headers) else {
             return Err(Redirect::to("/"));
         };
-        let auth = state.auth.get();
-        let csrf = Sessions {
-            names: &state.names,
-            admin_token: auth.admin_token(),
-        }
-        .csrf(&session.id);
+        let csrf = sessions(state, |sessions| sessions.csrf(&session.id));
         let lang = i18n::language(headers, query);
         let t = i18n::strings(lang);
         Ok(Chrome {
