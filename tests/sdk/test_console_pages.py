@@ -208,6 +208,15 @@ def test_charts_render_with_data(console, browser):
     for _ in range(3):
         assert generate(url)[0] == 200
     context, page = log_in(browser, url)
+    # The table's tokens of 24 h are each key's, as its usage of 24 h by model adds them up.
+    admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
+    counted = 0
+    for row in page.locator("#keys-table tbody tr").all():
+        usage = json.loads(http("GET", f"{url}/api/key-usage-details/{row.get_attribute('data-key-id')}", headers=admin)[2])
+        tokens = sum(model["prompt_tokens"] + model["completion_tokens"] for model in usage["models"])
+        assert row.locator("td").nth(9).text_content() == str(tokens)
+        counted += tokens
+    assert counted > 0
     trend = page.locator("#trend-chart")
     expect(trend).to_have_attribute("data-rendered", "true")
     assert int(trend.get_attribute("data-points")) > 0

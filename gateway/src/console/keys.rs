@@ -193,13 +193,12 @@ async fn keys_page(
             .await?
             .into_inner();
         let tokens = logging
-            .token_usage(logs::TokenUsageRequest {
-                group_by: logs::TokenGrouping::Key.into(),
+            .key_totals(logs::KeyTotalsRequest {
                 since_ms: now - 86_400_000,
             })
             .await?
             .into_inner()
-            .rows;
+            .keys;
         let attention = logging
             .attention_keys(logs::AttentionKeysRequest {
                 since_ms: now - 86_400_000,
@@ -216,8 +215,8 @@ async fn keys_page(
         Err(status) => return Err((chrome, status)),
     };
     let mut tokens_of: HashMap<i64, u64> = HashMap::new();
-    for row in tokens {
-        *tokens_of.entry(row.key_id).or_default() += row.prompt_tokens + row.completion_tokens;
+    for key in tokens {
+        *tokens_of.entry(key.key_id).or_default() += key.prompt_tokens + key.completion_tokens;
     }
     let t = chrome.t;
     let counted = |status| keys.iter().filter(|key| status_of(key) == status).count();

@@ -193,6 +193,27 @@ impl LoggingService for LoggingGrpc {
         Ok(Response::new(pb::AttentionKeysResponse { keys }))
     }
 
+    async fn key_totals(
+        &self,
+        request: Request<pb::KeyTotalsRequest>,
+    ) -> Result<Response<pb::KeyTotalsResponse>, Status> {
+        let keys = stats::per_key(&self.db, request.get_ref().since_ms, now_ms())
+            .await
+            .map_err(LoggingError::from)?;
+        Ok(Response::new(pb::KeyTotalsResponse {
+            keys: keys
+                .into_iter()
+                .map(|(key_id, sums)| pb::KeyTotal {
+                    key_id,
+                    calls: unsigned(sums.calls),
+                    success: unsigned(sums.successes),
+                    prompt_tokens: unsigned(sums.prompt_tokens),
+                    completion_tokens: unsigned(sums.completion_tokens),
+                })
+                .collect(),
+        }))
+    }
+
     async fn key_model_usage(
         &self,
         request: Request<pb::KeyModelUsageRequest>,

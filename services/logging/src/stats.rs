@@ -112,6 +112,30 @@ pub async fn series(
     }))
 }
 
+/// Every attempt of the window, per key (keys only: id > 0): one row per key and range of
+/// buckets, whatever the traffic.
+pub async fn per_key(
+    db: &Database,
+    since_ms: i64,
+    now_ms: i64,
+) -> Result<BTreeMap<i64, Sums>, DbError> {
+    let mut keys: BTreeMap<i64, Sums> = BTreeMap::new();
+    for range in ranges(since_ms, now_ms) {
+        let rows: Vec<(i64, SumsRow)> = with_connection!(db, |conn| {
+            in_range!(range)
+                .filter(r::key_id.gt(0))
+                .group_by(r::key_id)
+                .select((r::key_id, sums!()))
+                .load(conn)
+                .await?
+        });
+        for (key_id, sums) in rows {
+            keys.entry(key_id).or_default().add(&sums_of(sums));
+        }
+    }
+    Ok(keys)
+}
+
 /// Attempts answered with `status_code`, per key (keys only: id > 0).
 pub async fn per_key_with_status(
     db: &Database,
