@@ -241,6 +241,10 @@ def test_the_chinese_pages_and_the_switch(console, browser):
     expect(page.locator("#count-active")).to_be_visible()
     assert page.locator("html").get_attribute("lang") == "zh-CN"
     page.screenshot(path=ARTIFACTS / "keys-zh-CN.png", full_page=False)
+    page.goto(f"{url}/console/config")
+    expect(page.locator('.setting[data-name="MAX_RETRIES"] .about')).to_have_text("每个请求的最多尝试次数（每次换一个密钥）。")
+    expect(page.locator("#save-config")).to_have_text("保存")
+    page.goto(f"{url}/console/keys")
     page.click("#lang-switch")
     expect(page.locator("header nav a").first).to_have_text("Keys")
     page.goto(f"{url}/console/logs")

@@ -186,11 +186,15 @@ pub async fn page(State(state): State<GatewayState>, headers: HeaderMap, uri: Ur
                 ("default", t.source_default)
             }
         };
-        let about = gb_runtime::settings::DECLARATIONS
+        let english = gb_runtime::settings::DECLARATIONS
             .iter()
             .find(|declaration| declaration.name == entry.name)
             .map(|declaration| declaration.description)
             .unwrap_or_default();
+        let about = match chrome.lang {
+            "zh-CN" => super::setting_help::about_zh(&entry.name).unwrap_or(english),
+            _ => english,
+        };
         let tab = tab_of(&entry.name);
         let setting = Setting {
             picker: picker_of(&entry.name),

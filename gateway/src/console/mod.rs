@@ -12,6 +12,7 @@ mod keys;
 mod login;
 mod logs;
 pub mod session;
+mod setting_help;
 mod stats;
 
 use askama::Template;
