@@ -22,6 +22,21 @@
     return "sk-" + [...bytes].map((byte) => byte.toString(16).padStart(2, "0")).join("");
   }
 
+  // gemini-balance's proxy check: every proxy of PROXIES (as saved) against the upstream.
+  async function checkProxies(results) {
+    results.replaceChildren(el("li", { class: "muted" }, "…"));
+    try {
+      const answer = await api("POST", "/proxy/check-all");
+      results.replaceChildren(...answer.results.map((check) => el("li", { class: check.is_available ? "ok" : "error" },
+        el("code", {}, check.proxy), " — ",
+        check.is_available ? `${t.proxy_reachable} (${Math.round(check.response_time * 1000)} ms, HTTP ${check.status_code})`
+          : `${t.proxy_unreachable}: ${check.error_message}`)));
+      if (!answer.results.length) results.replaceChildren(el("li", { class: "muted" }, t.none));
+    } catch (error) {
+      results.replaceChildren(el("li", { class: "error" }, `${t.failed}: ${error.message}`));
+    }
+  }
+
   function textInput(value, picker) {
     const input = el("input", { type: "text", value: value ?? "", spellcheck: "false" });
     if (picker === "model") input.setAttribute("list", "model-names");
@@ -38,10 +53,15 @@
     };
     const controls = el("div", { class: "item" },
       el("button", { type: "button", onclick: () => add("").querySelector("input").focus() }, t.add_item));
+    const results = row.dataset.name === "PROXIES" ? el("ul", { class: "proxy-checks" }) : null;
+    if (results) {
+      controls.append(el("button", { type: "button", class: "check-proxies", onclick: () => checkProxies(results) }, t.check_proxies));
+    }
     if (row.dataset.name === "ALLOWED_TOKENS") {
       controls.append(el("button", { type: "button", class: "generate", onclick: () => add(token()) }, t.generate_token));
     }
     box.append(controls);
+    if (results) box.append(results);
     for (const item of items) add(typeof item === "string" ? item : JSON.stringify(item));
     box.read = () => [...box.querySelectorAll(".item input")].map((input) => input.value.trim()).filter((value) => value !== "");
     return box;

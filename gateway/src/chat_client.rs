@@ -60,6 +60,7 @@ remote! {
         predict(pb::GeminiRequest) -> pb::GeminiResponse;
         forward_open_ai(pb::OpenAiRequest) -> pb::GeminiResponse;
         delete_upstream_files(pb::DeleteUpstreamFilesRequest) -> pb::DeleteUpstreamFilesResponse;
+        check_proxies(pb::CheckProxiesRequest) -> pb::CheckProxiesResponse;
     }
     streams {
         stream_generate_content(pb::GeminiRequest);

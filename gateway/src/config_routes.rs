@@ -26,6 +26,9 @@ pub fn routes() -> Router<GatewayState> {
         )
         .route("/api/config", get(get_flat).put(put_flat))
         .route("/api/config/reset", post(reset_all))
+        // gemini-balance's proxy checks (its settings page's buttons).
+        .route("/proxy/check", post(check_proxy))
+        .route("/proxy/check-all", post(check_all_proxies))
 }
 
 fn source_name(source: pb::ConfigSource) -> &'static str {
@@ -207,4 +210,61 @@ async fn reset_all(State(state): State<GatewayState>) -> Result<Json<Value>, Goo
         .into_inner()
         .entries;
     Ok(Json(flat(&entries)))
+}
+
+fn proxy_check_json(check: &gb_proto::chat::v1::ProxyCheck) -> Value {
+    json!({
+        "proxy": check.proxy,
+        "is_available": check.available,
+        "status_code": (check.status_code > 0).then_some(check.status_code),
+        "response_time": f64::from(check.latency_ms) / 1_000.0,
+        "error_message": (!check.error.is_empty()).then_some(&check.error),
+    })
+}
+
+async fn check_proxies(
+    state: &GatewayState,
+    proxies: Vec<String>,
+) -> Result<Vec<gb_proto::chat::v1::ProxyCheck>, GoogleError> {
+    Ok(state
+        .chat
+        .clone()
+        .check_proxies(tonic::Request::new(
+            gb_proto::chat::v1::CheckProxiesRequest { proxies },
+        ))
+        .await?
+        .into_inner()
+        .checks)
+}
+
+#[derive(Deserialize)]
+struct ProxyToCheck {
+    proxy: String,
+}
+
+/// `POST /proxy/check` `{"proxy": "http://…"}` (or its masked form, as the settings show it):
+/// whether it reaches `BASE_URL`'s host.
+async fn check_proxy(
+    State(state): State<GatewayState>,
+    body: Result<Json<ProxyToCheck>, JsonRejection>,
+) -> Result<Json<Value>, GoogleError> {
+    let Json(body) = body.map_err(|rejection| GoogleError(400, rejection.body_text()))?;
+    if body.proxy.trim().is_empty() {
+        return Err(GoogleError(400, "proxy: empty".into()));
+    }
+    let checks = check_proxies(&state, vec![body.proxy.trim().to_owned()]).await?;
+    let check = checks
+        .first()
+        .ok_or_else(|| GoogleError(500, "no proxy check result".into()))?;
+    Ok(Json(proxy_check_json(check)))
+}
+
+/// `POST /proxy/check-all`: every proxy of `PROXIES`, ten at a time.
+async fn check_all_proxies(State(state): State<GatewayState>) -> Result<Json<Value>, GoogleError> {
+    let checks = check_proxies(&state, Vec::new()).await?;
+    Ok(Json(json!({
+        "total": checks.len(),
+        "available": checks.iter().filter(|check| check.available).count(),
+        "results": checks.iter().map(proxy_check_json).collect::<Vec<_>>(),
+    })))
 }

@@ -84,6 +84,7 @@ chat_calls! {
     forward_open_ai(v1::OpenAiRequest) -> v1::GeminiResponse;
     stream_open_ai(v1::OpenAiRequest) -> ChunkStream;
     delete_upstream_files(v1::DeleteUpstreamFilesRequest) -> v1::DeleteUpstreamFilesResponse;
+    check_proxies(v1::CheckProxiesRequest) -> v1::CheckProxiesResponse;
 }
 
 impl ChatError {

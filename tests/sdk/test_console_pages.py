@@ -81,6 +81,8 @@ def test_verify_and_reset_a_failing_key(console, mock, browser):
 
 
 def test_a_setting_changes_the_next_request_and_a_bad_value_is_refused(console, browser):
+    # (Each visit below is a new document: a saved page reloads itself a moment after saving,
+    # and a visit that only changed the #tab would be reloaded under the test's feet.)
     url = console["url"]
     listed = lambda: [m["name"] for m in json.loads(http("GET", f"{url}/v1beta/models", headers={"x-goog-api-key": CLIENT_TOKEN})[2])["models"]]
     assert "models/gemini-2.5-pro" in listed()
@@ -95,7 +97,7 @@ def test_a_setting_changes_the_next_request_and_a_bad_value_is_refused(console, 
     eventually(lambda: "models/gemini-2.5-pro" not in listed(), what="the filter to apply")
     page.screenshot(path=ARTIFACTS / "config.png", full_page=False)
 
-    page.goto(f"{url}/console/config#tab-api")
+    page.goto(f"{url}/console/config?step=1#tab-api")
     page.locator('.setting[data-name="MAX_FAILURES"] input').fill("0")
     page.click("#save-config")
     error = page.locator('[data-error-for="MAX_FAILURES"]')
@@ -103,13 +105,13 @@ def test_a_setting_changes_the_next_request_and_a_bad_value_is_refused(console, 
     assert json.loads(http("GET", f"{url}/api/config", headers={"authorization": ADMIN_TOKEN})[2])["MAX_FAILURES"] == 3
 
     # The source is shown, and a per-setting reset brings the environment's value back.
-    page.goto(f"{url}/console/config#tab-model")
+    page.goto(f"{url}/console/config?step=2#tab-model")
     row = page.locator('.setting[data-name="FILTERED_MODELS"]')
     expect(row.locator(".badge.api")).to_be_visible()
     row.locator("button[data-reset]").click()
     eventually(lambda: "models/gemini-2.5-pro" in listed(), what="the reset to apply")
     # A secret stays masked and kept when the form is saved with it unchanged.
-    page.goto(f"{url}/console/config#tab-api")
+    page.goto(f"{url}/console/config?step=3#tab-api")
     tokens = page.locator('.setting[data-name="ALLOWED_TOKENS"] .item input')
     assert CLIENT_TOKEN not in tokens.first.input_value()
     page.locator('.setting[data-name="ALLOWED_TOKENS"] button.generate').click()
@@ -118,7 +120,7 @@ def test_a_setting_changes_the_next_request_and_a_bad_value_is_refused(console, 
     page.click("#save-config")
     expect(page.locator("#save-status")).to_have_text("Saved and applied.")
     eventually(lambda: generate(url)[0] == 200 and generate(url, key=generated)[0] == 200, what="both tokens to work")
-    page.goto(f"{url}/console/config#tab-api")
+    page.goto(f"{url}/console/config?step=4#tab-api")
     page.locator('.setting[data-name="ALLOWED_TOKENS"] button[data-reset]').click()
     eventually(lambda: generate(url, key=generated)[0] == 401, what="the generated token to go")
     assert not page.errors
@@ -303,7 +305,7 @@ def test_reading_works_without_javascript(console, browser):
     quiet.close()
 
 
-def test_the_editors_of_objects_and_json_the_model_picker_and_reset_all(console, browser):
+def test_the_editors_of_objects_and_json_the_model_picker_proxy_checks_and_reset_all(console, mock, browser):
     url = console["url"]
     admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
     stored = lambda name: json.loads(http("GET", f"{url}/api/config", headers=admin)[2])[name]
@@ -329,9 +331,19 @@ def test_the_editors_of_objects_and_json_the_model_picker_and_reset_all(console,
     expect(page.locator("#save-status")).to_have_text("Saved and applied.")
     assert stored("THINKING_BUDGET_MAP") == {"gemini-2.5-flash": 512}
     assert stored("SAFETY_SETTINGS") == [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_NONE"}]
-    page.wait_for_load_state("load")
+    # gemini-balance's proxy check: the mock upstream serves as a live proxy; a closed port is not one.
+    proxies = [mock.base, "http://user:s3cret@127.0.0.1:9"]
+    assert http("PUT", f"{url}/api/config", {"PROXIES": proxies}, admin)[0] == 200
+    # A new document (the saved page reloads itself a moment after saving).
+    page.goto(f"{url}/console/config?check#tab-api")
+    page.locator('.setting[data-name="PROXIES"] button.check-proxies').click()
+    checks = page.locator('.setting[data-name="PROXIES"] ul.proxy-checks li')
+    expect(checks).to_have_count(2)
+    expect(checks.nth(0)).to_contain_text("reaches the upstream")
+    expect(checks.nth(1)).to_contain_text("unreachable")
+    assert "s3cret" not in page.content()
     page.goto(f"{url}/console/config")
     page.click("#reset-all")
-    eventually(lambda: stored("THINKING_BUDGET_MAP") == {} and stored("SAFETY_SETTINGS") == [], what="the reset of every setting")
+    eventually(lambda: stored("THINKING_BUDGET_MAP") == {} and stored("SAFETY_SETTINGS") == [] and stored("PROXIES") == [], what="the reset of every setting")
     assert not page.errors
     context.close()

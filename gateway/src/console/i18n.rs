@@ -115,6 +115,9 @@ strings! {
     add_entry: "Add entry", "添加条目";
     pick_model: "Pick a model", "选择模型";
     generate_token: "Generate token", "生成令牌";
+    check_proxies: "Check proxies", "检测代理";
+    proxy_reachable: "reaches the upstream", "可连接上游";
+    proxy_unreachable: "unreachable", "无法连接";
     secret_kept: "Secret: the masked value is kept unless you type a new one.", "密钥：不修改时保留原值。";
     invalid_json: "Not valid JSON", "不是有效的 JSON";
     error_logs: "Error logs", "错误日志";

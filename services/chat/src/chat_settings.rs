@@ -11,6 +11,8 @@ use crate::models::ModelRules;
 
 pub struct ChatSettings {
     pub upstream: Upstream,
+    /// `PROXIES` as configured (the proxy checks; the requests go through `upstream`).
+    pub proxies: Vec<String>,
     /// `server.address` of the upstream spans.
     pub upstream_host: Arc<str>,
     pub max_retries: u32,
@@ -30,6 +32,7 @@ impl ChatSettings {
         let chat = &settings.chat;
         Ok(ChatSettings {
             upstream_host: upstream.host().into(),
+            proxies: settings.upstream.proxies.expose().clone(),
             upstream,
             max_retries: chat.max_retries,
             max_failures: settings.keys.max_failures,

@@ -45,4 +45,5 @@ direct! {
     forward_open_ai(pb::OpenAiRequest) -> pb::GeminiResponse, "ForwardOpenAi";
     stream_open_ai(pb::OpenAiRequest) -> ChunkStream, "StreamOpenAi";
     delete_upstream_files(pb::DeleteUpstreamFilesRequest) -> pb::DeleteUpstreamFilesResponse, "DeleteUpstreamFiles";
+    check_proxies(pb::CheckProxiesRequest) -> pb::CheckProxiesResponse, "CheckProxies";
 }

@@ -256,3 +256,58 @@ mod tests {
         }
     }
 }
+
+/// What one request through a proxy to the upstream's host came to.
+#[derive(Clone, Debug)]
+pub struct ProxyReach {
+    /// The upstream's HTTP status, when one came.
+    pub status: Option<u16>,
+    pub latency: Duration,
+    /// Why no answer came (the client's error, without the proxy's credentials).
+    pub error: Option<String>,
+}
+
+/// One `GET {base_url}/models` through `proxy`, without a key (Google answers it with an error,
+/// which proves the way there), bounded by `limit`.
+pub async fn reach_through_proxy(base_url: &str, proxy: &str, limit: Duration) -> ProxyReach {
+    let started = std::time::Instant::now();
+    let client = reqwest::Proxy::all(proxy).and_then(|proxy| {
+        reqwest::Client::builder()
+            .proxy(proxy)
+            .connect_timeout(limit)
+            .timeout(limit)
+            .build()
+    });
+    let answer = match client {
+        Ok(client) => {
+            client
+                .get(format!("{}/models", base_url.trim_end_matches('/')))
+                .send()
+                .await
+        }
+        Err(error) => Err(error),
+    };
+    match answer {
+        Ok(answer) => ProxyReach {
+            status: Some(answer.status().as_u16()),
+            latency: started.elapsed(),
+            error: None,
+        },
+        Err(error) => {
+            // The error and its causes, without the URL (a proxy's may carry its password).
+            let error = error.without_url();
+            let mut text = error.to_string();
+            let mut cause = std::error::Error::source(&error);
+            while let Some(inner) = cause {
+                text.push_str(": ");
+                text.push_str(&inner.to_string());
+                cause = inner.source();
+            }
+            ProxyReach {
+                status: None,
+                latency: started.elapsed(),
+                error: Some(text.replace(proxy, "the proxy")),
+            }
+        }
+    }
+}

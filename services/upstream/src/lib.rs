@@ -7,5 +7,5 @@
 pub mod client;
 pub mod failure;
 
-pub use client::{KeyPlacement, Upstream, stable_route_index};
+pub use client::{KeyPlacement, ProxyReach, Upstream, reach_through_proxy, stable_route_index};
 pub use failure::{DEFAULT_COOLDOWN, FailureClass, QuotaHit, UpstreamFailure, classify};

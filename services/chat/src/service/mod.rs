@@ -403,6 +403,57 @@ impl ChatService for ChatGrpc {
             .await;
         Ok(Response::new(pb::DeleteUpstreamFilesResponse { deleted }))
     }
+
+    async fn check_proxies(
+        &self,
+        request: Request<pb::CheckProxiesRequest>,
+    ) -> Result<Response<pb::CheckProxiesResponse>, Status> {
+        use futures::StreamExt;
+        let settings = self.settings();
+        let configured = &settings.proxies;
+        let asked = request.into_inner().proxies;
+        // A proxy given as the settings show it (password masked) is the configured one.
+        let proxies: Vec<String> = if asked.is_empty() {
+            configured.clone()
+        } else {
+            asked
+                .into_iter()
+                .map(|proxy| {
+                    configured
+                        .iter()
+                        .find(|known| {
+                            gb_runtime::config_registry::mask_url_password(known) == proxy
+                        })
+                        .cloned()
+                        .unwrap_or(proxy)
+                })
+                .collect()
+        };
+        let base_url = settings.upstream.base_url().to_owned();
+        let checks = futures::stream::iter(proxies)
+            .map(|proxy| {
+                let base_url = base_url.clone();
+                async move {
+                    let reach = gb_upstream::reach_through_proxy(
+                        &base_url,
+                        &proxy,
+                        std::time::Duration::from_secs(10),
+                    )
+                    .await;
+                    pb::ProxyCheck {
+                        proxy: gb_runtime::config_registry::mask_url_password(&proxy),
+                        available: reach.status.is_some(),
+                        status_code: reach.status.map_or(0, u32::from),
+                        latency_ms: u32::try_from(reach.latency.as_millis()).unwrap_or(u32::MAX),
+                        error: reach.error.unwrap_or_default(),
+                    }
+                }
+            })
+            .buffered(10)
+            .collect()
+            .await;
+        Ok(Response::new(pb::CheckProxiesResponse { checks }))
+    }
 }
 
 fn url_encode(value: &str) -> String {
