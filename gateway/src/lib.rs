@@ -13,6 +13,7 @@ pub mod errors;
 mod files;
 mod gemini_body;
 mod gemini_routes;
+mod guards;
 mod head_limits;
 pub mod json_limits;
 mod key_admin_routes;

@@ -1,6 +1,6 @@
 //! `/console/files`: every client's files (the console is the admin caller), newest first, in
 //! pages; `files.js` uploads with progress through `POST /files` and deletes through `DELETE
-//! /files/{id}`, which accept the console's session (`router.rs::require_client_or_console`);
+//! /files/{id}`, which accept the console's session (`guards.rs::require_client_or_console`);
 //! a download is a plain link to `/files/{id}`.
 
 use askama::Template;

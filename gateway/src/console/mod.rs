@@ -2,7 +2,7 @@
 //! `/console/`, the login page at `/`, the assets embedded in the binary. The pages read the
 //! services over the same gRPC clients as the admin API; their scripts call the admin API
 //! itself, which accepts a console session in place of the admin token, with the session's
-//! CSRF token on every POST, PUT and DELETE (`router.rs::admin_only`).
+//! CSRF token on every POST, PUT and DELETE (`guards.rs::admin_only`).
 
 mod assets;
 mod config;
