@@ -1,6 +1,7 @@
 """Fixtures for the SDK tests: the mock Gemini API and the real gemini-balance binary
 (all-in-one, SQLite in a temporary folder, keys from the environment), as a user runs it."""
 
+import itertools
 import json
 import os
 import socket
@@ -38,8 +39,13 @@ def wait_until(url: str, process: subprocess.Popen, headers=None) -> None:
     raise RuntimeError(f"{url} did not answer")
 
 
+_keys_made = itertools.count()
+
+
 def new_key() -> str:
-    return "AIzaSy" + uuid.uuid4().hex.upper() + "k"
+    """A key of Google's shape (39 characters) whose masked form (first 6 and last 4) is its
+    own in this process: it ends with a counter, so two keys never look alike in a listing."""
+    return "AIzaSy" + uuid.uuid4().hex.upper()[:29] + f"{next(_keys_made) % 10000:04d}"
 
 
 class Mock:

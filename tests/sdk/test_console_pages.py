@@ -210,15 +210,23 @@ def test_charts_render_with_data(console, browser):
     for _ in range(3):
         assert generate(url)[0] == 200
     context, page = log_in(browser, url)
-    # The table's tokens of 24 h are each key's, as its usage of 24 h by model adds them up.
+    # The table's tokens of 24 h are each key's, as its usage of 24 h by model adds them up
+    # (the calls just made reach the counters in a batch: the page and the usage read then may
+    # be a batch apart, so read both again until they agree).
     admin = {"authorization": f"Bearer {ADMIN_TOKEN}"}
-    counted = 0
-    for row in page.locator("#keys-table tbody tr").all():
-        usage = json.loads(http("GET", f"{url}/api/key-usage-details/{row.get_attribute('data-key-id')}", headers=admin)[2])
-        tokens = sum(model["prompt_tokens"] + model["completion_tokens"] for model in usage["models"])
-        assert row.locator("td").nth(9).text_content() == str(tokens)
-        counted += tokens
-    assert counted > 0
+
+    def tokens_agree():
+        page.reload()
+        counted = 0
+        for row in page.locator("#keys-table tbody tr").all():
+            usage = json.loads(http("GET", f"{url}/api/key-usage-details/{row.get_attribute('data-key-id')}", headers=admin)[2])
+            tokens = sum(model["prompt_tokens"] + model["completion_tokens"] for model in usage["models"])
+            if row.locator("td").nth(9).text_content() != str(tokens):
+                return False
+            counted += tokens
+        return counted > 0
+
+    eventually(tokens_agree, what="the table's tokens to be each key's")
     trend = page.locator("#trend-chart")
     expect(trend).to_have_attribute("data-rendered", "true")
     assert int(trend.get_attribute("data-points")) > 0
@@ -334,6 +342,9 @@ def test_the_editors_of_objects_and_json_the_model_picker_proxy_checks_and_reset
     # gemini-balance's proxy check: the mock upstream serves as a live proxy; a closed port is not one.
     proxies = [mock.base, "http://user:s3cret@127.0.0.1:9"]
     assert http("PUT", f"{url}/api/config", {"PROXIES": proxies}, admin)[0] == 200
+    # The chat service, which makes the checks, follows the settings through their stream.
+    eventually(lambda: json.loads(http("POST", f"{url}/proxy/check-all", b"", admin)[2])["total"] == 2,
+               what="PROXIES to reach the chat service")
     # A new document (the saved page reloads itself a moment after saving).
     page.goto(f"{url}/console/config?check#tab-api")
     page.locator('.setting[data-name="PROXIES"] button.check-proxies').click()

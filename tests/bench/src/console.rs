@@ -75,23 +75,9 @@ fn csrf_in(html: &str) -> anyhow::Result<String> {
 }
 
 fn form(pairs: &[(&str, &str)]) -> String {
-    pairs
-        .iter()
-        .map(|(name, value)| {
-            let encode = |text: &str| {
-                text.bytes()
-                    .map(|byte| match byte {
-                        b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
-                            (byte as char).to_string()
-                        }
-                        _ => format!("%{byte:02X}"),
-                    })
-                    .collect::<String>()
-            };
-            format!("{}={}", encode(name), encode(value))
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(pairs)
+        .finish()
 }
 
 async fn median_ms(
